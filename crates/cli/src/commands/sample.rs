@@ -1,0 +1,96 @@
+//! `makemore sample`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
+use makemore_data::Split;
+use makemore_train::{sample, Checkpoint, SampleOptions};
+
+use crate::backend::{dispatch, BackendChoice, WithBackend};
+use crate::corpus;
+
+/// `makemore sample`: make more words, each marked as in train / in dev / in test / new.
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// Checkpoint directory (a run's --out).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+    /// Number of words.
+    #[arg(short, long, default_value_t = 20)]
+    pub n: usize,
+    /// Seed of the draw.
+    #[arg(long, default_value_t = 2_147_483_647)]
+    pub seed: u64,
+    /// Divide logits by T (< 1: safer, more common words; > 1: wilder).
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub temperature: f64,
+    /// Draw only from the K most likely characters at each step.
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<usize>,
+    /// Start every word with this.
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Stop a word after this many characters.
+    #[arg(long, default_value_t = 50)]
+    pub max_len: usize,
+    /// Only words that are in no split of the corpus.
+    #[arg(long)]
+    pub only_new: bool,
+    /// Word list to mark samples against (default: the built-in data/names.txt).
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+    /// Print JSON lines: {"word", "origin", "truncated"}.
+    #[arg(long)]
+    pub json: bool,
+    /// Backend to sample on.
+    #[arg(long, value_enum, default_value_t = BackendChoice::default())]
+    pub backend: BackendChoice,
+}
+
+struct SampleJob {
+    args: SampleArgs,
+    ckpt: Checkpoint,
+    split: Split,
+}
+
+/// Runs `makemore sample`.
+pub fn run(args: SampleArgs) -> Result<()> {
+    let ckpt = Checkpoint::open(&args.checkpoint).context("cannot sample")?;
+    let words = corpus::load_words(args.data.as_ref())?;
+    let split = Split::new(words, ckpt.config.split_seed, ckpt.config.split)?;
+    dispatch(args.backend, SampleJob { args, ckpt, split })
+}
+
+impl WithBackend for SampleJob {
+    type Output = ();
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+        let SampleJob { args, ckpt, split } = self;
+        let options = SampleOptions {
+            n: args.n,
+            seed: args.seed,
+            temperature: args.temperature,
+            top_k: args.top_k,
+            prefix: args.prefix.clone(),
+            max_len: args.max_len,
+            only_new: args.only_new,
+        };
+        options.validate(&ckpt.vocab)?;
+        let model = ckpt.load_model::<B::InnerBackend>(&device)?;
+        let samples = sample(&model, &ckpt.vocab, ckpt.config.model.block_size, Some(&split), &options, &device)?;
+        for s in &samples {
+            if args.json {
+                println!("{}", serde_json::to_string(s)?);
+            } else {
+                let cut = if s.truncated { " (cut at --max-len)" } else { "" };
+                println!("{:<24} {}{cut}", s.word, s.origin.label());
+            }
+        }
+        if args.only_new && samples.len() < args.n {
+            eprintln!("note: found only {} new words in {} attempts", samples.len(), args.n * 100);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,23 @@
+//! Where the words come from: `--data PATH`, or the corpus built into the binary.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+/// The shipped `data/names.txt`, compiled in so the tool works from any directory.
+const BUILTIN: &[u8] = include_bytes!("../../../data/names.txt");
+/// How the built-in corpus is named in messages.
+pub const BUILTIN_NAME: &str = "data/names.txt (built in)";
+
+/// Reads `--data`, or the built-in corpus when it is not given.
+pub fn load_words(data: Option<&PathBuf>) -> Result<Vec<String>> {
+    match data {
+        Some(path) => makemore_data::read_words(path).context("cannot load the corpus"),
+        None => makemore_data::parse_words(BUILTIN, BUILTIN_NAME).context("cannot load the corpus"),
+    }
+}
+
+/// The name of the corpus, for messages.
+pub fn describe(data: Option<&PathBuf>) -> String {
+    data.map_or_else(|| BUILTIN_NAME.to_string(), |p| p.display().to_string())
+}

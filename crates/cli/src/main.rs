@@ -1,0 +1,53 @@
+//! `makemore`: train character-level MLP language models on a list of words, and make more.
+//!
+//! A thin shell over the library crates: it parses arguments, picks a backend, and calls
+//! library functions. Errors are printed as one line (with their causes) and exit non-zero.
+
+mod backend;
+mod commands;
+mod corpus;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Train character-level language models (an MLP over the previous characters, as in
+/// Bengio et al. 2003 and Karpathy's makemore) on a list of words, and make more words
+/// like them. With no --data, the built-in corpus of 32,257 US baby names is used.
+#[derive(Debug, Parser)]
+#[command(name = "makemore", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect a corpus: sizes of the vocabulary and splits, and the training examples.
+    #[command(subcommand)]
+    Data(commands::data::DataCommand),
+    /// Train a model (defaults: the notebook's final recipe) and save checkpoints.
+    Train(Box<commands::train::TrainArgs>),
+    /// Loss (negative log-likelihood per character) and perplexity of a checkpoint.
+    Eval(commands::eval::EvalArgs),
+    /// Make more words: sample from a checkpoint.
+    Sample(commands::sample::SampleArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data(cmd) => commands::data::run(cmd),
+        Command::Train(args) => commands::train::run(*args),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Sample(args) => commands::sample::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,95 @@
+use burn::config::Config;
+
+/// How the weights are initialised.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum InitScheme {
+    /// Every parameter from N(0, 1), exactly the notebook's `torch.randn` for C, W1, b1, W2, b2.
+    Notebook,
+    /// The default: embeddings N(0, 1); hidden weights N(0, 1) × (5/3)/√fan_in (Kaiming gain
+    /// for tanh), hidden biases × 0.01, output weights × 0.01, output bias 0. The first loss is
+    /// then ≈ ln(vocab) instead of ≈ 20, and tanh does not saturate (makemore part 3).
+    Scaled,
+}
+
+/// Shape and initialisation of an [`Mlp`](crate::Mlp).
+#[derive(Config, Debug, PartialEq)]
+pub struct MlpConfig {
+    /// Tokens in the vocabulary, the boundary included (27 for a–z).
+    pub vocab_size: usize,
+    /// Characters of context.
+    pub block_size: usize,
+    /// Embedding dimensions per character.
+    #[config(default = 10)]
+    pub n_embd: usize,
+    /// Units in each tanh hidden layer.
+    #[config(default = 200)]
+    pub n_hidden: usize,
+    /// Number of tanh hidden layers (the notebook has 1).
+    #[config(default = 1)]
+    pub n_layers: usize,
+    /// Bengio et al.'s direct connections from the embeddings to the output.
+    #[config(default = false)]
+    pub direct: bool,
+    /// Weight initialisation.
+    #[config(default = "InitScheme::Scaled")]
+    pub init: InitScheme,
+    /// Seed of the initialisation (2147483647 is the notebook's generator seed).
+    #[config(default = 2147483647)]
+    pub init_seed: u64,
+}
+
+/// Largest size accepted for any one dimension; refuses absurd configs before allocating.
+pub const MAX_DIM: usize = 1 << 20;
+/// Largest parameter count accepted (about 2 GB of f32).
+pub const MAX_PARAMS: usize = 1 << 29;
+
+impl MlpConfig {
+    /// Number of trainable parameters this config gives.
+    pub fn num_params(&self) -> usize {
+        let input = self.block_size * self.n_embd;
+        let mut n = self.vocab_size * self.n_embd;
+        let mut fan_in = input;
+        for _ in 0..self.n_layers {
+            n += fan_in * self.n_hidden + self.n_hidden;
+            fan_in = self.n_hidden;
+        }
+        n += fan_in * self.vocab_size + self.vocab_size;
+        if self.direct {
+            n += input * self.vocab_size;
+        }
+        n
+    }
+
+    /// Checks every size is positive and the model fits in memory; says which field is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        let fields = [
+            ("vocab_size", self.vocab_size),
+            ("block_size", self.block_size),
+            ("n_embd", self.n_embd),
+            ("n_hidden", self.n_hidden),
+        ];
+        for (name, value) in fields {
+            if value == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+            if value > MAX_DIM {
+                return Err(format!("{name} = {value} is larger than the limit {MAX_DIM}"));
+            }
+        }
+        if self.vocab_size < 2 {
+            return Err("vocab_size must be at least 2 (the boundary and one character)".into());
+        }
+        if self.n_layers > 64 {
+            return Err(format!("n_layers = {} is larger than the limit 64", self.n_layers));
+        }
+        let params = (self.block_size as u128 * self.n_embd as u128 + self.vocab_size as u128)
+            * (self.n_hidden as u128 + self.vocab_size as u128)
+            + self.n_layers as u128 * (self.n_hidden as u128).pow(2);
+        if params > MAX_PARAMS as u128 {
+            return Err(format!(
+                "the model would have about {params} parameters, more than the limit {MAX_PARAMS}"
+            ));
+        }
+        Ok(())
+    }
+}

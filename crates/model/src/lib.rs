@@ -1,0 +1,36 @@
+//! The makemore MLP: Bengio et al. (2003) as in Karpathy's "makemore part 2".
+//!
+//! Each of the `block_size` previous characters is looked up in an embedding table, the
+//! embeddings are concatenated, passed through a tanh hidden layer, and a final linear
+//! layer gives logits over the vocabulary. The model is a burn [`Module`](burn::module::Module)
+//! generic over any [`Backend`](burn::tensor::backend::Backend); only the binary picks one.
+//! Initial weights are drawn on the host from a seeded ChaCha generator, so the same
+//! config and seed give the same model on every backend.
+//!
+//! ```
+//! use burn::backend::NdArray;
+//! use burn::prelude::*;
+//! use makemore_model::{InitScheme, MlpConfig};
+//!
+//! // The notebook's model: 27 characters, 3 of context, 10-d embeddings, 200 hidden.
+//! let config = MlpConfig::new(27, 3).with_init(InitScheme::Notebook);
+//! let device = Default::default();
+//! let model = config.init::<NdArray>(&device);
+//! assert_eq!(model.num_params(), 11_897);
+//!
+//! let contexts = Tensor::<NdArray, 2, Int>::zeros([4, 3], &device);
+//! let targets = Tensor::<NdArray, 1, Int>::zeros([4], &device);
+//! let logits = model.forward(contexts);
+//! assert_eq!(logits.dims(), [4, 27]);
+//! let loss = makemore_model::cross_entropy(logits, targets).into_scalar();
+//! assert!(loss > 0.0);
+//! ```
+
+mod config;
+mod init;
+mod loss;
+mod mlp;
+
+pub use config::{InitScheme, MlpConfig};
+pub use loss::cross_entropy;
+pub use mlp::Mlp;

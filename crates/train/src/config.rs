@@ -1,0 +1,103 @@
+use makemore_data::SplitRatios;
+use makemore_model::{InitScheme, MlpConfig};
+use serde::{Deserialize, Serialize};
+
+use crate::{LrSchedule, TrainError};
+
+/// Which optimiser updates the weights.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OptimizerKind {
+    /// Plain minibatch SGD, as in the notebook.
+    Sgd,
+    /// AdamW (decoupled weight decay).
+    Adamw {
+        /// Weight decay coefficient.
+        weight_decay: f64,
+    },
+}
+
+/// Everything that defines a run: saved as `config.json` next to every checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// The model. `vocab_size` is filled in from the corpus.
+    pub model: MlpConfig,
+    /// Optimisation steps.
+    pub steps: u64,
+    /// Examples per step; a value >= the training examples means full-batch training.
+    pub batch_size: usize,
+    /// Learning-rate schedule.
+    pub schedule: LrSchedule,
+    /// Optimiser.
+    pub optimizer: OptimizerKind,
+    /// Seed of the word shuffle before the split (Python's `random.seed`).
+    pub split_seed: u64,
+    /// Split fractions.
+    pub split: SplitRatios,
+    /// Seed of the minibatch sampler.
+    pub batch_seed: u64,
+    /// Evaluate the full dev split every this many steps (0: only at the end).
+    pub eval_every: u64,
+    /// Save a checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: u64,
+}
+
+impl Default for TrainingConfig {
+    /// The notebook's final recipe, with the better default initialisation.
+    fn default() -> Self {
+        Self {
+            model: MlpConfig::new(27, 3),
+            steps: 200_000,
+            batch_size: 32,
+            schedule: LrSchedule::default(),
+            optimizer: OptimizerKind::Sgd,
+            split_seed: 42,
+            split: SplitRatios::default(),
+            batch_seed: 2_147_483_647,
+            eval_every: 10_000,
+            checkpoint_every: 10_000,
+        }
+    }
+}
+
+impl TrainingConfig {
+    /// The notebook's recipe with the notebook's N(0, 1) initialisation.
+    pub fn notebook() -> Self {
+        let mut config = Self::default();
+        config.model.init = InitScheme::Notebook;
+        config
+    }
+
+    /// Checks every field; the error names the field.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |msg: String| Err(TrainError::Config(msg));
+        self.model.validate().map_err(TrainError::Config)?;
+        if self.steps == 0 {
+            return bad("steps must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size must be at least 1".into());
+        }
+        self.schedule
+            .validate()
+            .map_err(|e| TrainError::Config(format!("learning rate: {e}")))?;
+        if let OptimizerKind::Adamw { weight_decay } = self.optimizer {
+            if !weight_decay.is_finite() || weight_decay < 0.0 {
+                return bad(format!("weight_decay must be a finite number >= 0, got {weight_decay}"));
+            }
+        }
+        self.split.validate()?;
+        Ok(())
+    }
+
+    /// Parses a config from JSON, naming the problem.
+    pub fn from_json(json: &str) -> Result<Self, TrainError> {
+        serde_json::from_str(json).map_err(|e| TrainError::Config(format!("config JSON: {e}")))
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}

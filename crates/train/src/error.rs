@@ -1,0 +1,71 @@
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// What can go wrong while training, evaluating, sampling or handling checkpoints.
+#[derive(Debug, Error)]
+pub enum TrainError {
+    /// A config value that cannot work; names the field.
+    #[error("invalid config: {0}")]
+    Config(String),
+    /// A data problem.
+    #[error(transparent)]
+    Data(#[from] makemore_data::DataError),
+    /// A vocabulary problem.
+    #[error(transparent)]
+    Vocab(#[from] makemore_vocab::VocabError),
+    /// A file could not be read or written.
+    #[error("cannot access {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating-system error.
+        source: std::io::Error,
+    },
+    /// A checkpoint that is missing, damaged or does not fit.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The checkpoint directory or file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The loss became NaN or infinite.
+    #[error("loss became {loss} at step {step} (learning rate {lr}); try a smaller learning rate. The last good checkpoint (step {last_good_step}) is in {dir}")]
+    NonFinite {
+        /// The step.
+        step: u64,
+        /// The loss value.
+        loss: f32,
+        /// The learning rate at that step.
+        lr: f64,
+        /// The step of the last saved checkpoint.
+        last_good_step: u64,
+        /// The checkpoint directory.
+        dir: PathBuf,
+    },
+    /// Resuming with data or settings that differ from the run's.
+    #[error("cannot resume {path}: {reason}")]
+    Resume {
+        /// The checkpoint directory.
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+}
+
+impl TrainError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        TrainError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        TrainError::Checkpoint {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}

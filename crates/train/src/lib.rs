@@ -1,0 +1,47 @@
+//! Training, evaluation, checkpoints and sampling for makemore models.
+//!
+//! Everything here is generic over burn's backends: [`train`] needs an
+//! [`AutodiffBackend`](burn::tensor::backend::AutodiffBackend), evaluation and sampling
+//! any [`Backend`](burn::tensor::backend::Backend). A run is described by a
+//! [`TrainingConfig`] (model, optimiser, schedule, split) that is saved as JSON next to
+//! every [`Checkpoint`]; a checkpoint directory holds everything needed to evaluate,
+//! sample or resume the run exactly where it stopped.
+//!
+//! ```
+//! use burn::backend::{Autodiff, NdArray};
+//! use makemore_train::{prepare, train, TrainingConfig, TrainEvent};
+//!
+//! let words: Vec<String> = ["emma", "olivia", "ava", "isabella", "sophia", "mia"]
+//!     .iter().map(|w| w.to_string()).collect();
+//! let mut config = TrainingConfig::default();
+//! config.steps = 20;
+//! config.batch_size = 8;
+//! let data = prepare(words, &config).unwrap();
+//! let out = tempfile::tempdir().unwrap();
+//! let stop = std::sync::atomic::AtomicBool::new(false);
+//! let summary = train::<Autodiff<NdArray>>(&data, &config, out.path(), None, &Default::default(),
+//!     &stop, &mut |_: &TrainEvent| {}).unwrap();
+//! assert_eq!(summary.steps_done, 20);
+//! assert!(summary.train_loss.is_finite());
+//! ```
+
+mod checkpoint;
+mod config;
+mod error;
+mod evaluate;
+mod metrics;
+mod optimizer;
+mod prepare;
+mod sample;
+mod schedule;
+mod trainer;
+
+pub use checkpoint::{Checkpoint, TrainingState};
+pub use config::{OptimizerKind, TrainingConfig};
+pub use error::TrainError;
+pub use evaluate::{evaluate, evaluate_split};
+pub use metrics::MetricsWriter;
+pub use prepare::{prepare, prepare_with_vocab, PreparedData};
+pub use sample::{sample, Origin, Sample, SampleOptions};
+pub use schedule::LrSchedule;
+pub use trainer::{train, TrainEvent, TrainSummary};

@@ -1,0 +1,259 @@
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use makemore_data::{ContextBatcher, MinibatchSampler};
+use makemore_model::{cross_entropy, Mlp};
+use serde::Serialize;
+
+use crate::checkpoint::{self, Checkpoint, TrainingState, METRICS_FILE};
+use crate::optimizer::TrainOptimizer;
+use crate::{evaluate, MetricsWriter, PreparedData, TrainError, TrainingConfig};
+
+/// What the trainer reports while it runs (for progress bars and logs).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum TrainEvent {
+    /// Training begins (or resumes) at `start_step` of `total_steps`.
+    Start {
+        /// Trainable parameters.
+        params: usize,
+        /// First step to run.
+        start_step: u64,
+        /// Steps in the whole run.
+        total_steps: u64,
+    },
+    /// One optimisation step finished.
+    Step {
+        /// Steps completed.
+        step: u64,
+        /// Learning rate used.
+        lr: f64,
+        /// Minibatch loss.
+        loss: f32,
+    },
+    /// Full dev evaluation.
+    Eval {
+        /// Steps completed.
+        step: u64,
+        /// Dev loss.
+        dev_loss: f64,
+    },
+    /// A checkpoint was committed.
+    Checkpoint {
+        /// Steps completed.
+        step: u64,
+    },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainSummary {
+    /// Steps completed in total (including before a resume).
+    pub steps_done: u64,
+    /// True when the run stopped early because it was asked to.
+    pub interrupted: bool,
+    /// Full train-split loss.
+    pub train_loss: f64,
+    /// Full dev-split loss (`None` for an empty dev split).
+    pub dev_loss: Option<f64>,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Seconds spent in training steps (this process and earlier ones of the run).
+    pub train_secs: f64,
+}
+
+struct Run<'a, B: AutodiffBackend> {
+    data: &'a PreparedData,
+    config: &'a TrainingConfig,
+    dir: &'a Path,
+    device: &'a B::Device,
+    model: Mlp<B>,
+    optim: TrainOptimizer<B>,
+    metrics: MetricsWriter,
+    state: TrainingState,
+}
+
+/// Trains (or, with `resume`, continues) a run whose checkpoints go to `dir`.
+///
+/// `config.model.vocab_size` is taken from the data. A fresh run writes `config.json`,
+/// `vocab.json` and a step-0 checkpoint before the first step, so a last good checkpoint
+/// always exists. Setting `stop` makes the run save a checkpoint and return at the next
+/// step boundary with `interrupted: true`.
+pub fn train<B: AutodiffBackend>(
+    data: &PreparedData,
+    config: &TrainingConfig,
+    dir: &Path,
+    resume: Option<Checkpoint>,
+    device: &B::Device,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(&TrainEvent),
+) -> Result<TrainSummary, TrainError> {
+    let mut config = config.clone();
+    config.model.vocab_size = data.vocab.len();
+    config.validate()?;
+    if data.train.is_empty() {
+        return Err(TrainError::Config("the training split has no examples".into()));
+    }
+    let mut run: Run<'_, B> = match resume {
+        Some(ckpt) => Run::resume(data, &config, dir, ckpt, device)?,
+        None => Run::fresh(data, &config, dir, device)?,
+    };
+    run.go(stop, on_event)
+}
+
+impl<'a, B: AutodiffBackend> Run<'a, B> {
+    fn fresh(data: &'a PreparedData, config: &'a TrainingConfig, dir: &'a Path, device: &'a B::Device) -> Result<Self, TrainError> {
+        checkpoint::write_run_files(dir, config, &data.vocab)?;
+        let mut run = Self {
+            data,
+            config,
+            dir,
+            device,
+            model: config.model.init::<B>(device),
+            optim: TrainOptimizer::new(config.optimizer),
+            metrics: MetricsWriter::create(&dir.join(METRICS_FILE))?,
+            state: TrainingState {
+                step: 0,
+                metrics_bytes: 0,
+                corpus_sha256: data.corpus_sha256.clone(),
+                elapsed_secs: 0.0,
+                train_loss: None,
+                dev_loss: None,
+                finished: false,
+            },
+        };
+        run.save()?;
+        Ok(run)
+    }
+
+    fn resume(
+        data: &'a PreparedData,
+        config: &'a TrainingConfig,
+        dir: &'a Path,
+        ckpt: Checkpoint,
+        device: &'a B::Device,
+    ) -> Result<Self, TrainError> {
+        let refuse = |reason: String| TrainError::Resume { path: ckpt.dir.clone(), reason };
+        if ckpt.state.corpus_sha256 != data.corpus_sha256 {
+            return Err(refuse("the corpus differs from the one the run started with".into()));
+        }
+        if ckpt.vocab != data.vocab {
+            return Err(refuse("the vocabulary differs from the run's".into()));
+        }
+        if &ckpt.config != config {
+            return Err(refuse(format!(
+                "the config differs from the run's config.json (resume takes the run's own config; leave out training flags)\nrun's:   {}\ngiven:   {}",
+                serde_json::to_string(&ckpt.config).unwrap_or_default(),
+                serde_json::to_string(config).unwrap_or_default()
+            )));
+        }
+        let model = ckpt.load_model::<B>(device)?;
+        let mut optim = TrainOptimizer::new(config.optimizer);
+        if let Some(bytes) = ckpt.optimizer_bytes()? {
+            optim = optim.load_state(bytes, device, &ckpt.dir)?;
+        }
+        let metrics = MetricsWriter::resume(&dir.join(METRICS_FILE), ckpt.state.metrics_bytes)?;
+        Ok(Self {
+            data,
+            config,
+            dir,
+            device,
+            model,
+            optim,
+            metrics,
+            state: ckpt.state,
+        })
+    }
+
+    fn save(&mut self) -> Result<(), TrainError> {
+        self.state.metrics_bytes = self.metrics.sync()?;
+        let model = checkpoint::model_bytes(&self.model, self.state.step)?;
+        let optim = self.optim.state_bytes()?;
+        checkpoint::save_commit(self.dir, &model, optim.as_deref(), &self.state)
+    }
+
+    fn go(&mut self, stop: &AtomicBool, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<TrainSummary, TrainError> {
+        let config = self.config;
+        let params = self.model.num_params();
+        on_event(&TrainEvent::Start {
+            params,
+            start_step: self.state.step,
+            total_steps: config.steps,
+        });
+        let sampler = MinibatchSampler::new(config.batch_seed);
+        let n_train = self.data.train.len();
+        let (mut idx, mut xs, mut ys) = (Vec::new(), Vec::new(), Vec::new());
+        let mut interrupted = false;
+        let mut clock = Instant::now();
+        while self.state.step < config.steps {
+            if stop.load(Ordering::Relaxed) {
+                interrupted = true;
+                break;
+            }
+            let step = self.state.step;
+            let lr = config.schedule.lr(step, config.steps);
+            sampler.fill(step, config.batch_size, n_train, &mut idx);
+            self.data.train.gather_into(&idx, &mut xs, &mut ys);
+            let batch = ContextBatcher::from_flat::<B>(&xs, &ys, self.device);
+            let loss = cross_entropy(self.model.forward(batch.inputs), batch.targets);
+            let loss_value: f32 = loss.clone().into_scalar().elem();
+            if !loss_value.is_finite() {
+                return Err(TrainError::NonFinite {
+                    step: step + 1,
+                    loss: loss_value,
+                    lr,
+                    last_good_step: self.last_saved_step(),
+                    dir: self.dir.to_path_buf(),
+                });
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+            let model = std::mem::replace(&mut self.model, config.model.init::<B>(self.device));
+            self.model = self.optim.step(lr, model, grads);
+            self.state.step += 1;
+            let done = self.state.step;
+            let dev_loss = (config.eval_every > 0 && done % config.eval_every == 0 && done < config.steps)
+                .then(|| evaluate(&self.model.valid(), &self.data.dev, self.device))
+                .flatten();
+            self.metrics.row(done, lr, loss_value, dev_loss)?;
+            on_event(&TrainEvent::Step { step: done, lr, loss: loss_value });
+            if let Some(dev_loss) = dev_loss {
+                on_event(&TrainEvent::Eval { step: done, dev_loss });
+            }
+            if config.checkpoint_every > 0 && done % config.checkpoint_every == 0 && done < config.steps {
+                self.state.elapsed_secs += clock.elapsed().as_secs_f64();
+                self.save()?;
+                clock = Instant::now();
+                on_event(&TrainEvent::Checkpoint { step: done });
+            }
+        }
+        self.state.elapsed_secs += clock.elapsed().as_secs_f64();
+        let valid = self.model.valid();
+        let inner_device = self.device;
+        let train_loss = evaluate(&valid, &self.data.train, inner_device).unwrap_or(f64::NAN);
+        let dev_loss = evaluate(&valid, &self.data.dev, inner_device);
+        if !interrupted {
+            self.state.finished = true;
+            self.state.train_loss = Some(train_loss);
+            self.state.dev_loss = dev_loss;
+        }
+        self.save()?;
+        on_event(&TrainEvent::Checkpoint { step: self.state.step });
+        Ok(TrainSummary {
+            steps_done: self.state.step,
+            interrupted,
+            train_loss,
+            dev_loss,
+            params,
+            train_secs: self.state.elapsed_secs,
+        })
+    }
+
+    fn last_saved_step(&self) -> u64 {
+        Checkpoint::open(self.dir).map(|c| c.state.step).unwrap_or(0)
+    }
+}
