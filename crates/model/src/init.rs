@@ -1,6 +1,6 @@
 //! Host-side initial weights: the same numbers on every backend for a given seed.
 
-use burn::module::Param;
+use burn::module::{Param, ParamId};
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 use rand::SeedableRng;
@@ -8,15 +8,26 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// Draws N(0, 1) × scale values in a fixed order from one seeded stream.
+///
+/// Parameters get sequential ids (1, 2, …) instead of random ones, so a model rebuilt from
+/// the same config has the same ids, and optimiser state saved with one run (keyed by
+/// parameter id) applies to the model of a resumed run.
 pub(crate) struct NormalStream {
     rng: ChaCha8Rng,
+    next_id: u64,
 }
 
 impl NormalStream {
     pub(crate) fn new(seed: u64) -> Self {
         Self {
             rng: ChaCha8Rng::seed_from_u64(seed),
+            next_id: 0,
         }
+    }
+
+    fn param<B: Backend, const D: usize>(&mut self, value: Tensor<B, D>) -> Param<Tensor<B, D>> {
+        self.next_id += 1;
+        Param::initialized(ParamId::from(self.next_id), value.require_grad())
     }
 
     fn draw(&mut self, n: usize, scale: f32) -> Vec<f32> {
@@ -44,7 +55,7 @@ impl NormalStream {
 
     pub(crate) fn embedding<B: Backend>(&mut self, rows: usize, cols: usize, device: &B::Device) -> Embedding<B> {
         Embedding {
-            weight: Param::from_tensor(self.matrix(rows, cols, 1.0, device)),
+            weight: { let m = self.matrix(rows, cols, 1.0, device); self.param(m) },
         }
     }
 
@@ -57,8 +68,12 @@ impl NormalStream {
         bias_scale: Option<f32>,
         device: &B::Device,
     ) -> Linear<B> {
-        let weight = Param::from_tensor(self.matrix(d_in, d_out, weight_scale, device));
-        let bias = bias_scale.map(|s| Param::from_tensor(self.vector(d_out, s, device)));
+        let weight = self.matrix(d_in, d_out, weight_scale, device);
+        let weight = self.param(weight);
+        let bias = bias_scale.map(|s| {
+            let b = self.vector(d_out, s, device);
+            self.param(b)
+        });
         Linear { weight, bias }
     }
 }

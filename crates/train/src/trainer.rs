@@ -96,14 +96,28 @@ pub fn train<B: AutodiffBackend>(
     let mut config = config.clone();
     config.model.vocab_size = data.vocab.len();
     config.validate()?;
-    if data.train.is_empty() {
-        return Err(TrainError::Config("the training split has no examples".into()));
-    }
+    check_data_fits(&config, data)?;
     let mut run: Run<'_, B> = match resume {
         Some(ckpt) => Run::resume(data, &config, dir, ckpt, device)?,
         None => Run::fresh(data, &config, dir, device)?,
     };
     run.go(stop, on_event)
+}
+
+/// Checks that the data can feed this config: a non-empty training split no smaller
+/// than one batch.
+pub fn check_data_fits(config: &TrainingConfig, data: &PreparedData) -> Result<(), TrainError> {
+    let n_train = data.train.len();
+    if n_train == 0 {
+        return Err(TrainError::Config("the training split has no examples".into()));
+    }
+    if config.batch_size > n_train {
+        return Err(TrainError::Config(format!(
+            "batch_size {} is larger than the training split ({n_train} examples); use {n_train} for full-batch training",
+            config.batch_size
+        )));
+    }
+    Ok(())
 }
 
 impl<'a, B: AutodiffBackend> Run<'a, B> {
@@ -212,8 +226,8 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
                 });
             }
             let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-            let model = std::mem::replace(&mut self.model, config.model.init::<B>(self.device));
-            self.model = self.optim.step(lr, model, grads);
+            // `step` takes the model by value; a cheap clone of tensor handles stands in.
+            self.model = self.optim.step(lr, self.model.clone(), grads);
             self.state.step += 1;
             let done = self.state.step;
             let dev_loss = (config.eval_every > 0 && done % config.eval_every == 0 && done < config.steps)

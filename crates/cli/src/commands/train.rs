@@ -126,7 +126,7 @@ pub struct TrainArgs {
     #[arg(long, help_heading = "Training")]
     pub batch_seed: Option<u64>,
     /// Split fractions train,dev,test.
-    #[arg(long, value_name = "T,D,T", value_delimiter = ',', num_args = 3, allow_negative_numbers = true, help_heading = "Training")]
+    #[arg(long, value_name = "T,D,T", value_delimiter = ',', allow_negative_numbers = true, help_heading = "Training")]
     pub split: Option<Vec<f64>>,
     /// Seed of the shuffle before the split (Python's random.seed).
     #[arg(long, help_heading = "Training")]
@@ -182,6 +182,9 @@ impl TrainArgs {
         set(&mut config.eval_every, self.eval_every);
         set(&mut config.checkpoint_every, self.checkpoint_every);
         if let Some(s) = &self.split {
+            if s.len() != 3 {
+                bail!("--split takes three fractions train,dev,test (like 0.8,0.1,0.1), got {} values", s.len());
+            }
             config.split = SplitRatios { train: s[0], dev: s[1], test: s[2] };
         }
         self.apply_schedule(config)?;
@@ -288,6 +291,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 None => TrainingConfig::default(),
             };
             args.apply(&mut config)?;
+            // Refuse bad settings before touching --out (vocab_size comes from the corpus later).
+            let mut probe = config.clone();
+            probe.model.vocab_size = probe.model.vocab_size.max(2);
+            probe.validate()?;
             check_out_dir(&args.out, args.force)?;
             (config, args.out.clone(), None)
         }
@@ -329,6 +336,7 @@ impl WithBackend for TrainJob {
         let TrainJob { args, mut config, dir, resume, words } = self;
         let data = prepare(words, &config)?;
         config.model.vocab_size = data.vocab.len();
+        makemore_train::check_data_fits(&config, &data)?;
         let stop = Arc::new(AtomicBool::new(false));
         {
             let stop = stop.clone();

@@ -1,0 +1,56 @@
+//! Helpers shared by the CLI integration tests: run the real binary, check its errors.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+/// The `makemore` binary under test.
+pub fn makemore() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_makemore"));
+    cmd.env_remove("RUST_BACKTRACE");
+    cmd
+}
+
+/// The canonical 32,033-name corpus beside the repository, if present.
+pub fn canonical_names() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/names.txt");
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("skipping: {} is absent", p.display());
+        None
+    }
+}
+
+/// Asserts a failed run printed exactly one `error:` line mentioning `needle`, and no panic.
+pub fn assert_clean_error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure, stderr: {stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "panic: {stderr}");
+    // clap's usage errors add its standard "Usage:" and "For more information" lines.
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information") && !l.trim_start().starts_with("tip:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "expected a one-line error, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(lines[0].contains(needle), "expected {needle:?} in: {stderr}");
+}
+
+/// Small training flags: a few seconds on two cores.
+pub const SMALL: &[&str] = &["--n-hidden", "32", "--steps", "300", "--batch-size", "32", "--eval-every", "100", "--checkpoint-every", "50", "-q"];
+
+/// Reads every tensor of a safetensors file as f32 values, by name.
+pub fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<(String, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (name, view.data().to_vec()))
+        .collect();
+    out.sort();
+    out
+}

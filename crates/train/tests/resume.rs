@@ -1,0 +1,134 @@
+//! A run interrupted and resumed ends with exactly the weights of an uninterrupted run.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::{Autodiff, NdArray};
+use makemore_train::{prepare, train, Checkpoint, OptimizerKind, TrainEvent, TrainingConfig};
+
+type B = Autodiff<NdArray<f32>>;
+
+fn words() -> Vec<String> {
+    let text = "emma olivia ava isabella sophia charlotte mia amelia harper evelyn abigail emily \
+                elizabeth mila ella avery sofia camila aria scarlett victoria madison luna grace chloe";
+    text.split_whitespace().map(str::to_string).collect()
+}
+
+fn config(optimizer: OptimizerKind) -> TrainingConfig {
+    let mut c = TrainingConfig::default();
+    c.steps = 60;
+    c.batch_size = 16;
+    c.model.n_hidden = 32;
+    c.eval_every = 25;
+    c.checkpoint_every = 10;
+    c.optimizer = optimizer;
+    c
+}
+
+fn weights(dir: &Path) -> Vec<Vec<f32>> {
+    let ckpt = Checkpoint::open(dir).unwrap();
+    let model = ckpt.load_model::<NdArray<f32>>(&Default::default()).unwrap();
+    use burn::module::Module;
+    let mut out = Vec::new();
+    model.visit(&mut Collect(&mut out));
+    out
+}
+
+struct Collect<'a>(&'a mut Vec<Vec<f32>>);
+impl<B2: burn::prelude::Backend> burn::module::ModuleVisitor<B2> for Collect<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::prelude::Tensor<B2, D>>) {
+        self.0.push(param.val().into_data().convert::<f32>().to_vec().unwrap());
+    }
+}
+
+/// Guards against a vacuous comparison: training must have moved every parameter.
+fn assert_trained(dir: &Path, c: &TrainingConfig) {
+    use burn::module::Module;
+    let mut model_config = c.model.clone();
+    model_config.vocab_size = Checkpoint::open(dir).unwrap().vocab.len();
+    let mut initial = Vec::new();
+    model_config.init::<NdArray<f32>>(&Default::default()).visit(&mut Collect(&mut initial));
+    for (before, after) in initial.iter().zip(weights(dir)) {
+        assert_ne!(before, &after);
+    }
+}
+
+fn run_straight(dir: &Path, c: &TrainingConfig) {
+    let data = prepare(words(), c).unwrap();
+    let stop = AtomicBool::new(false);
+    let s = train::<B>(&data, c, dir, None, &Default::default(), &stop, &mut |_: &TrainEvent| {}).unwrap();
+    assert_eq!(s.steps_done, c.steps);
+    assert!(!s.interrupted);
+}
+
+fn run_interrupted(dir: &Path, c: &TrainingConfig, stop_after: u64) {
+    let data = prepare(words(), c).unwrap();
+    let stop = AtomicBool::new(false);
+    let mut on_event = |e: &TrainEvent| {
+        if let TrainEvent::Step { step, .. } = e {
+            if *step == stop_after {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    };
+    let s = train::<B>(&data, c, dir, None, &Default::default(), &stop, &mut on_event).unwrap();
+    assert!(s.interrupted);
+    assert_eq!(s.steps_done, stop_after);
+    let ckpt = Checkpoint::open(dir).unwrap();
+    assert_eq!(ckpt.state.step, stop_after);
+    let stop = AtomicBool::new(false);
+    let s = train::<B>(&data, c, dir, Some(ckpt), &Default::default(), &stop, &mut |_: &TrainEvent| {}).unwrap();
+    assert_eq!(s.steps_done, c.steps);
+}
+
+#[test]
+fn sgd_resume_is_exact() {
+    let c = config(OptimizerKind::Sgd);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run_straight(a.path(), &c);
+    run_interrupted(b.path(), &c, 23);
+    assert_eq!(weights(a.path()), weights(b.path()));
+    assert_trained(a.path(), &c);
+    let metrics_a = std::fs::read_to_string(a.path().join("metrics.csv")).unwrap();
+    let metrics_b = std::fs::read_to_string(b.path().join("metrics.csv")).unwrap();
+    assert_eq!(metrics_a, metrics_b);
+}
+
+#[test]
+fn adamw_resume_is_exact() {
+    let c = config(OptimizerKind::Adamw { weight_decay: 0.01 });
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run_straight(a.path(), &c);
+    run_interrupted(b.path(), &c, 37);
+    assert_eq!(weights(a.path()), weights(b.path()));
+    assert_trained(a.path(), &c);
+}
+
+#[test]
+fn resume_refuses_other_corpus() {
+    let c = config(OptimizerKind::Sgd);
+    let dir = tempfile::tempdir().unwrap();
+    run_interrupted(dir.path(), &c, 5);
+    let ckpt = Checkpoint::open(dir.path()).unwrap();
+    let mut other = words();
+    other.push("zoe".into());
+    let data = prepare(other, &c).unwrap();
+    let err = train::<B>(&data, &c, dir.path(), Some(ckpt), &Default::default(), &AtomicBool::new(false), &mut |_: &TrainEvent| {})
+        .unwrap_err();
+    assert!(err.to_string().contains("corpus differs"), "{err}");
+}
+
+#[test]
+fn divergence_stops_with_a_message_and_keeps_a_checkpoint() {
+    let mut c = config(OptimizerKind::Sgd);
+    c.model.init = makemore_model::InitScheme::Notebook;
+    c.schedule = makemore_train::LrSchedule::Constant { lr: 1e300 };
+    let dir = tempfile::tempdir().unwrap();
+    let data = prepare(words(), &c).unwrap();
+    let err = train::<B>(&data, &c, dir.path(), None, &Default::default(), &AtomicBool::new(false), &mut |_: &TrainEvent| {})
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("smaller learning rate") && msg.contains("step"), "{msg}");
+    let ckpt = Checkpoint::open(dir.path()).unwrap();
+    assert!(ckpt.load_model::<NdArray<f32>>(&Default::default()).is_ok());
+}
