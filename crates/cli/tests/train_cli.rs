@@ -9,7 +9,15 @@ use std::time::Duration;
 use common::{assert_clean_error, makemore, tensors, SMALL};
 
 fn train_small(out: &Path, extra: &[&str]) -> std::process::Output {
-    makemore().arg("train").arg("--out").arg(out).args(SMALL).args(["--samples", "0"]).args(extra).output().unwrap()
+    makemore()
+        .arg("train")
+        .arg("--out")
+        .arg(out)
+        .args(SMALL)
+        .args(["--samples", "0"])
+        .args(extra)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -24,43 +32,92 @@ fn train_eval_sample_round_trip() {
         .args(["--json", "--samples", "5"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["steps"], 300);
     let dev = summary["dev_loss"].as_f64().unwrap();
-    assert!(dev < 3.0, "a few hundred steps should beat the uniform 3.30: {dev}");
+    assert!(
+        dev < 3.0,
+        "a few hundred steps should beat the uniform 3.30: {dev}"
+    );
     assert_eq!(summary["samples"].as_array().unwrap().len(), 5);
-    for f in ["model.safetensors", "config.json", "vocab.json", "state.json", "metrics.csv"] {
+    for f in [
+        "model.safetensors",
+        "config.json",
+        "vocab.json",
+        "state.json",
+        "metrics.csv",
+    ] {
         assert!(run.join(f).exists(), "{f}");
     }
 
-    let out = makemore().args(["eval", "--json", "--checkpoint"]).arg(&run).output().unwrap();
+    let out = makemore()
+        .args(["eval", "--json", "--checkpoint"])
+        .arg(&run)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!((v["dev"]["loss"].as_f64().unwrap() - dev).abs() < 1e-4);
     assert!((v["dev"]["perplexity"].as_f64().unwrap() - dev.exp()).abs() < 1e-3);
-    assert!(v.get("test").is_none(), "test is evaluated only when asked for");
-    let out = makemore().args(["eval", "--json", "--split", "test", "--checkpoint"]).arg(&run).output().unwrap();
+    assert!(
+        v.get("test").is_none(),
+        "test is evaluated only when asked for"
+    );
+    let out = makemore()
+        .args(["eval", "--json", "--split", "test", "--checkpoint"])
+        .arg(&run)
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["test"]["loss"].as_f64().is_some() && v.get("train").is_none());
 
-    let out = makemore().args(["sample", "-n", "7", "--prefix", "ka", "--checkpoint"]).arg(&run).output().unwrap();
+    let out = makemore()
+        .args(["sample", "-n", "7", "--prefix", "ka", "--checkpoint"])
+        .arg(&run)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 7);
     for line in text.lines() {
         assert!(line.starts_with("ka"), "{line}");
-        assert!(["in train", "in dev", "in test", "new"].iter().any(|m| line.contains(m)), "{line}");
+        assert!(
+            ["in train", "in dev", "in test", "new"]
+                .iter()
+                .any(|m| line.contains(m)),
+            "{line}"
+        );
     }
     // Same seed, same words.
-    let again = makemore().args(["sample", "-n", "7", "--prefix", "ka", "--checkpoint"]).arg(&run).output().unwrap();
+    let again = makemore()
+        .args(["sample", "-n", "7", "--prefix", "ka", "--checkpoint"])
+        .arg(&run)
+        .output()
+        .unwrap();
     assert_eq!(String::from_utf8(again.stdout).unwrap(), text);
 
-    let out = makemore().args(["sample", "--prefix", "k9", "--checkpoint"]).arg(&run).output().unwrap();
+    let out = makemore()
+        .args(["sample", "--prefix", "k9", "--checkpoint"])
+        .arg(&run)
+        .output()
+        .unwrap();
     assert_clean_error(&out, "'9'");
-    let out = makemore().args(["sample", "--top-k", "0", "--checkpoint"]).arg(&run).output().unwrap();
+    let out = makemore()
+        .args(["sample", "--top-k", "0", "--checkpoint"])
+        .arg(&run)
+        .output()
+        .unwrap();
     assert_clean_error(&out, "top-k");
-    let out = makemore().args(["sample", "--temperature", "0", "--checkpoint"]).arg(&run).output().unwrap();
+    let out = makemore()
+        .args(["sample", "--temperature", "0", "--checkpoint"])
+        .arg(&run)
+        .output()
+        .unwrap();
     assert_clean_error(&out, "temperature");
 
     // An existing run is never silently replaced.
@@ -82,13 +139,29 @@ fn bad_training_flags_give_one_line_errors() {
         (&["--lr", "-0.1"], "lr"),
         (&["--lr", "NaN"], "lr"),
         (&["--split", "0.8,0.1,0.2"], "add up to"),
-        (&["--batch-size", "1000000"], "larger than the training split"),
-        (&["--backend", "cuda"], "invalid value 'cuda' for '--backend"),
+        (
+            &["--batch-size", "1000000"],
+            "larger than the training split",
+        ),
+        (
+            &["--backend", "cuda"],
+            "invalid value 'cuda' for '--backend",
+        ),
     ];
     for (flags, needle) in cases {
-        let o = makemore().arg("train").arg("--out").arg(&out).args(*flags).arg("-q").output().unwrap();
+        let o = makemore()
+            .arg("train")
+            .arg("--out")
+            .arg(&out)
+            .args(*flags)
+            .arg("-q")
+            .output()
+            .unwrap();
         assert_clean_error(&o, needle);
-        assert!(!out.join("state.json").exists(), "{flags:?} must not start a run");
+        assert!(
+            !out.join("state.json").exists(),
+            "{flags:?} must not start a run"
+        );
     }
 }
 
@@ -97,7 +170,12 @@ fn missing_checkpoint_is_a_clean_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
     for verb in ["eval", "sample"] {
-        let o = makemore().arg(verb).arg("--checkpoint").arg(&missing).output().unwrap();
+        let o = makemore()
+            .arg(verb)
+            .arg("--checkpoint")
+            .arg(&missing)
+            .output()
+            .unwrap();
         assert_clean_error(&o, "no such checkpoint directory");
     }
 }
@@ -108,8 +186,28 @@ fn missing_checkpoint_is_a_clean_error() {
 fn sigkill_and_resume_give_the_same_weights() {
     let dir = tempfile::tempdir().unwrap();
     let reference = dir.path().join("reference");
-    let flags = ["--n-hidden", "32", "--steps", "1500", "--checkpoint-every", "40", "--eval-every", "500", "--samples", "0", "-q", "--optimizer", "adamw"];
-    let o = makemore().arg("train").arg("--out").arg(&reference).args(flags).output().unwrap();
+    let flags = [
+        "--n-hidden",
+        "32",
+        "--steps",
+        "1500",
+        "--checkpoint-every",
+        "40",
+        "--eval-every",
+        "500",
+        "--samples",
+        "0",
+        "-q",
+        "--optimizer",
+        "adamw",
+    ];
+    let o = makemore()
+        .arg("train")
+        .arg("--out")
+        .arg(&reference)
+        .args(flags)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let run = dir.path().join("killed");
@@ -126,8 +224,16 @@ fn sigkill_and_resume_give_the_same_weights() {
                 break;
             }
             // Every committed checkpoint must load.
-            let ok = makemore().args(["eval", "--split", "dev", "--checkpoint"]).arg(&run).output().unwrap();
-            assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+            let ok = makemore()
+                .args(["eval", "--split", "dev", "--checkpoint"])
+                .arg(&run)
+                .output()
+                .unwrap();
+            assert!(
+                ok.status.success(),
+                "{}",
+                String::from_utf8_lossy(&ok.stderr)
+            );
             cmd.arg("--resume").arg(&run);
         } else {
             cmd.arg("--out").arg(&run).arg("--force").args(flags);
@@ -142,8 +248,15 @@ fn sigkill_and_resume_give_the_same_weights() {
         }
         child.wait().unwrap();
     }
-    assert_eq!(kills, delays_ms.len(), "every kill point should land during the run");
-    assert_eq!(tensors(&reference.join("model.safetensors")), tensors(&run.join("model.safetensors")));
+    assert_eq!(
+        kills,
+        delays_ms.len(),
+        "every kill point should land during the run"
+    );
+    assert_eq!(
+        tensors(&reference.join("model.safetensors")),
+        tensors(&run.join("model.safetensors"))
+    );
     let metrics = |d: &Path| std::fs::read_to_string(d.join("metrics.csv")).unwrap();
     assert_eq!(metrics(&reference), metrics(&run));
 }

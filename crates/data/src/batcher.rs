@@ -43,7 +43,10 @@ impl ContextBatcher {
 
 impl<B: Backend> Batcher<B, ContextItem, ContextBatch<B>> for ContextBatcher {
     fn batch(&self, items: Vec<ContextItem>, device: &B::Device) -> ContextBatch<B> {
-        let inputs: Vec<u32> = items.iter().flat_map(|it| it.context.iter().copied()).collect();
+        let inputs: Vec<u32> = items
+            .iter()
+            .flat_map(|it| it.context.iter().copied())
+            .collect();
         let targets: Vec<u32> = items.iter().map(|it| it.target).collect();
         Self::from_flat(&inputs, &targets, device)
     }

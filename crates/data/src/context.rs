@@ -103,9 +103,18 @@ mod tests {
         let ex = Examples::from_words(&["emma"], &vocab, 3).unwrap();
         let show = |i: usize| -> (String, char) {
             let ctx: Vec<usize> = ex.context(i).iter().map(|&x| x as usize).collect();
-            (vocab.decode(&ctx).unwrap(), vocab.char_at(ex.target(i) as usize).unwrap())
+            (
+                vocab.decode(&ctx).unwrap(),
+                vocab.char_at(ex.target(i) as usize).unwrap(),
+            )
         };
-        let expected = [("...", 'e'), ("..e", 'm'), (".em", 'm'), ("emm", 'a'), ("mma", '.')];
+        let expected = [
+            ("...", 'e'),
+            ("..e", 'm'),
+            (".em", 'm'),
+            ("emm", 'a'),
+            ("mma", '.'),
+        ];
         for (i, (c, t)) in expected.iter().enumerate() {
             assert_eq!(show(i), (c.to_string(), *t));
         }
@@ -114,7 +123,10 @@ mod tests {
     #[test]
     fn zero_block_size_is_refused() {
         let vocab = Vocab::from_words(["a"]).unwrap();
-        assert!(matches!(Examples::from_words(&["a"], &vocab, 0), Err(DataError::ZeroBlockSize)));
+        assert!(matches!(
+            Examples::from_words(&["a"], &vocab, 0),
+            Err(DataError::ZeroBlockSize)
+        ));
     }
 
     proptest! {

@@ -69,19 +69,30 @@ mod tests {
     #[test]
     fn invalid_utf8_names_line() {
         let err = parse_words(b"ok\nbad\xff\n", "f.txt").unwrap_err();
-        assert_eq!(err.to_string(), "f.txt:2: invalid UTF-8 at byte 3 of the line");
+        assert_eq!(
+            err.to_string(),
+            "f.txt:2: invalid UTF-8 at byte 3 of the line"
+        );
     }
 
     #[test]
     fn boundary_char_names_line_and_column() {
         let err = parse_words(b"ann\nj.r\n", "f.txt").unwrap_err();
-        assert!(err.to_string().starts_with("f.txt:2: word \"j.r\" contains '.' at character 2"));
+        assert!(err
+            .to_string()
+            .starts_with("f.txt:2: word \"j.r\" contains '.' at character 2"));
     }
 
     #[test]
     fn empty_and_blank_only_are_errors() {
-        assert!(matches!(parse_words(b"", "f"), Err(DataError::Empty { .. })));
-        assert!(matches!(parse_words(b"\n \r\n\t\n", "f"), Err(DataError::Empty { .. })));
+        assert!(matches!(
+            parse_words(b"", "f"),
+            Err(DataError::Empty { .. })
+        ));
+        assert!(matches!(
+            parse_words(b"\n \r\n\t\n", "f"),
+            Err(DataError::Empty { .. })
+        ));
     }
 
     #[test]
@@ -89,7 +100,10 @@ mod tests {
         let err = read_words("/definitely/not/here.txt").unwrap_err();
         assert!(err.to_string().contains("/definitely/not/here.txt"));
         let dir = std::env::temp_dir();
-        assert!(matches!(read_words(&dir), Err(DataError::IsDirectory { .. })));
+        assert!(matches!(
+            read_words(&dir),
+            Err(DataError::IsDirectory { .. })
+        ));
     }
 
     proptest! {

@@ -73,14 +73,19 @@ impl MlpConfig {
                 return Err(format!("{name} must be at least 1"));
             }
             if value > MAX_DIM {
-                return Err(format!("{name} = {value} is larger than the limit {MAX_DIM}"));
+                return Err(format!(
+                    "{name} = {value} is larger than the limit {MAX_DIM}"
+                ));
             }
         }
         if self.vocab_size < 2 {
             return Err("vocab_size must be at least 2 (the boundary and one character)".into());
         }
         if self.n_layers > 64 {
-            return Err(format!("n_layers = {} is larger than the limit 64", self.n_layers));
+            return Err(format!(
+                "n_layers = {} is larger than the limit 64",
+                self.n_layers
+            ));
         }
         let params = (self.block_size as u128 * self.n_embd as u128 + self.vocab_size as u128)
             * (self.n_hidden as u128 + self.vocab_size as u128)

@@ -46,16 +46,32 @@ impl NormalStream {
         scale: f32,
         device: &B::Device,
     ) -> Tensor<B, 2> {
-        Tensor::from_data(TensorData::new(self.draw(rows * cols, scale), [rows, cols]), device)
+        Tensor::from_data(
+            TensorData::new(self.draw(rows * cols, scale), [rows, cols]),
+            device,
+        )
     }
 
-    pub(crate) fn vector<B: Backend>(&mut self, n: usize, scale: f32, device: &B::Device) -> Tensor<B, 1> {
+    pub(crate) fn vector<B: Backend>(
+        &mut self,
+        n: usize,
+        scale: f32,
+        device: &B::Device,
+    ) -> Tensor<B, 1> {
         Tensor::from_data(TensorData::new(self.draw(n, scale), [n]), device)
     }
 
-    pub(crate) fn embedding<B: Backend>(&mut self, rows: usize, cols: usize, device: &B::Device) -> Embedding<B> {
+    pub(crate) fn embedding<B: Backend>(
+        &mut self,
+        rows: usize,
+        cols: usize,
+        device: &B::Device,
+    ) -> Embedding<B> {
         Embedding {
-            weight: { let m = self.matrix(rows, cols, 1.0, device); self.param(m) },
+            weight: {
+                let m = self.matrix(rows, cols, 1.0, device);
+                self.param(m)
+            },
         }
     }
 

@@ -41,9 +41,15 @@ impl MlpConfig {
         }
         let (w, b) = if notebook { (1.0, 1.0) } else { (0.01, 0.0) };
         let output = rng.linear(fan_in, self.vocab_size, w, Some(b), device);
-        let direct = self
-            .direct
-            .then(|| rng.linear(input, self.vocab_size, if notebook { 1.0 } else { 0.01 }, None, device));
+        let direct = self.direct.then(|| {
+            rng.linear(
+                input,
+                self.vocab_size,
+                if notebook { 1.0 } else { 0.01 },
+                None,
+                device,
+            )
+        });
         Mlp {
             embedding,
             hidden,
@@ -82,7 +88,11 @@ impl<B: Backend> Mlp<B> {
     pub fn embedding_table(&self) -> Vec<Vec<f32>> {
         let table = self.embedding.weight.val();
         let [_, n_embd] = table.dims();
-        let values: Vec<f32> = table.into_data().convert::<f32>().to_vec().unwrap_or_default();
+        let values: Vec<f32> = table
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .unwrap_or_default();
         values.chunks(n_embd.max(1)).map(<[f32]>::to_vec).collect()
     }
 }
@@ -99,7 +109,9 @@ mod tests {
     fn param_count_matches_config() {
         let device = Default::default();
         for (layers, direct) in [(1, false), (2, true), (3, false)] {
-            let config = MlpConfig::new(27, 4).with_n_layers(layers).with_direct(direct);
+            let config = MlpConfig::new(27, 4)
+                .with_n_layers(layers)
+                .with_direct(direct);
             assert_eq!(config.init::<B>(&device).num_params(), config.num_params());
         }
     }
@@ -112,7 +124,10 @@ mod tests {
         let b = config.init::<B>(&device).embedding_table();
         assert_eq!(a, b);
         let model = config.init::<B>(&device);
-        let contexts = Tensor::<B, 2, Int>::from_data(TensorData::new(vec![0i64, 1, 2, 3, 4, 5], [2, 3]), &device);
+        let contexts = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(vec![0i64, 1, 2, 3, 4, 5], [2, 3]),
+            &device,
+        );
         let targets = Tensor::<B, 1, Int>::from_data(TensorData::new(vec![1i64, 2], [2]), &device);
         let loss: f32 = cross_entropy(model.forward(contexts), targets).into_scalar();
         assert!((loss - 27f32.ln()).abs() < 0.1, "initial loss {loss}");
@@ -120,9 +135,20 @@ mod tests {
 
     #[test]
     fn config_validation_names_the_field() {
-        assert!(MlpConfig::new(27, 0).validate().unwrap_err().contains("block_size"));
-        assert!(MlpConfig::new(27, 3).with_n_hidden(0).validate().unwrap_err().contains("n_hidden"));
-        assert!(MlpConfig::new(27, 3).with_n_embd(1 << 19).with_n_hidden(1 << 19).validate().is_err());
+        assert!(MlpConfig::new(27, 0)
+            .validate()
+            .unwrap_err()
+            .contains("block_size"));
+        assert!(MlpConfig::new(27, 3)
+            .with_n_hidden(0)
+            .validate()
+            .unwrap_err()
+            .contains("n_hidden"));
+        assert!(MlpConfig::new(27, 3)
+            .with_n_embd(1 << 19)
+            .with_n_hidden(1 << 19)
+            .validate()
+            .is_err());
         assert!(MlpConfig::new(27, 3).validate().is_ok());
     }
 }

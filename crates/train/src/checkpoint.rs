@@ -129,7 +129,8 @@ impl Checkpoint {
         }
         // Read-only checkpoints (say, a shared one) are still readable without recovery.
         if let Err(e) = recover(&dir) {
-            if !matches!(&e, TrainError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied) {
+            if !matches!(&e, TrainError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied)
+            {
                 return Err(e);
             }
         }
@@ -175,14 +176,18 @@ impl Checkpoint {
         let bytes = read_model_bytes(&path)?;
         check_tensors(&path, &bytes, &expected_tensors(&self.config))?;
         let mut model = self.config.model.init::<B>(device);
-        let mut store = SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter);
+        let mut store =
+            SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter);
         let result = model
             .load_from(&mut store)
             .map_err(|e| TrainError::checkpoint(&path, format!("cannot load: {e}")))?;
         if !result.errors.is_empty() || !result.missing.is_empty() {
             return Err(TrainError::checkpoint(
                 &path,
-                format!("cannot load: errors {:?}, missing {:?}", result.errors, result.missing),
+                format!(
+                    "cannot load: errors {:?}, missing {:?}",
+                    result.errors, result.missing
+                ),
             ));
         }
         Ok(model)
@@ -205,7 +210,10 @@ fn read_model_bytes(path: &Path) -> Result<Vec<u8>, TrainError> {
         _ => TrainError::io(path, e),
     })?;
     if meta.len() > MAX_MODEL_BYTES {
-        return Err(TrainError::checkpoint(path, format!("is {} bytes, larger than any makemore model", meta.len())));
+        return Err(TrainError::checkpoint(
+            path,
+            format!("is {} bytes, larger than any makemore model", meta.len()),
+        ));
     }
     fs::read(path).map_err(|e| TrainError::io(path, e))
 }
@@ -230,25 +238,39 @@ pub fn expected_tensors(config: &TrainingConfig) -> BTreeMap<String, Vec<usize>>
     out
 }
 
-fn check_tensors(path: &Path, bytes: &[u8], expected: &BTreeMap<String, Vec<usize>>) -> Result<(), TrainError> {
-    let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| TrainError::checkpoint(path, format!("is not a valid safetensors file: {e}")))?;
+fn check_tensors(
+    path: &Path,
+    bytes: &[u8],
+    expected: &BTreeMap<String, Vec<usize>>,
+) -> Result<(), TrainError> {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
+        TrainError::checkpoint(path, format!("is not a valid safetensors file: {e}"))
+    })?;
     for (name, shape) in expected {
         let view = st
             .tensor(name)
             .map_err(|_| TrainError::checkpoint(path, format!("has no tensor {name:?}")))?;
         if view.dtype() != safetensors::Dtype::F32 {
-            return Err(TrainError::checkpoint(path, format!("tensor {name:?} has dtype {:?}, expected F32", view.dtype())));
+            return Err(TrainError::checkpoint(
+                path,
+                format!("tensor {name:?} has dtype {:?}, expected F32", view.dtype()),
+            ));
         }
         if view.shape() != shape.as_slice() {
             return Err(TrainError::checkpoint(
                 path,
-                format!("tensor {name:?} has shape {:?}, expected {shape:?} from config.json", view.shape()),
+                format!(
+                    "tensor {name:?} has shape {:?}, expected {shape:?} from config.json",
+                    view.shape()
+                ),
             ));
         }
     }
     if let Some(extra) = st.names().into_iter().find(|n| !expected.contains_key(*n)) {
-        return Err(TrainError::checkpoint(path, format!("has an unexpected tensor {extra:?}")));
+        return Err(TrainError::checkpoint(
+            path,
+            format!("has an unexpected tensor {extra:?}"),
+        ));
     }
     Ok(())
 }
@@ -268,7 +290,11 @@ pub fn model_bytes<B: Backend>(model: &Mlp<B>, step: u64) -> Result<Vec<u8>, Tra
 }
 
 /// Writes `config.json` and `vocab.json` (once per run).
-pub(crate) fn write_run_files(dir: &Path, config: &TrainingConfig, vocab: &Vocab) -> Result<(), TrainError> {
+pub(crate) fn write_run_files(
+    dir: &Path,
+    config: &TrainingConfig,
+    vocab: &Vocab,
+) -> Result<(), TrainError> {
     fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     write_atomic(&dir.join(CONFIG_FILE), config.to_json().as_bytes())?;
     write_atomic(&dir.join(VOCAB_FILE), vocab.to_json().as_bytes())
@@ -300,7 +326,9 @@ pub(crate) fn save_commit(
 }
 
 /// Optimiser state as bytes (burn's named MessagePack record, full precision).
-pub(crate) fn record_bytes<B: Backend, R: burn::record::Record<B>>(record: R) -> Result<Vec<u8>, TrainError> {
+pub(crate) fn record_bytes<B: Backend, R: burn::record::Record<B>>(
+    record: R,
+) -> Result<Vec<u8>, TrainError> {
     NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
         .record(record, ())
         .map_err(|e| TrainError::checkpoint(OPTIMIZER_FILE, format!("cannot serialise: {e}")))

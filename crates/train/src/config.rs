@@ -84,7 +84,9 @@ impl TrainingConfig {
             .map_err(|e| TrainError::Config(format!("learning rate: {e}")))?;
         if let OptimizerKind::Adamw { weight_decay } = self.optimizer {
             if !weight_decay.is_finite() || weight_decay < 0.0 {
-                return bad(format!("weight_decay must be a finite number >= 0, got {weight_decay}"));
+                return bad(format!(
+                    "weight_decay must be a finite number >= 0, got {weight_decay}"
+                ));
             }
         }
         self.split.validate()?;

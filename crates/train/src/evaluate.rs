@@ -10,7 +10,11 @@ const EVAL_CHUNK: usize = 32_768;
 
 /// Mean negative log-likelihood (nats per character) of `examples` under `model`, computed
 /// in chunks with no gradients. `None` when there are no examples.
-pub fn evaluate<B: Backend>(model: &Mlp<B>, examples: &Examples, device: &B::Device) -> Option<f64> {
+pub fn evaluate<B: Backend>(
+    model: &Mlp<B>,
+    examples: &Examples,
+    device: &B::Device,
+) -> Option<f64> {
     if examples.is_empty() {
         return None;
     }
@@ -22,7 +26,9 @@ pub fn evaluate<B: Backend>(model: &Mlp<B>, examples: &Examples, device: &B::Dev
         .zip(examples.targets().chunks(EVAL_CHUNK))
     {
         let batch = ContextBatcher::from_flat::<B>(inputs, targets, device);
-        let loss: f32 = cross_entropy(model.forward(batch.inputs), batch.targets).into_scalar().elem();
+        let loss: f32 = cross_entropy(model.forward(batch.inputs), batch.targets)
+            .into_scalar()
+            .elem();
         total += f64::from(loss) * targets.len() as f64;
     }
     Some(total / examples.len() as f64)

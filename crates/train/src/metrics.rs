@@ -39,10 +39,14 @@ impl MetricsWriter {
             .map_err(|e| TrainError::io(path, e))?;
         let len = file.metadata().map_err(|e| TrainError::io(path, e))?.len();
         if len < bytes {
-            return Err(TrainError::checkpoint(path, format!("is {len} bytes, shorter than the {bytes} the checkpoint recorded")));
+            return Err(TrainError::checkpoint(
+                path,
+                format!("is {len} bytes, shorter than the {bytes} the checkpoint recorded"),
+            ));
         }
         file.set_len(bytes).map_err(|e| TrainError::io(path, e))?;
-        file.seek(SeekFrom::End(0)).map_err(|e| TrainError::io(path, e))?;
+        file.seek(SeekFrom::End(0))
+            .map_err(|e| TrainError::io(path, e))?;
         Ok(Self {
             path: path.to_path_buf(),
             out: BufWriter::new(file),
@@ -51,21 +55,34 @@ impl MetricsWriter {
     }
 
     fn write(&mut self, s: &str) -> Result<(), TrainError> {
-        self.out.write_all(s.as_bytes()).map_err(|e| TrainError::io(&self.path, e))?;
+        self.out
+            .write_all(s.as_bytes())
+            .map_err(|e| TrainError::io(&self.path, e))?;
         self.bytes += s.len() as u64;
         Ok(())
     }
 
     /// One row.
-    pub fn row(&mut self, step: u64, lr: f64, loss: f32, dev_loss: Option<f64>) -> Result<(), TrainError> {
+    pub fn row(
+        &mut self,
+        step: u64,
+        lr: f64,
+        loss: f32,
+        dev_loss: Option<f64>,
+    ) -> Result<(), TrainError> {
         let dev = dev_loss.map(|d| format!("{d:.6}")).unwrap_or_default();
         self.write(&format!("{step},{lr},{loss:.6},{dev}\n"))
     }
 
     /// Flushes to disk and returns the byte length, recorded with a checkpoint.
     pub fn sync(&mut self) -> Result<u64, TrainError> {
-        self.out.flush().map_err(|e| TrainError::io(&self.path, e))?;
-        self.out.get_ref().sync_data().map_err(|e| TrainError::io(&self.path, e))?;
+        self.out
+            .flush()
+            .map_err(|e| TrainError::io(&self.path, e))?;
+        self.out
+            .get_ref()
+            .sync_data()
+            .map_err(|e| TrainError::io(&self.path, e))?;
         Ok(self.bytes)
     }
 }

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, Optimizer, Sgd, SgdConfig};
 use burn::optim::GradientsParams;
+use burn::optim::{AdamW, AdamWConfig, Optimizer, Sgd, SgdConfig};
 use burn::tensor::backend::AutodiffBackend;
 use makemore_model::Mlp;
 
@@ -21,9 +21,11 @@ impl<B: AutodiffBackend> TrainOptimizer<B> {
     pub(crate) fn new(kind: OptimizerKind) -> Self {
         match kind {
             OptimizerKind::Sgd => Self::Sgd(SgdConfig::new().init()),
-            OptimizerKind::Adamw { weight_decay } => {
-                Self::AdamW(AdamWConfig::new().with_weight_decay(weight_decay as f32).init())
-            }
+            OptimizerKind::Adamw { weight_decay } => Self::AdamW(
+                AdamWConfig::new()
+                    .with_weight_decay(weight_decay as f32)
+                    .init(),
+            ),
         }
     }
 
@@ -42,10 +44,17 @@ impl<B: AutodiffBackend> TrainOptimizer<B> {
         }
     }
 
-    pub(crate) fn load_state(self, bytes: Vec<u8>, device: &B::Device, dir: &Path) -> Result<Self, TrainError> {
+    pub(crate) fn load_state(
+        self,
+        bytes: Vec<u8>,
+        device: &B::Device,
+        dir: &Path,
+    ) -> Result<Self, TrainError> {
         Ok(match self {
             Self::Sgd(o) => Self::Sgd(o),
-            Self::AdamW(o) => Self::AdamW(o.load_record(record_from_bytes::<B, _>(bytes, device, dir)?)),
+            Self::AdamW(o) => {
+                Self::AdamW(o.load_record(record_from_bytes::<B, _>(bytes, device, dir)?))
+            }
         })
     }
 }

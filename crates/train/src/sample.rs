@@ -93,7 +93,10 @@ impl SampleOptions {
     /// Checks the options against a vocabulary.
     pub fn validate(&self, vocab: &Vocab) -> Result<(), TrainError> {
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err(TrainError::Config(format!("temperature must be a finite number > 0, got {}", self.temperature)));
+            return Err(TrainError::Config(format!(
+                "temperature must be a finite number > 0, got {}",
+                self.temperature
+            )));
         }
         if self.top_k == Some(0) {
             return Err(TrainError::Config("top-k must be at least 1".into()));
@@ -101,7 +104,9 @@ impl SampleOptions {
         if self.max_len == 0 {
             return Err(TrainError::Config("max-len must be at least 1".into()));
         }
-        vocab.encode(&self.prefix).map_err(|e| TrainError::Config(format!("prefix: {e}")))?;
+        vocab
+            .encode(&self.prefix)
+            .map_err(|e| TrainError::Config(format!("prefix: {e}")))?;
         Ok(())
     }
 }
@@ -126,14 +131,20 @@ pub fn sample<B: Backend>(
     let mut attempts = 0usize;
     while out.len() < options.n && attempts < options.n.max(1) * 100 {
         let want = options.n - out.len();
-        let batch = draw_batch(model, vocab, block_size, &prefix, want, options, &mut rng, device)?;
+        let batch = draw_batch(
+            model, vocab, block_size, &prefix, want, options, &mut rng, device,
+        )?;
         attempts += want;
         for (word, truncated) in batch {
             let origin = split.map_or(Origin::New, |s| Origin::of(&word, s));
             if options.only_new && origin != Origin::New {
                 continue;
             }
-            out.push(Sample { word, origin, truncated });
+            out.push(Sample {
+                word,
+                origin,
+                truncated,
+            });
         }
         if !options.only_new {
             break;
@@ -170,9 +181,16 @@ fn draw_batch<B: Backend>(
                 contexts.push(if pos < 0 { 0 } else { w[pos as usize] as i64 });
             }
         }
-        let x = Tensor::<B, 2, Int>::from_data(TensorData::new(contexts, [active.len(), block_size]), device);
+        let x = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(contexts, [active.len(), block_size]),
+            device,
+        );
         let logits = model.forward(x) / options.temperature;
-        let probs: Vec<f32> = softmax(logits, 1).into_data().convert::<f32>().to_vec().unwrap_or_default();
+        let probs: Vec<f32> = softmax(logits, 1)
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .unwrap_or_default();
         let v = vocab.len();
         for (row, &i) in active.iter().enumerate() {
             let ix = draw(&probs[row * v..(row + 1) * v], options.top_k, rng);

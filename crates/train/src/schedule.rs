@@ -100,7 +100,9 @@ impl LrSchedule {
                 if final_lr.is_finite() && *final_lr >= 0.0 {
                     Ok(())
                 } else {
-                    Err(format!("final_lr must be a finite number >= 0, got {final_lr}"))
+                    Err(format!(
+                        "final_lr must be a finite number >= 0, got {final_lr}"
+                    ))
                 }
             }
             LrSchedule::List { lrs } => {
@@ -129,7 +131,11 @@ mod tests {
 
     #[test]
     fn cosine_warms_up_and_ends_at_final() {
-        let s = LrSchedule::Cosine { lr: 1.0, final_lr: 0.1, warmup: 10 };
+        let s = LrSchedule::Cosine {
+            lr: 1.0,
+            final_lr: 0.1,
+            warmup: 10,
+        };
         assert!((s.lr(0, 110) - 0.1).abs() < 1e-12);
         assert!((s.lr(9, 110) - 1.0).abs() < 1e-12);
         assert!((s.lr(110, 110) - 0.1).abs() < 1e-12);
@@ -137,7 +143,9 @@ mod tests {
 
     #[test]
     fn list_repeats_last_and_validation() {
-        let s = LrSchedule::List { lrs: vec![0.5, 0.25] };
+        let s = LrSchedule::List {
+            lrs: vec![0.5, 0.25],
+        };
         assert_eq!(s.lr(5, 10), 0.25);
         assert!(LrSchedule::Constant { lr: -1.0 }.validate().is_err());
         assert!(LrSchedule::Constant { lr: f64::NAN }.validate().is_err());

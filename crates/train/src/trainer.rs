@@ -109,7 +109,9 @@ pub fn train<B: AutodiffBackend>(
 pub fn check_data_fits(config: &TrainingConfig, data: &PreparedData) -> Result<(), TrainError> {
     let n_train = data.train.len();
     if n_train == 0 {
-        return Err(TrainError::Config("the training split has no examples".into()));
+        return Err(TrainError::Config(
+            "the training split has no examples".into(),
+        ));
     }
     if config.batch_size > n_train {
         return Err(TrainError::Config(format!(
@@ -121,7 +123,12 @@ pub fn check_data_fits(config: &TrainingConfig, data: &PreparedData) -> Result<(
 }
 
 impl<'a, B: AutodiffBackend> Run<'a, B> {
-    fn fresh(data: &'a PreparedData, config: &'a TrainingConfig, dir: &'a Path, device: &'a B::Device) -> Result<Self, TrainError> {
+    fn fresh(
+        data: &'a PreparedData,
+        config: &'a TrainingConfig,
+        dir: &'a Path,
+        device: &'a B::Device,
+    ) -> Result<Self, TrainError> {
         checkpoint::write_run_files(dir, config, &data.vocab)?;
         let mut run = Self {
             data,
@@ -152,9 +159,14 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
         ckpt: Checkpoint,
         device: &'a B::Device,
     ) -> Result<Self, TrainError> {
-        let refuse = |reason: String| TrainError::Resume { path: ckpt.dir.clone(), reason };
+        let refuse = |reason: String| TrainError::Resume {
+            path: ckpt.dir.clone(),
+            reason,
+        };
         if ckpt.state.corpus_sha256 != data.corpus_sha256 {
-            return Err(refuse("the corpus differs from the one the run started with".into()));
+            return Err(refuse(
+                "the corpus differs from the one the run started with".into(),
+            ));
         }
         if ckpt.vocab != data.vocab {
             return Err(refuse("the vocabulary differs from the run's".into()));
@@ -191,7 +203,11 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
         checkpoint::save_commit(self.dir, &model, optim.as_deref(), &self.state)
     }
 
-    fn go(&mut self, stop: &AtomicBool, on_event: &mut dyn FnMut(&TrainEvent)) -> Result<TrainSummary, TrainError> {
+    fn go(
+        &mut self,
+        stop: &AtomicBool,
+        on_event: &mut dyn FnMut(&TrainEvent),
+    ) -> Result<TrainSummary, TrainError> {
         let config = self.config;
         let params = self.model.num_params();
         on_event(&TrainEvent::Start {
@@ -230,15 +246,26 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
             self.model = self.optim.step(lr, self.model.clone(), grads);
             self.state.step += 1;
             let done = self.state.step;
-            let dev_loss = (config.eval_every > 0 && done % config.eval_every == 0 && done < config.steps)
-                .then(|| evaluate(&self.model.valid(), &self.data.dev, self.device))
-                .flatten();
+            let dev_loss =
+                (config.eval_every > 0 && done % config.eval_every == 0 && done < config.steps)
+                    .then(|| evaluate(&self.model.valid(), &self.data.dev, self.device))
+                    .flatten();
             self.metrics.row(done, lr, loss_value, dev_loss)?;
-            on_event(&TrainEvent::Step { step: done, lr, loss: loss_value });
+            on_event(&TrainEvent::Step {
+                step: done,
+                lr,
+                loss: loss_value,
+            });
             if let Some(dev_loss) = dev_loss {
-                on_event(&TrainEvent::Eval { step: done, dev_loss });
+                on_event(&TrainEvent::Eval {
+                    step: done,
+                    dev_loss,
+                });
             }
-            if config.checkpoint_every > 0 && done % config.checkpoint_every == 0 && done < config.steps {
+            if config.checkpoint_every > 0
+                && done % config.checkpoint_every == 0
+                && done < config.steps
+            {
                 self.state.elapsed_secs += clock.elapsed().as_secs_f64();
                 self.save()?;
                 clock = Instant::now();
@@ -256,7 +283,9 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
             self.state.dev_loss = dev_loss;
         }
         self.save()?;
-        on_event(&TrainEvent::Checkpoint { step: self.state.step });
+        on_event(&TrainEvent::Checkpoint {
+            step: self.state.step,
+        });
         Ok(TrainSummary {
             steps_done: self.state.step,
             interrupted,
@@ -268,6 +297,8 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
     }
 
     fn last_saved_step(&self) -> u64 {
-        Checkpoint::open(self.dir).map(|c| c.state.step).unwrap_or(0)
+        Checkpoint::open(self.dir)
+            .map(|c| c.state.step)
+            .unwrap_or(0)
     }
 }

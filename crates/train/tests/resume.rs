@@ -27,7 +27,9 @@ fn config(optimizer: OptimizerKind) -> TrainingConfig {
 
 fn weights(dir: &Path) -> Vec<Vec<f32>> {
     let ckpt = Checkpoint::open(dir).unwrap();
-    let model = ckpt.load_model::<NdArray<f32>>(&Default::default()).unwrap();
+    let model = ckpt
+        .load_model::<NdArray<f32>>(&Default::default())
+        .unwrap();
     use burn::module::Module;
     let mut out = Vec::new();
     model.visit(&mut Collect(&mut out));
@@ -36,8 +38,12 @@ fn weights(dir: &Path) -> Vec<Vec<f32>> {
 
 struct Collect<'a>(&'a mut Vec<Vec<f32>>);
 impl<B2: burn::prelude::Backend> burn::module::ModuleVisitor<B2> for Collect<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<burn::prelude::Tensor<B2, D>>) {
-        self.0.push(param.val().into_data().convert::<f32>().to_vec().unwrap());
+    fn visit_float<const D: usize>(
+        &mut self,
+        param: &burn::module::Param<burn::prelude::Tensor<B2, D>>,
+    ) {
+        self.0
+            .push(param.val().into_data().convert::<f32>().to_vec().unwrap());
     }
 }
 
@@ -47,7 +53,9 @@ fn assert_trained(dir: &Path, c: &TrainingConfig) {
     let mut model_config = c.model.clone();
     model_config.vocab_size = Checkpoint::open(dir).unwrap().vocab.len();
     let mut initial = Vec::new();
-    model_config.init::<NdArray<f32>>(&Default::default()).visit(&mut Collect(&mut initial));
+    model_config
+        .init::<NdArray<f32>>(&Default::default())
+        .visit(&mut Collect(&mut initial));
     for (before, after) in initial.iter().zip(weights(dir)) {
         assert_ne!(before, &after);
     }
@@ -56,7 +64,16 @@ fn assert_trained(dir: &Path, c: &TrainingConfig) {
 fn run_straight(dir: &Path, c: &TrainingConfig) {
     let data = prepare(words(), c).unwrap();
     let stop = AtomicBool::new(false);
-    let s = train::<B>(&data, c, dir, None, &Default::default(), &stop, &mut |_: &TrainEvent| {}).unwrap();
+    let s = train::<B>(
+        &data,
+        c,
+        dir,
+        None,
+        &Default::default(),
+        &stop,
+        &mut |_: &TrainEvent| {},
+    )
+    .unwrap();
     assert_eq!(s.steps_done, c.steps);
     assert!(!s.interrupted);
 }
@@ -71,13 +88,31 @@ fn run_interrupted(dir: &Path, c: &TrainingConfig, stop_after: u64) {
             }
         }
     };
-    let s = train::<B>(&data, c, dir, None, &Default::default(), &stop, &mut on_event).unwrap();
+    let s = train::<B>(
+        &data,
+        c,
+        dir,
+        None,
+        &Default::default(),
+        &stop,
+        &mut on_event,
+    )
+    .unwrap();
     assert!(s.interrupted);
     assert_eq!(s.steps_done, stop_after);
     let ckpt = Checkpoint::open(dir).unwrap();
     assert_eq!(ckpt.state.step, stop_after);
     let stop = AtomicBool::new(false);
-    let s = train::<B>(&data, c, dir, Some(ckpt), &Default::default(), &stop, &mut |_: &TrainEvent| {}).unwrap();
+    let s = train::<B>(
+        &data,
+        c,
+        dir,
+        Some(ckpt),
+        &Default::default(),
+        &stop,
+        &mut |_: &TrainEvent| {},
+    )
+    .unwrap();
     assert_eq!(s.steps_done, c.steps);
 }
 
@@ -113,8 +148,16 @@ fn resume_refuses_other_corpus() {
     let mut other = words();
     other.push("zoe".into());
     let data = prepare(other, &c).unwrap();
-    let err = train::<B>(&data, &c, dir.path(), Some(ckpt), &Default::default(), &AtomicBool::new(false), &mut |_: &TrainEvent| {})
-        .unwrap_err();
+    let err = train::<B>(
+        &data,
+        &c,
+        dir.path(),
+        Some(ckpt),
+        &Default::default(),
+        &AtomicBool::new(false),
+        &mut |_: &TrainEvent| {},
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("corpus differs"), "{err}");
 }
 
@@ -125,10 +168,21 @@ fn divergence_stops_with_a_message_and_keeps_a_checkpoint() {
     c.schedule = makemore_train::LrSchedule::Constant { lr: 1e300 };
     let dir = tempfile::tempdir().unwrap();
     let data = prepare(words(), &c).unwrap();
-    let err = train::<B>(&data, &c, dir.path(), None, &Default::default(), &AtomicBool::new(false), &mut |_: &TrainEvent| {})
-        .unwrap_err();
+    let err = train::<B>(
+        &data,
+        &c,
+        dir.path(),
+        None,
+        &Default::default(),
+        &AtomicBool::new(false),
+        &mut |_: &TrainEvent| {},
+    )
+    .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("smaller learning rate") && msg.contains("step"), "{msg}");
+    assert!(
+        msg.contains("smaller learning rate") && msg.contains("step"),
+        "{msg}"
+    );
     let ckpt = Checkpoint::open(dir.path()).unwrap();
     assert!(ckpt.load_model::<NdArray<f32>>(&Default::default()).is_ok());
 }

@@ -184,13 +184,23 @@ mod tests {
     fn unknown_char_names_char_and_position() {
         let v = Vocab::from_words(["abc"]).unwrap();
         let err = v.encode("abz").unwrap_err();
-        assert!(matches!(err, VocabError::UnknownChar { ch: 'z', position: 2, .. }));
+        assert!(matches!(
+            err,
+            VocabError::UnknownChar {
+                ch: 'z',
+                position: 2,
+                ..
+            }
+        ));
         assert!(err.to_string().contains("'z'"));
     }
 
     #[test]
     fn empty_corpus_is_an_error() {
-        assert_eq!(Vocab::from_words(Vec::<String>::new()), Err(VocabError::Empty));
+        assert_eq!(
+            Vocab::from_words(Vec::<String>::new()),
+            Err(VocabError::Empty)
+        );
         assert_eq!(Vocab::from_words([""]), Err(VocabError::Empty));
     }
 

@@ -82,7 +82,11 @@ fn stats(args: StatsArgs) -> Result<()> {
     let words = corpus::load_words(args.corpus.data.as_ref())?;
     let vocab = Vocab::from_words(&words)?;
     let block = args.corpus.block_size as usize;
-    let longest = words.iter().max_by_key(|w| w.chars().count()).cloned().unwrap_or_default();
+    let longest = words
+        .iter()
+        .max_by_key(|w| w.chars().count())
+        .cloned()
+        .unwrap_or_default();
     let n_words = words.len();
     let split = Split::new(words, args.corpus.split_seed, SplitRatios::default())?;
     let count = |w: &[String]| Examples::from_words(w, &vocab, block).map(|e| e.len());
@@ -107,12 +111,30 @@ fn stats(args: StatsArgs) -> Result<()> {
     }
     println!("corpus       {}", stats.source);
     println!("words        {}", stats.words);
-    println!("vocabulary   {} tokens: {:?}", stats.vocab_size, stats.vocab);
-    println!("longest word {} ({} characters)", stats.longest_word, stats.longest_word_len);
-    println!("split        80/10/10, seed {}, block size {block}", args.corpus.split_seed);
-    println!("  train      {:>6} words  {:>7} examples", stats.train_words, stats.train_examples);
-    println!("  dev        {:>6} words  {:>7} examples", stats.dev_words, stats.dev_examples);
-    println!("  test       {:>6} words  {:>7} examples", stats.test_words, stats.test_examples);
+    println!(
+        "vocabulary   {} tokens: {:?}",
+        stats.vocab_size, stats.vocab
+    );
+    println!(
+        "longest word {} ({} characters)",
+        stats.longest_word, stats.longest_word_len
+    );
+    println!(
+        "split        80/10/10, seed {}, block size {block}",
+        args.corpus.split_seed
+    );
+    println!(
+        "  train      {:>6} words  {:>7} examples",
+        stats.train_words, stats.train_examples
+    );
+    println!(
+        "  dev        {:>6} words  {:>7} examples",
+        stats.dev_words, stats.dev_examples
+    );
+    println!(
+        "  test       {:>6} words  {:>7} examples",
+        stats.test_words, stats.test_examples
+    );
     Ok(())
 }
 
@@ -125,7 +147,11 @@ fn show(args: ShowArgs) -> Result<()> {
         let ex = Examples::from_words(std::slice::from_ref(word), &vocab, block)?;
         for i in 0..ex.len() {
             let ctx: Vec<usize> = ex.context(i).iter().map(|&c| c as usize).collect();
-            println!("{} ---> {}", vocab.decode(&ctx)?, vocab.char_at(ex.target(i) as usize)?);
+            println!(
+                "{} ---> {}",
+                vocab.decode(&ctx)?,
+                vocab.char_at(ex.target(i) as usize)?
+            );
         }
     }
     Ok(())

@@ -98,14 +98,24 @@ impl WithBackend for EvalJob {
         for name in splits {
             if let Some(loss) = evaluate_split(&model, &data, name, &device) {
                 let examples = data.examples(name).len();
-                out.insert(name.as_str(), SplitLoss { loss, perplexity: loss.exp(), examples });
+                out.insert(
+                    name.as_str(),
+                    SplitLoss {
+                        loss,
+                        perplexity: loss.exp(),
+                        examples,
+                    },
+                );
             }
         }
         if args.json {
             println!("{}", serde_json::to_string(&out)?);
         } else {
             for (name, l) in &out {
-                println!("{name:<5} loss {:.4}  perplexity {:.3}  ({} examples)", l.loss, l.perplexity, l.examples);
+                println!(
+                    "{name:<5} loss {:.4}  perplexity {:.3}  ({} examples)",
+                    l.loss, l.perplexity, l.examples
+                );
             }
         }
         Ok(())

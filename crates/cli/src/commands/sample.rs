@@ -79,17 +79,32 @@ impl WithBackend for SampleJob {
         };
         options.validate(&ckpt.vocab)?;
         let model = ckpt.load_model::<B::InnerBackend>(&device)?;
-        let samples = sample(&model, &ckpt.vocab, ckpt.config.model.block_size, Some(&split), &options, &device)?;
+        let samples = sample(
+            &model,
+            &ckpt.vocab,
+            ckpt.config.model.block_size,
+            Some(&split),
+            &options,
+            &device,
+        )?;
         for s in &samples {
             if args.json {
                 println!("{}", serde_json::to_string(s)?);
             } else {
-                let cut = if s.truncated { " (cut at --max-len)" } else { "" };
+                let cut = if s.truncated {
+                    " (cut at --max-len)"
+                } else {
+                    ""
+                };
                 println!("{:<24} {}{cut}", s.word, s.origin.label());
             }
         }
         if args.only_new && samples.len() < args.n {
-            eprintln!("note: found only {} new words in {} attempts", samples.len(), args.n * 100);
+            eprintln!(
+                "note: found only {} new words in {} attempts",
+                samples.len(),
+                args.n * 100
+            );
         }
         Ok(())
     }

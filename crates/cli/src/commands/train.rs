@@ -10,7 +10,8 @@ use clap::{Args, ValueEnum};
 use makemore_data::SplitRatios;
 use makemore_model::InitScheme;
 use makemore_train::{
-    prepare, sample, train, Checkpoint, LrSchedule, OptimizerKind, SampleOptions, TrainEvent, TrainingConfig,
+    prepare, sample, train, Checkpoint, LrSchedule, OptimizerKind, SampleOptions, TrainEvent,
+    TrainingConfig,
 };
 use serde::Serialize;
 
@@ -126,7 +127,13 @@ pub struct TrainArgs {
     #[arg(long, help_heading = "Training")]
     pub batch_seed: Option<u64>,
     /// Split fractions train,dev,test.
-    #[arg(long, value_name = "T,D,T", value_delimiter = ',', allow_negative_numbers = true, help_heading = "Training")]
+    #[arg(
+        long,
+        value_name = "T,D,T",
+        value_delimiter = ',',
+        allow_negative_numbers = true,
+        help_heading = "Training"
+    )]
     pub split: Option<Vec<f64>>,
     /// Seed of the shuffle before the split (Python's random.seed).
     #[arg(long, help_heading = "Training")]
@@ -151,12 +158,28 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     fn has_overrides(&self) -> bool {
-        let model = self.block_size.is_some() || self.n_embd.is_some() || self.n_hidden.is_some() || self.layers.is_some()
-            || self.direct.is_some() || self.init.is_some() || self.init_seed.is_some();
-        let training = self.steps.is_some() || self.batch_size.is_some() || self.lr.is_some() || self.lr_schedule.is_some()
-            || self.lr_final.is_some() || self.lr_decay_at.is_some() || self.warmup.is_some() || self.lr_list.is_some()
-            || self.optimizer.is_some() || self.weight_decay.is_some() || self.batch_seed.is_some() || self.split.is_some()
-            || self.split_seed.is_some() || self.eval_every.is_some() || self.checkpoint_every.is_some();
+        let model = self.block_size.is_some()
+            || self.n_embd.is_some()
+            || self.n_hidden.is_some()
+            || self.layers.is_some()
+            || self.direct.is_some()
+            || self.init.is_some()
+            || self.init_seed.is_some();
+        let training = self.steps.is_some()
+            || self.batch_size.is_some()
+            || self.lr.is_some()
+            || self.lr_schedule.is_some()
+            || self.lr_final.is_some()
+            || self.lr_decay_at.is_some()
+            || self.warmup.is_some()
+            || self.lr_list.is_some()
+            || self.optimizer.is_some()
+            || self.weight_decay.is_some()
+            || self.batch_seed.is_some()
+            || self.split.is_some()
+            || self.split_seed.is_some()
+            || self.eval_every.is_some()
+            || self.checkpoint_every.is_some();
         model || training
     }
 
@@ -185,13 +208,21 @@ impl TrainArgs {
             if s.len() != 3 {
                 bail!("--split takes three fractions train,dev,test (like 0.8,0.1,0.1), got {} values", s.len());
             }
-            config.split = SplitRatios { train: s[0], dev: s[1], test: s[2] };
+            config.split = SplitRatios {
+                train: s[0],
+                dev: s[1],
+                test: s[2],
+            };
         }
         self.apply_schedule(config)?;
         match (self.optimizer, self.weight_decay) {
             (Some(OptimizerArg::Sgd), Some(_)) => bail!("--weight-decay needs --optimizer adamw"),
             (Some(OptimizerArg::Sgd), None) => config.optimizer = OptimizerKind::Sgd,
-            (Some(OptimizerArg::Adamw), wd) => config.optimizer = OptimizerKind::Adamw { weight_decay: wd.unwrap_or(0.01) },
+            (Some(OptimizerArg::Adamw), wd) => {
+                config.optimizer = OptimizerKind::Adamw {
+                    weight_decay: wd.unwrap_or(0.01),
+                }
+            }
             (None, Some(wd)) => match &mut config.optimizer {
                 OptimizerKind::Adamw { weight_decay } => *weight_decay = wd,
                 OptimizerKind::Sgd => bail!("--weight-decay needs --optimizer adamw"),
@@ -203,12 +234,17 @@ impl TrainArgs {
 
     fn apply_schedule(&self, config: &mut TrainingConfig) -> Result<()> {
         if let Some(path) = &self.lr_list {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read --lr-list {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --lr-list {}", path.display()))?;
             let lrs = text
                 .lines()
                 .enumerate()
                 .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| l.trim().parse::<f64>().with_context(|| format!("{}:{}: not a number: {l:?}", path.display(), i + 1)))
+                .map(|(i, l)| {
+                    l.trim().parse::<f64>().with_context(|| {
+                        format!("{}:{}: not a number: {l:?}", path.display(), i + 1)
+                    })
+                })
                 .collect::<Result<Vec<_>>>()?;
             config.schedule = LrSchedule::List { lrs };
             return Ok(());
@@ -235,9 +271,17 @@ impl TrainArgs {
                     _ => None,
                 };
                 let decay_at = self.lr_decay_at.or(current_at).unwrap_or(config.steps / 2);
-                LrSchedule::Step { lr, decayed_lr: final_lr, decay_at }
+                LrSchedule::Step {
+                    lr,
+                    decayed_lr: final_lr,
+                    decay_at,
+                }
             }
-            ScheduleArg::Cosine => LrSchedule::Cosine { lr, final_lr, warmup: self.warmup.unwrap_or(0) },
+            ScheduleArg::Cosine => LrSchedule::Cosine {
+                lr,
+                final_lr,
+                warmup: self.warmup.unwrap_or(0),
+            },
         };
         Ok(())
     }
@@ -278,14 +322,19 @@ pub fn run(args: TrainArgs) -> Result<()> {
             }
             let ckpt = Checkpoint::open(dir).context("cannot resume")?;
             if ckpt.state.finished {
-                bail!("the run in {} already finished all {} steps", dir.display(), ckpt.config.steps);
+                bail!(
+                    "the run in {} already finished all {} steps",
+                    dir.display(),
+                    ckpt.config.steps
+                );
             }
             (ckpt.config.clone(), dir.clone(), Some(ckpt))
         }
         None => {
             let mut config = match &args.config {
                 Some(path) => TrainingConfig::from_json(
-                    &std::fs::read_to_string(path).with_context(|| format!("cannot read --config {}", path.display()))?,
+                    &std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read --config {}", path.display()))?,
                 )
                 .with_context(|| format!("in {}", path.display()))?,
                 None => TrainingConfig::default(),
@@ -301,7 +350,16 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let words = corpus::load_words(args.data.as_ref())?;
     let backend = args.backend;
-    dispatch(backend, TrainJob { args, config, dir, resume, words })
+    dispatch(
+        backend,
+        TrainJob {
+            args,
+            config,
+            dir,
+            resume,
+            words,
+        },
+    )
 }
 
 /// Refuses to overwrite a directory that holds another run unless `force`.
@@ -316,15 +374,23 @@ fn check_out_dir(out: &std::path::Path, force: bool) -> Result<()> {
             out.display()
         );
     }
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create --out {}", out.display()))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create --out {}", out.display()))?;
     if force {
         // Leave nothing of the old run that the new one could be mistaken for.
-        for name in ["state.json", "state.json.tmp", "model.safetensors", "optimizer.mpk", "metrics.csv"] {
+        for name in [
+            "state.json",
+            "state.json.tmp",
+            "model.safetensors",
+            "optimizer.mpk",
+            "metrics.csv",
+        ] {
             let _ = std::fs::remove_file(out.join(name));
         }
     }
     let probe = out.join(".write-test");
-    std::fs::write(&probe, b"").with_context(|| format!("cannot write to --out {}", out.display()))?;
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("cannot write to --out {}", out.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }
@@ -333,7 +399,13 @@ impl WithBackend for TrainJob {
     type Output = ();
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
-        let TrainJob { args, mut config, dir, resume, words } = self;
+        let TrainJob {
+            args,
+            mut config,
+            dir,
+            resume,
+            words,
+        } = self;
         let data = prepare(words, &config)?;
         config.model.vocab_size = data.vocab.len();
         makemore_train::check_data_fits(&config, &data)?;
@@ -366,16 +438,28 @@ impl WithBackend for TrainJob {
                     bar.set_message(format!("loss {loss:.4}"));
                 }
             }
-            TrainEvent::Eval { step, dev_loss } => bar.println(format!("step {step:>7}  dev loss {dev_loss:.4}")),
+            TrainEvent::Eval { step, dev_loss } => {
+                bar.println(format!("step {step:>7}  dev loss {dev_loss:.4}"))
+            }
             _ => {}
         };
         let summary = train::<B>(&data, &config, &dir, resume, &device, &stop, &mut on_event);
         bar.finish_and_clear();
         let summary = summary?;
         let model = Checkpoint::open(&dir)?.load_model::<B::InnerBackend>(&device)?;
-        let options = SampleOptions { n: args.samples, ..SampleOptions::default() };
+        let options = SampleOptions {
+            n: args.samples,
+            ..SampleOptions::default()
+        };
         let samples = if args.samples > 0 {
-            sample(&model, &data.vocab, config.model.block_size, Some(&data.split), &options, &device)?
+            sample(
+                &model,
+                &data.vocab,
+                config.model.block_size,
+                Some(&data.split),
+                &options,
+                &device,
+            )?
         } else {
             Vec::new()
         };
@@ -394,7 +478,11 @@ impl WithBackend for TrainJob {
             return Ok(());
         }
         if summary.interrupted {
-            println!("interrupted at step {}; continue with: makemore train --resume {}", summary.steps_done, dir.display());
+            println!(
+                "interrupted at step {}; continue with: makemore train --resume {}",
+                summary.steps_done,
+                dir.display()
+            );
         }
         println!("parameters   {}", summary.params);
         println!(

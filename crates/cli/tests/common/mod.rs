@@ -28,19 +28,43 @@ pub fn canonical_names() -> Option<PathBuf> {
 pub fn assert_clean_error(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "expected failure, stderr: {stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "panic: {stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "panic: {stderr}"
+    );
     // clap's usage errors add its standard "Usage:" and "For more information" lines.
     let lines: Vec<&str> = stderr
         .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information") && !l.trim_start().starts_with("tip:"))
+        .filter(|l| {
+            !l.trim().is_empty()
+                && !l.starts_with("Usage:")
+                && !l.starts_with("For more information")
+                && !l.trim_start().starts_with("tip:")
+                && !l.trim_start().starts_with("[possible values")
+        })
         .collect();
     assert_eq!(lines.len(), 1, "expected a one-line error, got: {stderr}");
     assert!(lines[0].starts_with("error: "), "{stderr}");
-    assert!(lines[0].contains(needle), "expected {needle:?} in: {stderr}");
+    assert!(
+        lines[0].contains(needle),
+        "expected {needle:?} in: {stderr}"
+    );
 }
 
 /// Small training flags: a few seconds on two cores.
-pub const SMALL: &[&str] = &["--n-hidden", "32", "--steps", "300", "--batch-size", "32", "--eval-every", "100", "--checkpoint-every", "50", "-q"];
+pub const SMALL: &[&str] = &[
+    "--n-hidden",
+    "32",
+    "--steps",
+    "300",
+    "--batch-size",
+    "32",
+    "--eval-every",
+    "100",
+    "--checkpoint-every",
+    "50",
+    "-q",
+];
 
 /// Reads every tensor of a safetensors file as f32 values, by name.
 pub fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
