@@ -1,6 +1,6 @@
 //! The one place that picks a burn backend. Everything below is generic.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
 use clap::ValueEnum;
 
@@ -44,7 +44,7 @@ pub fn dispatch<W: WithBackend>(choice: BackendChoice, work: W) -> Result<W::Out
             #[cfg(not(feature = "ndarray"))]
             {
                 let _ = work;
-                bail!("this makemore was built without the ndarray backend; rebuild with `--features ndarray`")
+                anyhow::bail!("this makemore was built without the ndarray backend; rebuild with `--features ndarray`")
             }
         }
         BackendChoice::Wgpu => {
@@ -56,7 +56,7 @@ pub fn dispatch<W: WithBackend>(choice: BackendChoice, work: W) -> Result<W::Out
             #[cfg(not(feature = "wgpu"))]
             {
                 let _ = work;
-                bail!("this makemore was built without the wgpu backend; rebuild with `--features wgpu`")
+                anyhow::bail!("this makemore was built without the wgpu backend; rebuild with `--features wgpu`")
             }
         }
     }

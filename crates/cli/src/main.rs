@@ -6,6 +6,7 @@
 mod backend;
 mod commands;
 mod corpus;
+mod plot;
 mod progress;
 
 use std::process::ExitCode;
@@ -33,6 +34,13 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Make more words: sample from a checkpoint.
     Sample(commands::sample::SampleArgs),
+    /// The notebook's learning-rate finder: loss against log10(lr), and a suggestion.
+    LrFind(commands::lr_find::LrFindArgs),
+    /// Pictures of a run: the loss curve, or the learned character embeddings.
+    #[command(subcommand)]
+    Plot(commands::plot::PlotCommand),
+    /// The count-based bigram baseline: its train/dev loss and samples.
+    Bigram(commands::bigram::BigramArgs),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +50,9 @@ fn main() -> ExitCode {
         Command::Train(args) => commands::train::run(*args),
         Command::Eval(args) => commands::eval::run(args),
         Command::Sample(args) => commands::sample::run(args),
+        Command::LrFind(args) => commands::lr_find::run(args),
+        Command::Plot(cmd) => commands::plot::run(cmd),
+        Command::Bigram(args) => commands::bigram::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

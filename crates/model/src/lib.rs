@@ -26,11 +26,13 @@
 //! assert!(loss > 0.0);
 //! ```
 
+mod bigram;
 mod config;
 mod init;
 mod loss;
 mod mlp;
 
+pub use bigram::Bigram;
 pub use config::{InitScheme, MlpConfig};
 pub use loss::cross_entropy;
 pub use mlp::Mlp;

@@ -6,7 +6,7 @@ use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use makemore_data::{ContextBatcher, MinibatchSampler};
+use makemore_data::{ContextBatcher, Examples, MinibatchSampler};
 use makemore_model::{cross_entropy, Mlp};
 use serde::Serialize;
 
@@ -216,8 +216,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
             total_steps: config.steps,
         });
         let sampler = MinibatchSampler::new(config.batch_seed);
-        let n_train = self.data.train.len();
-        let (mut idx, mut xs, mut ys) = (Vec::new(), Vec::new(), Vec::new());
+        let mut bufs = StepBuffers::default();
         let mut interrupted = false;
         let mut clock = Instant::now();
         while self.state.step < config.steps {
@@ -227,11 +226,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
             }
             let step = self.state.step;
             let lr = config.schedule.lr(step, config.steps);
-            sampler.fill(step, config.batch_size, n_train, &mut idx);
-            self.data.train.gather_into(&idx, &mut xs, &mut ys);
-            let batch = ContextBatcher::from_flat::<B>(&xs, &ys, self.device);
-            let loss = cross_entropy(self.model.forward(batch.inputs), batch.targets);
-            let loss_value: f32 = loss.clone().into_scalar().elem();
+            let loss_value = self.step_once(&sampler, step, lr, &mut bufs);
             if !loss_value.is_finite() {
                 return Err(TrainError::NonFinite {
                     step: step + 1,
@@ -241,9 +236,6 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
                     dir: self.dir.to_path_buf(),
                 });
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-            // `step` takes the model by value; a cheap clone of tensor handles stands in.
-            self.model = self.optim.step(lr, self.model.clone(), grads);
             self.state.step += 1;
             let done = self.state.step;
             let dev_loss =
@@ -296,9 +288,167 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
         })
     }
 
+    /// One optimisation step at `lr`; returns the minibatch loss (before the update). A
+    /// non-finite loss leaves the model as it was.
+    fn step_once(
+        &mut self,
+        sampler: &MinibatchSampler,
+        step: u64,
+        lr: f64,
+        bufs: &mut StepBuffers,
+    ) -> f32 {
+        let (model, loss) = train_step(
+            self.model.clone(),
+            &mut self.optim,
+            &self.data.train,
+            sampler,
+            step,
+            self.config.batch_size,
+            lr,
+            bufs,
+            self.device,
+        );
+        if let Some(model) = model {
+            self.model = model;
+        }
+        loss
+    }
+
     fn last_saved_step(&self) -> u64 {
         Checkpoint::open(self.dir)
             .map(|c| c.state.step)
             .unwrap_or(0)
     }
+}
+
+/// Host buffers reused by every step, so a step allocates no batch memory of its own.
+#[derive(Default)]
+struct StepBuffers {
+    idx: Vec<usize>,
+    xs: Vec<u32>,
+    ys: Vec<u32>,
+}
+
+/// Forward, backward and update on the minibatch of `step`. Returns the updated model
+/// (`None` when the loss is not finite) and the minibatch loss.
+#[allow(clippy::too_many_arguments)]
+fn train_step<B: AutodiffBackend>(
+    model: Mlp<B>,
+    optim: &mut TrainOptimizer<B>,
+    train: &Examples,
+    sampler: &MinibatchSampler,
+    step: u64,
+    batch_size: usize,
+    lr: f64,
+    bufs: &mut StepBuffers,
+    device: &B::Device,
+) -> (Option<Mlp<B>>, f32) {
+    sampler.fill(step, batch_size, train.len(), &mut bufs.idx);
+    train.gather_into(&bufs.idx, &mut bufs.xs, &mut bufs.ys);
+    let batch = ContextBatcher::from_flat::<B>(&bufs.xs, &bufs.ys, device);
+    let loss = cross_entropy(model.forward(batch.inputs), batch.targets);
+    let value: f32 = loss.clone().into_scalar().elem();
+    if !value.is_finite() {
+        return (None, value);
+    }
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    (Some(optim.step(lr, model, grads)), value)
+}
+
+/// One point of a learning-rate sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LrFindPoint {
+    /// log10 of the learning rate.
+    pub exponent: f64,
+    /// The learning rate.
+    pub lr: f64,
+    /// Minibatch loss at this step (before its update).
+    pub loss: f32,
+}
+
+/// The notebook's learning-rate finder: from a fresh model, one minibatch step at each of
+/// `steps` learning rates `10^e`, `e` evenly spaced from `min_exp` to `max_exp`, recording
+/// the loss. Stops early when the loss stops being finite.
+pub fn lr_find<B: AutodiffBackend>(
+    data: &PreparedData,
+    config: &TrainingConfig,
+    min_exp: f64,
+    max_exp: f64,
+    steps: usize,
+    device: &B::Device,
+) -> Result<Vec<LrFindPoint>, TrainError> {
+    let mut config = config.clone();
+    config.model.vocab_size = data.vocab.len();
+    config.validate()?;
+    check_data_fits(&config, data)?;
+    if !(min_exp.is_finite() && max_exp.is_finite() && min_exp < max_exp) {
+        return Err(TrainError::Config(format!(
+            "need min-exp < max-exp, got {min_exp} and {max_exp}"
+        )));
+    }
+    if steps < 2 {
+        return Err(TrainError::Config(
+            "the learning-rate finder needs at least 2 steps".into(),
+        ));
+    }
+    let sampler = MinibatchSampler::new(config.batch_seed);
+    let mut model = config.model.init::<B>(device);
+    let mut optim = TrainOptimizer::new(config.optimizer);
+    let mut bufs = StepBuffers::default();
+    let mut points = Vec::with_capacity(steps);
+    for i in 0..steps {
+        let exponent = min_exp + (max_exp - min_exp) * i as f64 / (steps - 1) as f64;
+        let lr = 10f64.powf(exponent);
+        let (next, loss) = train_step(
+            model.clone(),
+            &mut optim,
+            &data.train,
+            &sampler,
+            i as u64,
+            config.batch_size,
+            lr,
+            &mut bufs,
+            device,
+        );
+        points.push(LrFindPoint { exponent, lr, loss });
+        match next {
+            Some(m) => model = m,
+            None => break,
+        }
+    }
+    Ok(points)
+}
+
+/// The rule behind the suggested learning rate, in words.
+pub const LR_SUGGESTION_RULE: &str =
+    "smooth the losses with a centred moving average over 5% of the points, \
+find the exponent with the lowest smoothed loss, and suggest the rate half a decade below it \
+(10^(e_min - 0.5)): still fast, but clear of the edge where the loss turns up";
+
+/// Suggests a learning rate from a sweep (see [`LR_SUGGESTION_RULE`]).
+pub fn suggest_lr(points: &[LrFindPoint]) -> Option<f64> {
+    let finite: Vec<&LrFindPoint> = points.iter().take_while(|p| p.loss.is_finite()).collect();
+    if finite.is_empty() {
+        return None;
+    }
+    let half = (finite.len() / 40).max(1);
+    let smoothed = (0..finite.len()).map(|i| {
+        let lo = i.saturating_sub(half);
+        let hi = (i + half + 1).min(finite.len());
+        let mean = finite[lo..hi]
+            .iter()
+            .map(|p| f64::from(p.loss))
+            .sum::<f64>()
+            / (hi - lo) as f64;
+        (finite[i].exponent, mean)
+    });
+    let (e_min, _) = smoothed.fold((f64::NAN, f64::INFINITY), |best, (e, l)| {
+        if l < best.1 {
+            (e, l)
+        } else {
+            best
+        }
+    });
+    let lowest = finite[0].exponent;
+    Some(10f64.powf((e_min - 0.5).max(lowest)))
 }

@@ -1,6 +1,9 @@
 //! One module per verb.
 
+pub mod bigram;
 pub mod data;
 pub mod eval;
+pub mod lr_find;
+pub mod plot;
 pub mod sample;
 pub mod train;

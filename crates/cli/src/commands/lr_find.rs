@@ -1,0 +1,158 @@
+//! `makemore lr-find`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
+use makemore_model::InitScheme;
+use makemore_train::{lr_find, prepare, suggest_lr, TrainingConfig, LR_SUGGESTION_RULE};
+
+use crate::backend::{dispatch, BackendChoice, WithBackend};
+use crate::commands::train::InitArg;
+use crate::corpus;
+use crate::plot::{line_chart, Chart, ImageFormat, Line};
+
+/// `makemore lr-find`: the notebook's learning-rate finder. From a fresh model, one
+/// minibatch step at each learning rate 10^e, e evenly spaced from --min-exp to --max-exp;
+/// writes lr-find.csv and a plot of loss against e, and suggests a learning rate.
+#[derive(Debug, Args)]
+pub struct LrFindArgs {
+    /// Word list (default: the built-in data/names.txt).
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+    /// Smallest exponent.
+    #[arg(long, default_value_t = -3.0, allow_negative_numbers = true)]
+    pub min_exp: f64,
+    /// Largest exponent.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    pub max_exp: f64,
+    /// Learning rates to try (one step each).
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    /// Directory for lr-find.csv and lr-find.png.
+    #[arg(long, value_name = "DIR", default_value = "runs/lr-find")]
+    pub out: PathBuf,
+    /// Picture format.
+    #[arg(long, value_enum, default_value_t = ImageFormat::Png)]
+    pub format: ImageFormat,
+    /// Model and training settings as JSON (default: the notebook's recipe).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Weight initialisation (the notebook's lecture used `notebook`).
+    #[arg(long, value_enum, default_value_t = InitArg::Notebook)]
+    pub init: InitArg,
+    /// Embedding dimensions per character.
+    #[arg(long)]
+    pub n_embd: Option<usize>,
+    /// Units in the hidden layer.
+    #[arg(long)]
+    pub n_hidden: Option<usize>,
+    /// Examples per step.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Backend.
+    #[arg(long, value_enum, default_value_t = BackendChoice::default())]
+    pub backend: BackendChoice,
+}
+
+struct LrFindJob {
+    args: LrFindArgs,
+    config: TrainingConfig,
+    words: Vec<String>,
+}
+
+/// Runs `makemore lr-find`.
+pub fn run(args: LrFindArgs) -> Result<()> {
+    let mut config = match &args.config {
+        Some(p) => TrainingConfig::from_json(
+            &std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read --config {}", p.display()))?,
+        )?,
+        None => TrainingConfig::default(),
+    };
+    config.model.init = match args.init {
+        InitArg::Notebook => InitScheme::Notebook,
+        InitArg::Scaled => InitScheme::Scaled,
+    };
+    if let Some(v) = args.n_embd {
+        config.model.n_embd = v;
+    }
+    if let Some(v) = args.n_hidden {
+        config.model.n_hidden = v;
+    }
+    if let Some(v) = args.batch_size {
+        config.batch_size = v;
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create --out {}", args.out.display()))?;
+    let words = corpus::load_words(args.data.as_ref())?;
+    dispatch(
+        args.backend,
+        LrFindJob {
+            args,
+            config,
+            words,
+        },
+    )
+}
+
+impl WithBackend for LrFindJob {
+    type Output = ();
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+        let LrFindJob {
+            args,
+            config,
+            words,
+        } = self;
+        let data = prepare(words, &config)?;
+        let points = lr_find::<B>(
+            &data,
+            &config,
+            args.min_exp,
+            args.max_exp,
+            args.steps,
+            &device,
+        )?;
+        let csv_path = args.out.join("lr-find.csv");
+        let mut csv = String::from("exponent,lr,loss\n");
+        for p in &points {
+            csv.push_str(&format!("{},{},{}\n", p.exponent, p.lr, p.loss));
+        }
+        let tmp = csv_path.with_extension("csv.tmp");
+        std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(csv.as_bytes()))
+            .and_then(|()| std::fs::rename(&tmp, &csv_path))
+            .with_context(|| format!("cannot write {}", csv_path.display()))?;
+        let img = args.out.join(format!("lr-find.{}", args.format.ext()));
+        let chart = Chart {
+            title: "learning-rate finder: one minibatch step per rate",
+            x_label: "log10(learning rate)",
+            y_label: "minibatch loss",
+            lines: vec![Line {
+                label: "loss".into(),
+                points: points
+                    .iter()
+                    .map(|p| (p.exponent, f64::from(p.loss)))
+                    .collect(),
+                dots: false,
+            }],
+        };
+        line_chart(&chart, &img, args.format)?;
+        if points.len() < args.steps {
+            println!(
+                "the loss diverged at lr {:.3e}; stopped after {} rates",
+                points[points.len() - 1].lr,
+                points.len()
+            );
+        }
+        match suggest_lr(&points) {
+            Some(lr) => println!("suggested learning rate: {lr:.3} (rule: {LR_SUGGESTION_RULE})"),
+            None => println!("no suggestion: the loss was never finite"),
+        }
+        println!("wrote {} and {}", csv_path.display(), img.display());
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! `makemore plot loss|embeddings`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use burn::backend::ndarray::NdArray;
+use clap::{Args, Subcommand};
+use makemore_train::Checkpoint;
+
+use crate::plot::{labelled_scatter, line_chart, Chart, ImageFormat, Line};
+
+/// `makemore plot ...`
+#[derive(Debug, Subcommand)]
+pub enum PlotCommand {
+    /// log10 loss against step: smoothed minibatch loss and the dev evaluations.
+    Loss(PlotArgs),
+    /// Each character at its 2-D embedding (PCA to 2-D when the embedding is larger).
+    Embeddings(PlotArgs),
+}
+
+/// Options shared by the plots.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// Checkpoint directory (a run's --out).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint: PathBuf,
+    /// Output file (default: DIR/loss.png or DIR/embeddings.png).
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Picture format.
+    #[arg(long, value_enum, default_value_t = ImageFormat::Png)]
+    pub format: ImageFormat,
+    /// Moving-average window (steps) for the minibatch loss.
+    #[arg(long, default_value_t = 1000)]
+    pub smooth: usize,
+}
+
+/// Runs a `plot` verb.
+pub fn run(cmd: PlotCommand) -> Result<()> {
+    match cmd {
+        PlotCommand::Loss(args) => loss(args),
+        PlotCommand::Embeddings(args) => embeddings(args),
+    }
+}
+
+fn out_path(args: &PlotArgs, stem: &str) -> PathBuf {
+    args.out.clone().unwrap_or_else(|| {
+        args.checkpoint
+            .join(format!("{stem}.{}", args.format.ext()))
+    })
+}
+
+fn loss(args: PlotArgs) -> Result<()> {
+    let ckpt = Checkpoint::open(&args.checkpoint).context("cannot plot")?;
+    let path = ckpt.dir.join("metrics.csv");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let (mut steps, mut dev) = (Vec::new(), Vec::new());
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let bad = || {
+            format!(
+                "{}:{}: expected step,lr,loss,dev_loss",
+                path.display(),
+                i + 1
+            )
+        };
+        if f.len() != 4 {
+            bail!(bad());
+        }
+        let step: f64 = f[0].parse().with_context(bad)?;
+        let loss: f64 = f[2].parse().with_context(bad)?;
+        steps.push((step, loss));
+        if !f[3].is_empty() {
+            dev.push((step, f[3].parse::<f64>().with_context(bad)?.log10()));
+        }
+    }
+    if steps.is_empty() {
+        bail!("{} has no steps yet", path.display());
+    }
+    let window = args.smooth.clamp(1, steps.len());
+    let smoothed: Vec<(f64, f64)> = steps
+        .chunks(window)
+        .map(|c| {
+            (
+                c[c.len() / 2].0,
+                (c.iter().map(|p| p.1).sum::<f64>() / c.len() as f64).log10(),
+            )
+        })
+        .collect();
+    if let (Some(train), Some(dev_loss)) = (ckpt.state.train_loss, ckpt.state.dev_loss) {
+        dev.push((ckpt.state.step as f64, dev_loss.log10()));
+        println!("final train loss {train:.4}, dev loss {dev_loss:.4}");
+    }
+    let mut lines = vec![Line {
+        label: format!("minibatch loss, mean of {window} steps"),
+        points: smoothed,
+        dots: false,
+    }];
+    if !dev.is_empty() {
+        lines.push(Line {
+            label: "dev loss (full split)".into(),
+            points: dev,
+            dots: true,
+        });
+    }
+    let out = out_path(&args, "loss");
+    let chart = Chart {
+        title: "training loss",
+        x_label: "step",
+        y_label: "log10(loss)",
+        lines,
+    };
+    line_chart(&chart, &out, args.format)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn embeddings(args: PlotArgs) -> Result<()> {
+    let ckpt = Checkpoint::open(&args.checkpoint).context("cannot plot")?;
+    let model = ckpt.load_model::<NdArray<f32>>(&Default::default())?;
+    let table: Vec<Vec<f64>> = model
+        .embedding_table()
+        .into_iter()
+        .map(|row| row.into_iter().map(f64::from).collect())
+        .collect();
+    let dims = table.first().map_or(0, Vec::len);
+    let (coords, x_label, y_label) = if dims == 2 {
+        (
+            table.iter().map(|r| (r[0], r[1])).collect::<Vec<_>>(),
+            "embedding dimension 0".to_string(),
+            "embedding dimension 1".to_string(),
+        )
+    } else if dims == 1 {
+        (
+            table.iter().map(|r| (r[0], 0.0)).collect(),
+            "embedding dimension 0".into(),
+            "(1-D embedding)".into(),
+        )
+    } else {
+        let (coords, explained) = pca_2d(&table);
+        (
+            coords,
+            format!(
+                "principal component 1 ({:.0}% of variance)",
+                explained.0 * 100.0
+            ),
+            format!(
+                "principal component 2 ({:.0}% of variance)",
+                explained.1 * 100.0
+            ),
+        )
+    };
+    let points: Vec<(f64, f64, String)> = coords
+        .into_iter()
+        .zip(ckpt.vocab.chars())
+        .map(|((x, y), c)| (x, y, c.to_string()))
+        .collect();
+    let title = format!("character embeddings ({dims}-D)");
+    let out = out_path(&args, "embeddings");
+    labelled_scatter(&title, &x_label, &y_label, &points, &out, args.format)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Projects rows onto their top two principal components (power iteration with deflation
+/// on the covariance matrix); returns the coordinates and each component's share of variance.
+fn pca_2d(rows: &[Vec<f64>]) -> (Vec<(f64, f64)>, (f64, f64)) {
+    let n = rows.len() as f64;
+    let d = rows[0].len();
+    let mean: Vec<f64> = (0..d)
+        .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n)
+        .collect();
+    let centred: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| r.iter().zip(&mean).map(|(x, m)| x - m).collect())
+        .collect();
+    let mut cov = vec![vec![0.0; d]; d];
+    for r in &centred {
+        for i in 0..d {
+            for j in 0..d {
+                cov[i][j] += r[i] * r[j] / n;
+            }
+        }
+    }
+    let total: f64 = (0..d).map(|i| cov[i][i]).sum::<f64>().max(1e-12);
+    let mut components = Vec::new();
+    let mut variances = Vec::new();
+    for k in 0..2 {
+        let mut v: Vec<f64> = (0..d)
+            .map(|i| if i == k { 1.0 } else { 0.5 / (1.0 + i as f64) })
+            .collect();
+        let mut lambda = 0.0;
+        for _ in 0..500 {
+            let w: Vec<f64> = (0..d)
+                .map(|i| (0..d).map(|j| cov[i][j] * v[j]).sum())
+                .collect();
+            let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if norm < 1e-15 {
+                break;
+            }
+            lambda = norm;
+            v = w.into_iter().map(|x| x / norm).collect();
+        }
+        for i in 0..d {
+            for j in 0..d {
+                cov[i][j] -= lambda * v[i] * v[j];
+            }
+        }
+        components.push(v);
+        variances.push(lambda / total);
+    }
+    let project = |r: &Vec<f64>, c: &Vec<f64>| r.iter().zip(c).map(|(a, b)| a * b).sum::<f64>();
+    let coords = centred
+        .iter()
+        .map(|r| (project(r, &components[0]), project(r, &components[1])))
+        .collect();
+    (coords, (variances[0], variances[1]))
+}

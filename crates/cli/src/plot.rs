@@ -1,0 +1,220 @@
+//! Pictures: line charts and labelled scatter plots, as PNG or SVG, with an embedded font
+//! so text renders on machines that have no system fonts.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::ValueEnum;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const SIZE: (u32, u32) = (900, 600);
+
+/// Picture file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImageFormat {
+    /// PNG bitmap.
+    Png,
+    /// SVG vector drawing.
+    Svg,
+}
+
+impl ImageFormat {
+    /// The file extension.
+    pub fn ext(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "png",
+            ImageFormat::Svg => "svg",
+        }
+    }
+}
+
+/// One named line of a chart.
+pub struct Line {
+    /// Legend label.
+    pub label: String,
+    /// Points `(x, y)`.
+    pub points: Vec<(f64, f64)>,
+    /// Draw as dots instead of a line.
+    pub dots: bool,
+}
+
+/// A chart with axes labels and one or more lines.
+pub struct Chart<'a> {
+    /// Title above the plot.
+    pub title: &'a str,
+    /// x-axis label.
+    pub x_label: &'a str,
+    /// y-axis label.
+    pub y_label: &'a str,
+    /// The lines.
+    pub lines: Vec<Line>,
+}
+
+fn register_font() -> Result<()> {
+    plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
+        .map_err(|_| anyhow!("the embedded font does not load"))
+}
+
+fn bounds(points: impl Iterator<Item = (f64, f64)>) -> Result<((f64, f64), (f64, f64))> {
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for (x, y) in points.filter(|(x, y)| x.is_finite() && y.is_finite()) {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if !x0.is_finite() {
+        bail!("nothing to plot");
+    }
+    let pad = |lo: f64, hi: f64| {
+        let d = ((hi - lo) * 0.05).max(1e-6);
+        (lo - d, hi + d)
+    };
+    Ok((pad(x0, x1), pad(y0, y1)))
+}
+
+/// What to draw.
+enum Figure<'a> {
+    Lines(&'a Chart<'a>),
+    Scatter {
+        title: &'a str,
+        x_label: &'a str,
+        y_label: &'a str,
+        points: &'a [(f64, f64, String)],
+    },
+}
+
+/// Draws `chart` into `path` in `format`, atomically (temp file, then rename).
+pub fn line_chart(chart: &Chart<'_>, path: &Path, format: ImageFormat) -> Result<()> {
+    save(&Figure::Lines(chart), path, format)
+}
+
+/// Draws labelled points (say, characters at their 2-D embedding positions).
+pub fn labelled_scatter(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    points: &[(f64, f64, String)],
+    path: &Path,
+    format: ImageFormat,
+) -> Result<()> {
+    save(
+        &Figure::Scatter {
+            title,
+            x_label,
+            y_label,
+            points,
+        },
+        path,
+        format,
+    )
+}
+
+fn save(figure: &Figure<'_>, path: &Path, format: ImageFormat) -> Result<()> {
+    register_font()?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    // The temp name keeps the real extension: the PNG encoder picks the format from it.
+    let tmp = path.with_extension(format!("tmp.{}", format.ext()));
+    let result = match format {
+        ImageFormat::Svg => render(SVGBackend::new(&tmp, SIZE).into_drawing_area(), figure),
+        ImageFormat::Png => render(BitMapBackend::new(&tmp, SIZE).into_drawing_area(), figure),
+    };
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.context(format!("cannot draw {}", path.display())));
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn render<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure<'_>) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    let (title, x_label, y_label) = match figure {
+        Figure::Lines(c) => (c.title, c.x_label, c.y_label),
+        Figure::Scatter {
+            title,
+            x_label,
+            y_label,
+            ..
+        } => (*title, *x_label, *y_label),
+    };
+    let all: Vec<(f64, f64)> = match figure {
+        Figure::Lines(c) => c
+            .lines
+            .iter()
+            .flat_map(|l| l.points.iter().copied())
+            .collect(),
+        Figure::Scatter { points, .. } => points.iter().map(|(x, y, _)| (*x, *y)).collect(),
+    };
+    let ((x0, x1), (y0, y1)) = bounds(all.into_iter())?;
+    let mut ctx = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 26))
+        .margin(15)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|e| anyhow!("{e}"))?;
+    ctx.configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .label_style(("sans-serif", 16))
+        .axis_desc_style(("sans-serif", 18))
+        .draw()
+        .map_err(|e| anyhow!("{e}"))?;
+    match figure {
+        Figure::Lines(chart) => {
+            let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+            for (i, line) in chart.lines.iter().enumerate() {
+                let color = colors[i % colors.len()];
+                let pts = line
+                    .points
+                    .iter()
+                    .copied()
+                    .filter(|(x, y)| x.is_finite() && y.is_finite());
+                let series = if line.dots {
+                    ctx.draw_series(pts.map(|p| Circle::new(p, 4, color.filled())))
+                } else {
+                    ctx.draw_series(LineSeries::new(pts, color.stroke_width(2)))
+                }
+                .map_err(|e| anyhow!("{e}"))?;
+                series.label(line.label.clone()).legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 4), (x + 16, y + 4)], color.filled())
+                });
+            }
+            if chart.lines.len() > 1 {
+                ctx.configure_series_labels()
+                    .label_font(("sans-serif", 16))
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(|e| anyhow!("{e}"))?;
+            }
+        }
+        Figure::Scatter { points, .. } => {
+            ctx.draw_series(points.iter().map(|(x, y, label)| {
+                EmptyElement::at((*x, *y))
+                    + Circle::new((0, 0), 15, RGBColor(110, 150, 225).filled())
+                    + Text::new(
+                        label.clone(),
+                        (-6, -11),
+                        ("sans-serif", 20).into_font().color(&WHITE),
+                    )
+            }))
+            .map_err(|e| anyhow!("{e}"))?;
+        }
+    }
+    root.present().map_err(|e| anyhow!("{e}"))?;
+    Ok(())
+}
