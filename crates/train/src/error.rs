@@ -8,6 +8,9 @@ pub enum TrainError {
     /// A config value that cannot work; names the field.
     #[error("invalid config: {0}")]
     Config(String),
+    /// A sampling or evaluation option that cannot work; names the option.
+    #[error("{0}")]
+    Option(String),
     /// A data problem.
     #[error(transparent)]
     Data(#[from] makemore_data::DataError),

@@ -45,6 +45,6 @@ pub use prepare::{prepare, prepare_with_vocab, PreparedData};
 pub use sample::{sample, Origin, Sample, SampleOptions};
 pub use schedule::LrSchedule;
 pub use trainer::{
-    check_data_fits, lr_find, suggest_lr, train, LrFindPoint, TrainEvent, TrainSummary,
-    LR_SUGGESTION_RULE,
+    check_data_fits, check_resume, lr_find, suggest_lr, train, LrFindPoint, TrainEvent,
+    TrainSummary, LR_SUGGESTION_RULE,
 };

@@ -93,20 +93,32 @@ impl SampleOptions {
     /// Checks the options against a vocabulary.
     pub fn validate(&self, vocab: &Vocab) -> Result<(), TrainError> {
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
-            return Err(TrainError::Config(format!(
+            return Err(TrainError::Option(format!(
                 "temperature must be a finite number > 0, got {}",
                 self.temperature
             )));
         }
         if self.top_k == Some(0) {
-            return Err(TrainError::Config("top-k must be at least 1".into()));
+            return Err(TrainError::Option("top-k must be at least 1".into()));
         }
         if self.max_len == 0 {
-            return Err(TrainError::Config("max-len must be at least 1".into()));
+            return Err(TrainError::Option("max-len must be at least 1".into()));
+        }
+        if let Some(pos) = self
+            .prefix
+            .chars()
+            .position(|c| c == makemore_vocab::BOUNDARY)
+        {
+            return Err(TrainError::Option(format!(
+                "prefix: {:?} has the boundary character '{}' at position {}; a prefix is the start of one word",
+                self.prefix,
+                makemore_vocab::BOUNDARY,
+                pos + 1
+            )));
         }
         vocab
             .encode(&self.prefix)
-            .map_err(|e| TrainError::Config(format!("prefix: {e}")))?;
+            .map_err(|e| TrainError::Option(format!("prefix: {e}")))?;
         Ok(())
     }
 }

@@ -96,12 +96,73 @@ pub fn train<B: AutodiffBackend>(
     let mut config = config.clone();
     config.model.vocab_size = data.vocab.len();
     config.validate()?;
+    if let Some(ckpt) = &resume {
+        check_resume(ckpt, data, &config)?;
+    }
     check_data_fits(&config, data)?;
     let mut run: Run<'_, B> = match resume {
         Some(ckpt) => Run::resume(data, &config, dir, ckpt, device)?,
         None => Run::fresh(data, &config, dir, device)?,
     };
     run.go(stop, on_event)
+}
+
+/// Checks that a resume continues the same run: same corpus, vocabulary and config.
+pub fn check_resume(
+    ckpt: &Checkpoint,
+    data: &PreparedData,
+    config: &TrainingConfig,
+) -> Result<(), TrainError> {
+    let refuse = |reason: String| TrainError::Resume {
+        path: ckpt.dir.clone(),
+        reason,
+    };
+    if ckpt.state.corpus_sha256 != data.corpus_sha256 {
+        return Err(refuse(
+            "the corpus differs from the one the run started with (pass the run's --data)".into(),
+        ));
+    }
+    if ckpt.vocab != data.vocab {
+        return Err(refuse("the vocabulary differs from the run's".into()));
+    }
+    if &ckpt.config != config {
+        let fields = config_differences(&ckpt.config, config).join(", ");
+        return Err(refuse(format!(
+            "the config differs from the run's config.json in: {fields}"
+        )));
+    }
+    Ok(())
+}
+
+/// Dotted names of the fields where two configs differ.
+fn config_differences(a: &TrainingConfig, b: &TrainingConfig) -> Vec<String> {
+    fn walk(prefix: &str, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        match (a, b) {
+            (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+                let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+                for k in keys {
+                    let null = serde_json::Value::Null;
+                    let name = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(
+                        &name,
+                        x.get(k).unwrap_or(&null),
+                        y.get(k).unwrap_or(&null),
+                        out,
+                    );
+                }
+            }
+            _ if a != b => out.push(prefix.to_string()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let to_value = |c: &TrainingConfig| serde_json::to_value(c).unwrap_or_default();
+    walk("", &to_value(a), &to_value(b), &mut out);
+    out
 }
 
 /// Checks that the data can feed this config: a non-empty training split no smaller
@@ -159,25 +220,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
         ckpt: Checkpoint,
         device: &'a B::Device,
     ) -> Result<Self, TrainError> {
-        let refuse = |reason: String| TrainError::Resume {
-            path: ckpt.dir.clone(),
-            reason,
-        };
-        if ckpt.state.corpus_sha256 != data.corpus_sha256 {
-            return Err(refuse(
-                "the corpus differs from the one the run started with".into(),
-            ));
-        }
-        if ckpt.vocab != data.vocab {
-            return Err(refuse("the vocabulary differs from the run's".into()));
-        }
-        if &ckpt.config != config {
-            return Err(refuse(format!(
-                "the config differs from the run's config.json (resume takes the run's own config; leave out training flags)\nrun's:   {}\ngiven:   {}",
-                serde_json::to_string(&ckpt.config).unwrap_or_default(),
-                serde_json::to_string(config).unwrap_or_default()
-            )));
-        }
+        check_resume(&ckpt, data, config)?;
         let model = ckpt.load_model::<B>(device)?;
         let mut optim = TrainOptimizer::new(config.optimizer);
         if let Some(bytes) = ckpt.optimizer_bytes()? {

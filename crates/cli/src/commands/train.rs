@@ -408,6 +408,9 @@ impl WithBackend for TrainJob {
         } = self;
         let data = prepare(words, &config)?;
         config.model.vocab_size = data.vocab.len();
+        if let Some(ckpt) = &resume {
+            makemore_train::check_resume(ckpt, &data, &config)?;
+        }
         makemore_train::check_data_fits(&config, &data)?;
         let stop = Arc::new(AtomicBool::new(false));
         {

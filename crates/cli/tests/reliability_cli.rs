@@ -1,0 +1,346 @@
+//! Damaged checkpoints, bad sampling flags and unwritable outputs: each is a one-line error
+//! from the real binary, and nothing already on disk changes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::{assert_clean_error, makemore, SMALL};
+
+/// Trains a small run into `dir/name` and returns its path.
+fn small_run(dir: &Path, name: &str) -> PathBuf {
+    let run = dir.join(name);
+    let out = makemore()
+        .arg("train")
+        .arg("--out")
+        .arg(&run)
+        .args(SMALL)
+        .args(["--samples", "0"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    run
+}
+
+/// Every file of a directory, by name, with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// Copies a checkpoint directory so that each case damages its own copy.
+fn copy_run(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for (name, bytes) in snapshot(from) {
+        std::fs::write(to.join(name), bytes).unwrap();
+    }
+}
+
+/// Rewrites one tensor's header entry (shape or dtype) in a safetensors file.
+fn edit_header(path: &Path, edit: impl Fn(&mut serde_json::Value)) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    edit(&mut header);
+    let mut text = serde_json::to_string(&header).unwrap();
+    while text.len() % 8 != 0 {
+        text.push(' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(&bytes[8 + n..]);
+    std::fs::write(path, out).unwrap();
+}
+
+type Damage = fn(&Path);
+
+#[test]
+fn damaged_checkpoints_are_refused_with_the_file_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = small_run(dir.path(), "good");
+    let cases: &[(&str, Damage, &str)] = &[
+        (
+            "missing model",
+            |d| std::fs::remove_file(d.join("model.safetensors")).unwrap(),
+            "model.safetensors: file is missing",
+        ),
+        (
+            "truncated model",
+            |d| {
+                let p = d.join("model.safetensors");
+                let b = std::fs::read(&p).unwrap();
+                std::fs::write(&p, &b[..b.len() / 2]).unwrap();
+            },
+            "model.safetensors: is not a valid safetensors file",
+        ),
+        (
+            "empty model",
+            |d| std::fs::write(d.join("model.safetensors"), b"").unwrap(),
+            "model.safetensors: is not a valid safetensors file",
+        ),
+        (
+            "wrong shape",
+            |d| {
+                edit_header(&d.join("model.safetensors"), |h| {
+                    // Same byte count, different shape: only the shape check can catch it.
+                    let shape = h["embedding.weight"]["shape"].clone();
+                    let (a, b) = (shape[0].as_u64().unwrap(), shape[1].as_u64().unwrap());
+                    h["embedding.weight"]["shape"] = serde_json::json!([b, a]);
+                })
+            },
+            "tensor \"embedding.weight\" has shape",
+        ),
+        (
+            "wrong dtype",
+            |d| {
+                edit_header(&d.join("model.safetensors"), |h| {
+                    // I32 has the same width as F32, so the file stays self-consistent.
+                    h["output.bias"]["dtype"] = serde_json::json!("I32");
+                })
+            },
+            "tensor \"output.bias\" has dtype I32, expected F32",
+        ),
+        (
+            "config does not parse",
+            |d| std::fs::write(d.join("config.json"), b"{\"model\": ").unwrap(),
+            "config.json",
+        ),
+        (
+            "absurd sizes",
+            |d| {
+                let p = d.join("config.json");
+                let mut v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                v["model"]["n_hidden"] = serde_json::json!(1_000_000_000u64);
+                std::fs::write(&p, v.to_string()).unwrap();
+            },
+            "n_hidden = 1000000000 is larger than the limit",
+        ),
+        (
+            "vocabulary disagrees with the model",
+            |d| {
+                std::fs::write(d.join("vocab.json"), br#"{"chars": ".abc"}"#).unwrap();
+            },
+            "vocab.json",
+        ),
+        (
+            "missing vocabulary",
+            |d| std::fs::remove_file(d.join("vocab.json")).unwrap(),
+            "vocab.json: file is missing",
+        ),
+        (
+            "state does not parse",
+            |d| std::fs::write(d.join("state.json"), b"[1,2").unwrap(),
+            "state.json: does not parse",
+        ),
+    ];
+    for (i, (what, damage, needle)) in cases.iter().enumerate() {
+        let run = dir.path().join(format!("case{i}"));
+        copy_run(&good, &run);
+        damage(&run);
+        let before = snapshot(&run);
+        for verb in [
+            &["eval", "--checkpoint"][..],
+            &["sample", "--checkpoint"],
+            &["plot", "embeddings", "--checkpoint"],
+        ] {
+            let out = makemore().args(verb).arg(&run).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{what}: {verb:?} accepted it");
+            assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+            assert_clean_error(&out, needle);
+        }
+        let out = makemore()
+            .args(["train", "-q", "--resume"])
+            .arg(&run)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{what}: resume accepted it");
+        assert_eq!(before, snapshot(&run), "{what}: files changed");
+    }
+}
+
+#[test]
+fn resume_refuses_a_different_corpus_or_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path(), "run");
+    // An unfinished run to resume: start a long one and kill it after its first checkpoint.
+    let unfinished = dir.path().join("unfinished");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_makemore"))
+        .args([
+            "train",
+            "-q",
+            "--samples",
+            "0",
+            "--steps",
+            "100000",
+            "--out",
+        ])
+        .arg(&unfinished)
+        .args(["--n-hidden", "8", "--checkpoint-every", "50"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until a checkpoint past step 0 exists, then stop the run hard.
+    loop {
+        let state = std::fs::read_to_string(unfinished.join("state.json")).unwrap_or_default();
+        if state.contains("\"step\": ") && !state.contains("\"step\": 0,") {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended early: {status}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = snapshot(&unfinished);
+
+    let other = dir.path().join("other.txt");
+    std::fs::write(&other, "anna\nbob\ncarl\n").unwrap();
+    let out = makemore()
+        .args(["train", "-q", "--resume"])
+        .arg(&unfinished)
+        .arg("--data")
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert_clean_error(&out, "corpus");
+
+    let cfg = unfinished.join("config.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+    v["lr"] = serde_json::json!(0.5);
+    let edited = dir.path().join("edited.json");
+    std::fs::write(&edited, v.to_string()).unwrap();
+    let out = makemore()
+        .args(["train", "-q", "--resume"])
+        .arg(&unfinished)
+        .arg("--config")
+        .arg(&edited)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "resume with a different config");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    assert_eq!(
+        before,
+        snapshot(&unfinished),
+        "a refused resume changes nothing"
+    );
+
+    // A finished run is not resumed, but not damaged either.
+    let before = snapshot(&run);
+    let _ = makemore()
+        .args(["train", "-q", "--resume"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_eq!(before, snapshot(&run));
+}
+
+#[test]
+fn another_run_in_out_is_left_alone_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path(), "run");
+    let before = snapshot(&run);
+    let out = makemore()
+        .arg("train")
+        .arg("--out")
+        .arg(&run)
+        .args(SMALL)
+        .args(["--n-embd", "3"])
+        .output()
+        .unwrap();
+    assert_clean_error(&out, "already holds a run");
+    assert_eq!(before, snapshot(&run));
+}
+
+#[test]
+fn unwritable_out_is_a_clean_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let out = makemore()
+        .arg("train")
+        .arg("--out")
+        .arg(file.join("run"))
+        .args(SMALL)
+        .output()
+        .unwrap();
+    assert_clean_error(&out, "a-file");
+
+    // A read-only directory. Root ignores permission bits, so check that it really is
+    // read-only for this user before relying on it.
+    use std::os::unix::fs::PermissionsExt;
+    let ro = dir.path().join("read-only");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    if std::fs::write(ro.join("probe"), "x").is_ok() {
+        eprintln!("skipping the read-only case: this user can write to a 0555 directory");
+        return;
+    }
+    let out = makemore()
+        .arg("train")
+        .arg("--out")
+        .arg(ro.join("run"))
+        .args(SMALL)
+        .output()
+        .unwrap();
+    assert_clean_error(&out, "read-only");
+}
+
+#[test]
+fn bad_sampling_flags_give_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path(), "run");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--top-k", "0"], "top-k must be at least 1"),
+        (&["--temperature", "0"], "temperature must be"),
+        (&["--temperature", "-1"], "temperature must be"),
+        (&["--temperature", "inf"], "temperature must be"),
+        (&["--prefix", "zoë"], "'ë'"),
+        (&["--prefix", "a.b"], "'.'"),
+        (&["--max-len", "0"], "max-len must be at least 1"),
+    ];
+    for (flags, needle) in cases {
+        let out = makemore()
+            .arg("sample")
+            .arg("--checkpoint")
+            .arg(&run)
+            .args(*flags)
+            .output()
+            .unwrap();
+        assert_clean_error(&out, needle);
+    }
+}
+
+#[test]
+fn bad_eval_and_data_flags_give_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = small_run(dir.path(), "run");
+    let out = makemore()
+        .args(["eval", "--split", "valid", "--checkpoint"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_clean_error(&out, "invalid value 'valid'");
+    let out = makemore()
+        .args(["data", "stats", "--block-size", "0"])
+        .output()
+        .unwrap();
+    assert_clean_error(&out, "block");
+}

@@ -1,0 +1,217 @@
+//! Arbitrary bytes and JSON fed to the config, vocabulary and checkpoint loaders give errors,
+//! never panics, and never a checkpoint that loads with the wrong shapes.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use burn::backend::{Autodiff, NdArray};
+use makemore_train::{prepare, train, Checkpoint, OptimizerKind, TrainEvent, TrainingConfig};
+use makemore_vocab::Vocab;
+use proptest::prelude::*;
+
+type B = Autodiff<NdArray<f32>>;
+
+fn words() -> Vec<String> {
+    "emma olivia ava isabella sophia charlotte mia amelia harper evelyn"
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+fn config() -> TrainingConfig {
+    let mut c = TrainingConfig::default();
+    c.steps = 6;
+    c.batch_size = 8;
+    c.model.n_hidden = 8;
+    c.eval_every = 0;
+    c.checkpoint_every = 3;
+    c.optimizer = OptimizerKind::Adamw { weight_decay: 0.01 };
+    c
+}
+
+/// A small unfinished checkpoint (stopped at step 3), made once and copied by each case.
+fn template() -> &'static Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let c = config();
+        let data = prepare(words(), &c).unwrap();
+        let stop = AtomicBool::new(false);
+        let mut on_event = |e: &TrainEvent| {
+            if matches!(e, TrainEvent::Step { step: 3, .. }) {
+                stop.store(true, Ordering::Relaxed);
+            }
+        };
+        let s = train::<B>(
+            &data,
+            &c,
+            dir.path(),
+            None,
+            &Default::default(),
+            &stop,
+            &mut on_event,
+        )
+        .unwrap();
+        assert!(s.interrupted);
+        dir
+    })
+    .path()
+}
+
+fn copy_template() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(template()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let path = dir.path().to_path_buf();
+    (dir, path)
+}
+
+/// Opens, loads and resumes a checkpoint; any step may fail, none may panic.
+fn exercise(dir: &Path) -> Result<(), String> {
+    let ckpt = Checkpoint::open(dir).map_err(|e| e.to_string())?;
+    ckpt.load_model::<NdArray<f32>>(&Default::default())
+        .map_err(|e| e.to_string())?;
+    let data = prepare(words(), &ckpt.config).map_err(|e| e.to_string())?;
+    let stop = AtomicBool::new(false);
+    let config = ckpt.config.clone();
+    train::<B>(
+        &data,
+        &config,
+        dir,
+        Some(ckpt),
+        &Default::default(),
+        &stop,
+        &mut |_| {},
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Arbitrary JSON values, a few levels deep.
+fn json() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<u64>().prop_map(serde_json::Value::from),
+        any::<f64>().prop_map(serde_json::Value::from),
+        "[a-z_.]{0,12}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+            prop::collection::btree_map("[a-z_]{1,10}", inner, 0..6)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// A field of a JSON object, chosen by a path of indices, replaced by `value`.
+fn replace_field(v: &mut serde_json::Value, path: &[usize], value: serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) if !m.is_empty() => {
+            let key = m
+                .keys()
+                .nth(path.first().copied().unwrap_or(0) % m.len())
+                .unwrap()
+                .clone();
+            let child = m.get_mut(&key).unwrap();
+            if path.len() > 1 && child.is_object() {
+                replace_field(child, &path[1..], value);
+            } else {
+                *child = value;
+            }
+        }
+        _ => *v = value,
+    }
+}
+
+fn base_json(file: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(template().join(file)).unwrap()).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn config_from_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        if let Ok(c) = TrainingConfig::from_json(&String::from_utf8_lossy(&bytes)) {
+            let _ = c.validate();
+        }
+    }
+
+    #[test]
+    fn config_with_one_field_replaced(path in prop::collection::vec(0usize..32, 1..3), value in json()) {
+        let mut v = base_json("config.json");
+        replace_field(&mut v, &path, value);
+        if let Ok(c) = TrainingConfig::from_json(&v.to_string()) {
+            let _ = c.validate();
+            // A config that validates describes a model small enough to build.
+            if c.validate().is_ok() {
+                prop_assert!(c.model.num_params() <= makemore_model::MAX_PARAMS);
+            }
+        }
+    }
+
+    #[test]
+    fn vocab_from_arbitrary_json(v in json(), bytes in prop::collection::vec(any::<u8>(), 0..100)) {
+        let _ = Vocab::from_json(&v.to_string());
+        let _ = Vocab::from_json(&String::from_utf8_lossy(&bytes));
+        let _ = Vocab::from_json(&serde_json::json!({ "chars": v }).to_string());
+    }
+
+    #[test]
+    fn checkpoint_with_damaged_model_bytes(
+        cut in 0usize..4000,
+        flips in prop::collection::vec((0usize..4000, any::<u8>()), 0..4),
+    ) {
+        let (_keep, dir) = copy_template();
+        let path = dir.join("model.safetensors");
+        let mut bytes = std::fs::read(&path).unwrap();
+        for (at, x) in flips {
+            let n = bytes.len();
+            bytes[at % n] ^= x;
+        }
+        bytes.truncate(cut.min(bytes.len()));
+        std::fs::write(&path, &bytes).unwrap();
+        // Flipped float bits may still load (they are just other weights); the header and
+        // sizes are what must never get through unchecked.
+        let _ = exercise(&dir);
+    }
+
+    #[test]
+    fn checkpoint_with_arbitrary_files(
+        file in prop::sample::select(vec!["config.json", "vocab.json", "state.json", "optimizer.mpk", "model.safetensors"]),
+        bytes in prop::collection::vec(any::<u8>(), 0..400),
+    ) {
+        let (_keep, dir) = copy_template();
+        std::fs::write(dir.join(file), &bytes).unwrap();
+        prop_assert!(exercise(&dir).is_err(), "{file} of arbitrary bytes was accepted");
+    }
+
+    #[test]
+    fn checkpoint_with_one_json_field_replaced(
+        file in prop::sample::select(vec!["config.json", "state.json"]),
+        path in prop::collection::vec(0usize..32, 1..3),
+        value in json(),
+    ) {
+        let (_keep, dir) = copy_template();
+        let mut v = base_json(file);
+        replace_field(&mut v, &path, value);
+        std::fs::write(dir.join(file), v.to_string()).unwrap();
+        let _ = exercise(&dir);
+    }
+}
+
+/// The harness is not vacuous: an undamaged copy opens, loads and resumes to the end.
+#[test]
+fn undamaged_copy_resumes() {
+    let (_keep, dir) = copy_template();
+    exercise(&dir).unwrap();
+    let ckpt = Checkpoint::open(&dir).unwrap();
+    assert!(ckpt.state.finished);
+    assert_eq!(ckpt.state.step, config().steps);
+}
