@@ -7,6 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::ValueEnum;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 const SIZE: (u32, u32) = (900, 600);
@@ -78,6 +79,16 @@ fn bounds(points: impl Iterator<Item = (f64, f64)>) -> Result<((f64, f64), (f64,
         (lo - d, hi + d)
     };
     Ok((pad(x0, x1), pad(y0, y1)))
+}
+
+/// Tick labels with as many decimals as the axis span needs (steps print as integers).
+fn tick_formatter(span: f64) -> impl Fn(&f64) -> String {
+    let decimals = if span >= 50.0 {
+        0
+    } else {
+        (2.0 - span.log10().floor()).clamp(1.0, 6.0) as usize
+    };
+    move |v: &f64| format!("{v:.decimals$}")
 }
 
 /// What to draw.
@@ -166,7 +177,11 @@ where
         .y_label_area_size(70)
         .build_cartesian_2d(x0..x1, y0..y1)
         .map_err(|e| anyhow!("{e}"))?;
+    let x_fmt = tick_formatter(x1 - x0);
+    let y_fmt = tick_formatter(y1 - y0);
     ctx.configure_mesh()
+        .x_label_formatter(&x_fmt)
+        .y_label_formatter(&y_fmt)
         .x_desc(x_label)
         .y_desc(y_label)
         .label_style(("sans-serif", 16))
@@ -205,11 +220,14 @@ where
         Figure::Scatter { points, .. } => {
             ctx.draw_series(points.iter().map(|(x, y, label)| {
                 EmptyElement::at((*x, *y))
-                    + Circle::new((0, 0), 15, RGBColor(110, 150, 225).filled())
+                    + Circle::new((0, 0), 13, RGBColor(70, 110, 200).mix(0.75).filled())
                     + Text::new(
                         label.clone(),
-                        (-6, -11),
-                        ("sans-serif", 20).into_font().color(&WHITE),
+                        (0, 0),
+                        ("sans-serif", 20)
+                            .into_font()
+                            .color(&WHITE)
+                            .pos(Pos::new(HPos::Center, VPos::Center)),
                     )
             }))
             .map_err(|e| anyhow!("{e}"))?;

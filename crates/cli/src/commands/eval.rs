@@ -94,23 +94,25 @@ impl WithBackend for EvalJob {
         } else {
             args.split.iter().map(|&s| s.into()).collect()
         };
-        let mut out = BTreeMap::new();
+        let mut out = Vec::new();
         for name in splits {
             if let Some(loss) = evaluate_split(&model, &data, name, &device) {
                 let examples = data.examples(name).len();
-                out.insert(
+                out.push((
                     name.as_str(),
                     SplitLoss {
                         loss,
                         perplexity: loss.exp(),
                         examples,
                     },
-                );
+                ));
             }
         }
         if args.json {
-            println!("{}", serde_json::to_string(&out)?);
+            let keyed: BTreeMap<_, _> = out.into_iter().collect();
+            println!("{}", serde_json::to_string(&keyed)?);
         } else {
+            // In the order asked for (train before dev by default).
             for (name, l) in &out {
                 println!(
                     "{name:<5} loss {:.4}  perplexity {:.3}  ({} examples)",

@@ -217,3 +217,29 @@ fn pca_2d(rows: &[Vec<f64>]) -> (Vec<(f64, f64)>, (f64, f64)) {
         .collect();
     (coords, (variances[0], variances[1]))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::pca_2d;
+
+    #[test]
+    fn pca_finds_the_spread_direction() {
+        // Points along (3, 4)/5 with a little spread along (-4, 3)/5, in 3-D with a constant third axis.
+        let rows: Vec<Vec<f64>> = (0..20)
+            .map(|i| {
+                // Each t appears with +s and -s, so t and s are uncorrelated.
+                let t = f64::from(i / 2) - 4.5;
+                let s = if i % 2 == 0 { 0.1 } else { -0.1 };
+                vec![3.0 * t / 5.0 - 4.0 * s / 5.0, 4.0 * t / 5.0 + 3.0 * s / 5.0, 7.0]
+            })
+            .collect();
+        let (coords, (v1, v2)) = pca_2d(&rows);
+        assert!(v1 > 0.99 && v2 > 0.0 && v1 + v2 <= 1.0 + 1e-9, "{v1} {v2}");
+        // The first coordinate recovers t up to sign; the second recovers s up to sign.
+        for (i, (x, y)) in coords.iter().enumerate() {
+            let t = (i / 2) as f64 - 4.5;
+            assert!((x.abs() - t.abs()).abs() < 1e-6, "{x} vs {t}");
+            assert!((y.abs() - 0.1).abs() < 1e-6, "{y}");
+        }
+    }
+}
