@@ -41,6 +41,8 @@ enum Command {
     Plot(commands::plot::PlotCommand),
     /// The count-based bigram baseline: its train/dev loss and samples.
     Bigram(commands::bigram::BigramArgs),
+    /// Time the training step, evaluation or sampling (steps/s, examples/s, peak memory).
+    Bench(commands::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         Command::LrFind(args) => commands::lr_find::run(args),
         Command::Plot(cmd) => commands::plot::run(cmd),
         Command::Bigram(args) => commands::bigram::run(args),
+        Command::Bench(args) => commands::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -25,6 +25,7 @@
 //! assert!(summary.train_loss.is_finite());
 //! ```
 
+pub mod bench;
 mod checkpoint;
 mod config;
 mod error;

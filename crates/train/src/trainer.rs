@@ -366,7 +366,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
 
 /// Host buffers reused by every step, so a step allocates no batch memory of its own.
 #[derive(Default)]
-struct StepBuffers {
+pub(crate) struct StepBuffers {
     idx: Vec<usize>,
     xs: Vec<u32>,
     ys: Vec<u32>,
@@ -375,7 +375,7 @@ struct StepBuffers {
 /// Forward, backward and update on the minibatch of `step`. Returns the updated model
 /// (`None` when the loss is not finite) and the minibatch loss.
 #[allow(clippy::too_many_arguments)]
-fn train_step<B: AutodiffBackend>(
+pub(crate) fn train_step<B: AutodiffBackend>(
     model: Mlp<B>,
     optim: &mut TrainOptimizer<B>,
     train: &Examples,

@@ -1,5 +1,6 @@
 //! One module per verb.
 
+pub mod bench;
 pub mod bigram;
 pub mod data;
 pub mod eval;

@@ -230,7 +230,11 @@ mod tests {
                 // Each t appears with +s and -s, so t and s are uncorrelated.
                 let t = f64::from(i / 2) - 4.5;
                 let s = if i % 2 == 0 { 0.1 } else { -0.1 };
-                vec![3.0 * t / 5.0 - 4.0 * s / 5.0, 4.0 * t / 5.0 + 3.0 * s / 5.0, 7.0]
+                vec![
+                    3.0 * t / 5.0 - 4.0 * s / 5.0,
+                    4.0 * t / 5.0 + 3.0 * s / 5.0,
+                    7.0,
+                ]
             })
             .collect();
         let (coords, (v1, v2)) = pca_2d(&rows);

@@ -1,0 +1,129 @@
+//! Timing of the hot paths (training steps, evaluation, sampling) for `makemore bench`.
+//! These are measurements, not tests: nothing here asserts a speed.
+
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use makemore_data::{MinibatchSampler, SplitName};
+
+use crate::optimizer::TrainOptimizer;
+use crate::trainer::{train_step, StepBuffers};
+use crate::{evaluate_split, sample, PreparedData, SampleOptions, TrainError, TrainingConfig};
+
+/// One timed measurement.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Timing {
+    /// Units of work timed (steps, examples or words).
+    pub count: u64,
+    /// Seconds they took.
+    pub secs: f64,
+}
+
+impl Timing {
+    /// Units per second.
+    pub fn per_sec(&self) -> f64 {
+        self.count as f64 / self.secs.max(1e-12)
+    }
+}
+
+/// Times `steps` training steps (forward, backward, optimiser update) of `config`'s model
+/// after `warmup` untimed ones, with the config's learning-rate schedule over `steps`.
+pub fn time_training<B: AutodiffBackend>(
+    data: &PreparedData,
+    config: &TrainingConfig,
+    warmup: u64,
+    steps: u64,
+    device: &B::Device,
+) -> Result<Timing, TrainError> {
+    let mut config = config.clone();
+    config.model.vocab_size = data.vocab.len();
+    config.validate()?;
+    crate::check_data_fits(&config, data)?;
+    let sampler = MinibatchSampler::new(config.batch_seed);
+    let mut model = config.model.init::<B>(device);
+    let mut optim = TrainOptimizer::new(config.optimizer);
+    let mut bufs = StepBuffers::default();
+    let mut start = Instant::now();
+    for step in 0..warmup + steps {
+        if step == warmup {
+            B::sync(device)
+                .map_err(|e| TrainError::Option(format!("backend sync failed: {e:?}")))?;
+            start = Instant::now();
+        }
+        let (next, loss) = train_step(
+            model,
+            &mut optim,
+            &data.train,
+            &sampler,
+            step,
+            config.batch_size,
+            config.schedule.lr(step.saturating_sub(warmup), steps),
+            &mut bufs,
+            device,
+        );
+        model = next.ok_or_else(|| {
+            TrainError::Option(format!(
+                "the loss became {loss} at step {step}; lower the learning rate"
+            ))
+        })?;
+    }
+    B::sync(device).map_err(|e| TrainError::Option(format!("backend sync failed: {e:?}")))?;
+    Ok(Timing {
+        count: steps,
+        secs: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Times a no-grad evaluation of the whole `split` with a freshly initialised model
+/// (`repeats` times after one untimed pass); counts examples.
+pub fn time_evaluation<B: AutodiffBackend>(
+    data: &PreparedData,
+    config: &TrainingConfig,
+    split: SplitName,
+    repeats: u64,
+    device: &B::Device,
+) -> Result<Timing, TrainError> {
+    let mut config = config.clone();
+    config.model.vocab_size = data.vocab.len();
+    config.validate()?;
+    let model = config.model.init::<B::InnerBackend>(device);
+    let _ = evaluate_split(&model, data, split, device);
+    let start = Instant::now();
+    for _ in 0..repeats {
+        let _ = evaluate_split(&model, data, split, device);
+    }
+    Ok(Timing {
+        count: repeats * data.examples(split).len() as u64,
+        secs: start.elapsed().as_secs_f64(),
+    })
+}
+
+/// Times sampling `words` words with a freshly initialised model; counts words.
+pub fn time_sampling<B: AutodiffBackend>(
+    data: &PreparedData,
+    config: &TrainingConfig,
+    words: usize,
+    device: &B::Device,
+) -> Result<Timing, TrainError> {
+    let mut config = config.clone();
+    config.model.vocab_size = data.vocab.len();
+    config.validate()?;
+    let model = config.model.init::<B::InnerBackend>(device);
+    let options = SampleOptions {
+        n: words,
+        ..SampleOptions::default()
+    };
+    let start = Instant::now();
+    let out = sample(
+        &model,
+        &data.vocab,
+        config.model.block_size,
+        None,
+        &options,
+        device,
+    )?;
+    Ok(Timing {
+        count: out.len() as u64,
+        secs: start.elapsed().as_secs_f64(),
+    })
+}
