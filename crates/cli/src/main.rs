@@ -6,7 +6,6 @@
 mod backend;
 mod commands;
 mod corpus;
-mod plot;
 mod progress;
 
 use std::process::ExitCode;

@@ -10,9 +10,10 @@ use makemore_model::InitScheme;
 use makemore_train::{lr_find, prepare, suggest_lr, TrainingConfig, LR_SUGGESTION_RULE};
 
 use crate::backend::{dispatch, BackendChoice, WithBackend};
+use crate::commands::plot::FormatArg;
 use crate::commands::train::InitArg;
 use crate::corpus;
-use crate::plot::{line_chart, Chart, ImageFormat, Line};
+use makemore_plot::{line_chart, Chart, ImageFormat, Line};
 
 /// `makemore lr-find`: the notebook's learning-rate finder. From a fresh model, one
 /// minibatch step at each learning rate 10^e, e evenly spaced from --min-exp to --max-exp;
@@ -35,8 +36,8 @@ pub struct LrFindArgs {
     #[arg(long, value_name = "DIR", default_value = "runs/lr-find")]
     pub out: PathBuf,
     /// Picture format.
-    #[arg(long, value_enum, default_value_t = ImageFormat::Png)]
-    pub format: ImageFormat,
+    #[arg(long, value_enum, default_value_t = FormatArg::Png)]
+    pub format: FormatArg,
     /// Model and training settings as JSON (default: the notebook's recipe).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -126,7 +127,9 @@ impl WithBackend for LrFindJob {
             .and_then(|mut f| f.write_all(csv.as_bytes()))
             .and_then(|()| std::fs::rename(&tmp, &csv_path))
             .with_context(|| format!("cannot write {}", csv_path.display()))?;
-        let img = args.out.join(format!("lr-find.{}", args.format.ext()));
+        let img = args
+            .out
+            .join(format!("lr-find.{}", ImageFormat::from(args.format).ext()));
         let chart = Chart {
             title: "learning-rate finder: one minibatch step per rate",
             x_label: "log10(learning rate)",
@@ -140,7 +143,7 @@ impl WithBackend for LrFindJob {
                 dots: false,
             }],
         };
-        line_chart(&chart, &img, args.format)?;
+        line_chart(&chart, &img, args.format.into())?;
         if points.len() < args.steps {
             println!(
                 "the loss diverged at lr {:.3e}; stopped after {} rates",

@@ -7,7 +7,25 @@ use burn::backend::ndarray::NdArray;
 use clap::{Args, Subcommand};
 use makemore_train::Checkpoint;
 
-use crate::plot::{labelled_scatter, line_chart, Chart, ImageFormat, Line};
+use makemore_plot::{labelled_scatter, line_chart, Chart, ImageFormat, Line};
+
+/// Picture format, as a command-line value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    /// PNG bitmap.
+    Png,
+    /// SVG vector drawing.
+    Svg,
+}
+
+impl From<FormatArg> for ImageFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Png => ImageFormat::Png,
+            FormatArg::Svg => ImageFormat::Svg,
+        }
+    }
+}
 
 /// `makemore plot ...`
 #[derive(Debug, Subcommand)]
@@ -28,8 +46,8 @@ pub struct PlotArgs {
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Picture format.
-    #[arg(long, value_enum, default_value_t = ImageFormat::Png)]
-    pub format: ImageFormat,
+    #[arg(long, value_enum, default_value_t = FormatArg::Png)]
+    pub format: FormatArg,
     /// Moving-average window (steps) for the minibatch loss.
     #[arg(long, default_value_t = 1000)]
     pub smooth: usize,
@@ -46,7 +64,7 @@ pub fn run(cmd: PlotCommand) -> Result<()> {
 fn out_path(args: &PlotArgs, stem: &str) -> PathBuf {
     args.out.clone().unwrap_or_else(|| {
         args.checkpoint
-            .join(format!("{stem}.{}", args.format.ext()))
+            .join(format!("{stem}.{}", ImageFormat::from(args.format).ext()))
     })
 }
 
@@ -111,7 +129,7 @@ fn loss(args: PlotArgs) -> Result<()> {
         y_label: "log10(loss)",
         lines,
     };
-    line_chart(&chart, &out, args.format)?;
+    line_chart(&chart, &out, args.format.into())?;
     println!("wrote {}", out.display());
     Ok(())
 }
@@ -158,7 +176,14 @@ fn embeddings(args: PlotArgs) -> Result<()> {
         .collect();
     let title = format!("character embeddings ({dims}-D)");
     let out = out_path(&args, "embeddings");
-    labelled_scatter(&title, &x_label, &y_label, &points, &out, args.format)?;
+    labelled_scatter(
+        &title,
+        &x_label,
+        &y_label,
+        &points,
+        &out,
+        args.format.into(),
+    )?;
     println!("wrote {}", out.display());
     Ok(())
 }

@@ -67,6 +67,10 @@ pub struct TrainArgs {
     /// Replace a different run already in --out.
     #[arg(long)]
     pub force: bool,
+    /// Print the resolved config (defaults, --config, then flags) as JSON and exit
+    /// without training; the result works as a --config file.
+    #[arg(long)]
+    pub print_config: bool,
     /// Backend to train on.
     #[arg(long, value_enum, default_value_t = BackendChoice::default())]
     pub backend: BackendChoice,
@@ -344,6 +348,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
             let mut probe = config.clone();
             probe.model.vocab_size = probe.model.vocab_size.max(2);
             probe.validate()?;
+            if args.print_config {
+                // vocab_size is a placeholder here: a run fills it in from its corpus.
+                println!("{}", config.to_json());
+                return Ok(());
+            }
             check_out_dir(&args.out, args.force)?;
             (config, args.out.clone(), None)
         }

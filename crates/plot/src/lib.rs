@@ -1,19 +1,68 @@
-//! Pictures: line charts and labelled scatter plots, as PNG or SVG, with an embedded font
-//! so text renders on machines that have no system fonts.
+//! Pictures for makemore: line charts and labelled scatter plots, as PNG or SVG, drawn with
+//! [plotters](https://docs.rs/plotters) and an embedded font (DejaVu Sans), so text renders
+//! on machines that have no system fonts. Files are written atomically (temp file, rename).
+//!
+//! ```
+//! use makemore_plot::{line_chart, Chart, ImageFormat, Line};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("loss.svg");
+//! let chart = Chart {
+//!     title: "loss",
+//!     x_label: "step",
+//!     y_label: "loss",
+//!     lines: vec![Line { label: "train".into(), points: vec![(0.0, 3.3), (1.0, 2.5), (2.0, 2.2)], dots: false }],
+//! };
+//! line_chart(&chart, &path, ImageFormat::Svg).unwrap();
+//! assert!(std::fs::read_to_string(&path).unwrap().contains("<svg"));
+//! ```
 
-use std::path::Path;
-
-use anyhow::{anyhow, bail, Context, Result};
-use clap::ValueEnum;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::{Path, PathBuf};
+
+/// What can go wrong while drawing.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// There was no finite point to draw.
+    #[error("nothing to plot")]
+    Empty,
+    /// The embedded font did not load.
+    #[error("the embedded font does not load")]
+    Font,
+    /// The drawing library failed.
+    #[error("cannot draw {path}: {reason}")]
+    Draw {
+        /// The picture being drawn.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// A file or directory could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The operating-system error.
+        source: std::io::Error,
+    },
+}
+
+type Result<T, E = PlotError> = std::result::Result<T, E>;
+
+/// A drawing error without its path yet.
+struct DrawError(String);
+
+fn draw_err(e: impl std::fmt::Display) -> DrawError {
+    DrawError(e.to_string())
+}
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 const SIZE: (u32, u32) = (900, 600);
 
 /// Picture file format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageFormat {
     /// PNG bitmap.
     Png,
@@ -55,10 +104,10 @@ pub struct Chart<'a> {
 
 fn register_font() -> Result<()> {
     plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
-        .map_err(|_| anyhow!("the embedded font does not load"))
+        .map_err(|_| PlotError::Font)
 }
 
-fn bounds(points: impl Iterator<Item = (f64, f64)>) -> Result<((f64, f64), (f64, f64))> {
+fn bounds(points: impl Iterator<Item = (f64, f64)>) -> Result<((f64, f64), (f64, f64)), DrawError> {
     let (mut x0, mut x1, mut y0, mut y1) = (
         f64::INFINITY,
         f64::NEG_INFINITY,
@@ -72,7 +121,7 @@ fn bounds(points: impl Iterator<Item = (f64, f64)>) -> Result<((f64, f64), (f64,
         y1 = y1.max(y);
     }
     if !x0.is_finite() {
-        bail!("nothing to plot");
+        return Err(DrawError("nothing to plot".into()));
     }
     let pad = |lo: f64, hi: f64| {
         let d = ((hi - lo) * 0.05).max(1e-6);
@@ -131,8 +180,10 @@ pub fn labelled_scatter(
 fn save(figure: &Figure<'_>, path: &Path, format: ImageFormat) -> Result<()> {
     register_font()?;
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(|source| PlotError::Io {
+            path: parent.to_path_buf(),
+            source,
+        })?;
     }
     // The temp name keeps the real extension: the PNG encoder picks the format from it.
     let tmp = path.with_extension(format!("tmp.{}", format.ext()));
@@ -140,18 +191,30 @@ fn save(figure: &Figure<'_>, path: &Path, format: ImageFormat) -> Result<()> {
         ImageFormat::Svg => render(SVGBackend::new(&tmp, SIZE).into_drawing_area(), figure),
         ImageFormat::Png => render(BitMapBackend::new(&tmp, SIZE).into_drawing_area(), figure),
     };
-    if let Err(e) = result {
+    if let Err(DrawError(reason)) = result {
         let _ = std::fs::remove_file(&tmp);
-        return Err(e.context(format!("cannot draw {}", path.display())));
+        if reason == "nothing to plot" {
+            return Err(PlotError::Empty);
+        }
+        return Err(PlotError::Draw {
+            path: path.to_path_buf(),
+            reason,
+        });
     }
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::rename(&tmp, path).map_err(|source| PlotError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
-fn render<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, figure: &Figure<'_>) -> Result<()>
+fn render<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    figure: &Figure<'_>,
+) -> Result<(), DrawError>
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(|e| anyhow!("{e}"))?;
+    root.fill(&WHITE).map_err(draw_err)?;
     let (title, x_label, y_label) = match figure {
         Figure::Lines(c) => (c.title, c.x_label, c.y_label),
         Figure::Scatter {
@@ -176,7 +239,7 @@ where
         .x_label_area_size(50)
         .y_label_area_size(70)
         .build_cartesian_2d(x0..x1, y0..y1)
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(draw_err)?;
     let x_fmt = tick_formatter(x1 - x0);
     let y_fmt = tick_formatter(y1 - y0);
     ctx.configure_mesh()
@@ -187,7 +250,7 @@ where
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 18))
         .draw()
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(draw_err)?;
     match figure {
         Figure::Lines(chart) => {
             let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
@@ -203,7 +266,7 @@ where
                 } else {
                     ctx.draw_series(LineSeries::new(pts, color.stroke_width(2)))
                 }
-                .map_err(|e| anyhow!("{e}"))?;
+                .map_err(draw_err)?;
                 series.label(line.label.clone()).legend(move |(x, y)| {
                     Rectangle::new([(x, y - 4), (x + 16, y + 4)], color.filled())
                 });
@@ -214,7 +277,7 @@ where
                     .background_style(WHITE.mix(0.85))
                     .border_style(BLACK)
                     .draw()
-                    .map_err(|e| anyhow!("{e}"))?;
+                    .map_err(draw_err)?;
             }
         }
         Figure::Scatter { points, .. } => {
@@ -230,9 +293,9 @@ where
                             .pos(Pos::new(HPos::Center, VPos::Center)),
                     )
             }))
-            .map_err(|e| anyhow!("{e}"))?;
+            .map_err(draw_err)?;
         }
     }
-    root.present().map_err(|e| anyhow!("{e}"))?;
+    root.present().map_err(draw_err)?;
     Ok(())
 }

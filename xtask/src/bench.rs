@@ -1,0 +1,263 @@
+//! `cargo xtask bench`: the benchmark suite. Runs `makemore bench` for training at batch
+//! 32 and 4096, full-split evaluation and sampling, optionally the notebook's PyTorch code
+//! on the same machine in the same run, and writes `docs/performance.md`.
+//! Benchmarks measure; they never fail on a slow result.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use crate::sweep::makemore_bin;
+
+const HELP: &str = "\
+usage: cargo xtask bench [--quick] [--pytorch PYTHON] [--data PATH] [--out FILE] [--bin PATH]
+
+  --quick           fewer steps (a smoke run; numbers are noisier)
+  --pytorch PYTHON  also time xtask/bench/pytorch_mlp.py with this Python (which must
+                    have torch installed), with 1 and 2 threads
+  --data PATH       corpus for the PyTorch script (default: ../shared/data/names.txt if
+                    present, else data/names.txt); makemore uses its built-in corpus
+  --out FILE        where to write the report (default: docs/performance.md)
+";
+
+struct BenchArgs {
+    quick: bool,
+    python: Option<String>,
+    data: Option<PathBuf>,
+    out: PathBuf,
+    bin: Option<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<BenchArgs> {
+    let root = crate::workspace_root();
+    let mut out = BenchArgs {
+        quick: false,
+        python: None,
+        data: None,
+        out: root.join("docs/performance.md"),
+        bin: None,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| anyhow!("{name} needs a value\n\n{HELP}"))
+        };
+        match a.as_str() {
+            "--quick" => out.quick = true,
+            "--pytorch" => out.python = Some(value("--pytorch")?),
+            "--data" => out.data = Some(value("--data")?.into()),
+            "--out" => out.out = value("--out")?.into(),
+            "--bin" => out.bin = Some(value("--bin")?.into()),
+            "-h" | "--help" => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            s => bail!("unexpected argument {s:?}\n\n{HELP}"),
+        }
+    }
+    Ok(out)
+}
+
+fn run_json(cmd: &mut Command) -> Result<Value> {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {shown}"))?;
+    if !out.status.success() {
+        bail!(
+            "{shown} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("unreadable output of {shown}"))
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| format!("{:.0} GiB", kb / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores available, {mem} memory")
+}
+
+/// Runs `cargo xtask bench`.
+pub fn run(args: &[String]) -> Result<()> {
+    let args = parse(args)?;
+    let bin = makemore_bin(args.bin.clone())?;
+    let scale = |n: u64| if args.quick { (n / 10).max(5) } else { n };
+    let mut rows: Vec<(String, String, Value)> = Vec::new();
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "train, batch 32",
+            vec![
+                "--task".into(),
+                "train".into(),
+                "--batch-size".into(),
+                "32".into(),
+                "--steps".into(),
+                scale(5000).to_string(),
+            ],
+        ),
+        (
+            "train, batch 4096",
+            vec![
+                "--task".into(),
+                "train".into(),
+                "--batch-size".into(),
+                "4096".into(),
+                "--steps".into(),
+                scale(100).to_string(),
+                "--warmup".into(),
+                "5".into(),
+            ],
+        ),
+        (
+            "evaluate the train split",
+            vec![
+                "--task".into(),
+                "eval".into(),
+                "--steps".into(),
+                scale(5).to_string(),
+            ],
+        ),
+        (
+            "sample words",
+            vec![
+                "--task".into(),
+                "sample".into(),
+                "--steps".into(),
+                scale(5000).to_string(),
+            ],
+        ),
+    ];
+    for (name, flags) in &cases {
+        eprintln!("makemore bench {}", flags.join(" "));
+        let v = run_json(Command::new(&bin).arg("bench").args(flags).arg("--json"))?;
+        rows.push((
+            name.to_string(),
+            format!("makemore bench {} --json", flags.join(" ")),
+            v,
+        ));
+    }
+
+    let mut torch_rows: Vec<(String, Value)> = Vec::new();
+    if let Some(python) = &args.python {
+        let root = crate::workspace_root();
+        let data = args.data.clone().unwrap_or_else(|| {
+            let canonical = root.join("../shared/data/names.txt");
+            if canonical.exists() {
+                canonical
+            } else {
+                root.join("data/names.txt")
+            }
+        });
+        let script = root.join("xtask/bench/pytorch_mlp.py");
+        for (batch, steps) in [(32u64, scale(5000)), (4096, scale(100))] {
+            for threads in [1, 2] {
+                eprintln!("pytorch batch {batch}, {threads} thread(s)");
+                let v = run_json(
+                    Command::new(python)
+                        .arg(&script)
+                        .arg(&data)
+                        .args([
+                            "--batch-size",
+                            &batch.to_string(),
+                            "--steps",
+                            &steps.to_string(),
+                        ])
+                        .args([
+                            "--threads",
+                            &threads.to_string(),
+                            "--warmup",
+                            if batch > 1000 { "5" } else { "100" },
+                        ]),
+                )?;
+                torch_rows.push((format!("batch {batch}, {threads} thread(s)"), v));
+            }
+        }
+    }
+
+    let mut md = String::from("# Performance\n\n");
+    md.push_str("Written by `cargo xtask bench");
+    if args.quick {
+        md.push_str(" --quick");
+    }
+    if args.python.is_some() {
+        md.push_str(" --pytorch PYTHON");
+    }
+    md.push_str("`; every number below comes from that one run.\n\n");
+    md.push_str(&format!("Machine: {}.\n\n", machine()));
+    md.push_str(
+        "Model: the notebook's default (block 3, embedding 10, hidden 200; 11,897 parameters), \
+SGD, on the ndarray CPU backend (`Autodiff<NdArray<f32>>`), release build.\n\n",
+    );
+    md.push_str("## makemore\n\n| what | steps/s | examples/s | words/s | peak memory | command |\n|---|---:|---:|---:|---:|---|\n");
+    let num = |v: &Value, k: &str| v[k].as_f64().map_or("".to_string(), |x| format!("{x:.0}"));
+    for (name, cmd, v) in &rows {
+        md.push_str(&format!(
+            "| {name} | {} | {} | {} | {} | `{cmd}` |\n",
+            num(v, "steps_per_s"),
+            num(v, "examples_per_s"),
+            num(v, "words_per_s"),
+            v["peak_rss_bytes"]
+                .as_f64()
+                .map_or(String::new(), |b| format!("{:.0} MiB", b / 1048576.0)),
+        ));
+    }
+    if !torch_rows.is_empty() {
+        md.push_str("\n## PyTorch, same machine, same run\n\n");
+        md.push_str(
+            "The notebook's code (`xtask/bench/pytorch_mlp.py`: embedding lookup, `tanh`, \
+`F.cross_entropy`, `backward`, manual SGD), eager mode on the CPU.\n\n",
+        );
+        md.push_str("| setting | steps/s | examples/s | torch |\n|---|---:|---:|---|\n");
+        for (name, v) in &torch_rows {
+            md.push_str(&format!(
+                "| {name} | {} | {} | {} |\n",
+                num(v, "steps_per_s"),
+                num(v, "examples_per_s"),
+                v["torch"].as_str().unwrap_or("")
+            ));
+        }
+        let best = |batch: &str, key: &str| {
+            torch_rows
+                .iter()
+                .filter(|(n, _)| n.starts_with(batch))
+                .filter_map(|(_, v)| v[key].as_f64())
+                .fold(0.0f64, f64::max)
+        };
+        let ours = |i: usize, key: &str| rows[i].2[key].as_f64().unwrap_or(0.0);
+        md.push_str(&format!(
+            "\nRatio makemore / best PyTorch setting: batch 32 steps/s **{:.2}×**, batch 4096 examples/s **{:.2}×**.\n",
+            ours(0, "steps_per_s") / best("batch 32,", "steps_per_s").max(1e-9),
+            ours(1, "examples_per_s") / best("batch 4096,", "examples_per_s").max(1e-9),
+        ));
+    }
+    let tmp = args.out.with_extension("md.tmp");
+    std::fs::write(&tmp, &md).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &args.out)
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    print!("{md}");
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}

@@ -1,0 +1,361 @@
+//! `cargo xtask report [DIR]`: renders a sweep's results into a section of
+//! `docs/results.md` (leaderboard, failures, the best run's command, loss curve and samples)
+//! and pictures under `docs/img/` (dev loss against parameter count and against each axis).
+//!
+//! The section sits between `<!-- sweep NAME begin -->` and `<!-- sweep NAME end -->`
+//! markers, so hand-written text around it and other sweeps' sections are kept.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{anyhow, bail, Context, Result};
+use makemore_plot::{labelled_scatter, line_chart, Chart, ImageFormat, Line};
+use serde_json::Value;
+
+use crate::sweep::{makemore_bin, read_results};
+
+const HELP: &str = "\
+usage: cargo xtask report [DIR] [--out FILE] [--img DIR] [--test] [--bin PATH]
+
+Renders the results of the sweep in DIR (default: the newest directory under runs/sweep/)
+into a section of FILE (default: docs/results.md) and pictures in --img (default: docs/img).
+
+  --test        also evaluate the test split, for the best run only (choose on dev first)
+  --bin PATH    makemore binary to use (default: build target/release/makemore)
+";
+
+struct ReportArgs {
+    dir: PathBuf,
+    out: PathBuf,
+    img: PathBuf,
+    test: bool,
+    bin: Option<PathBuf>,
+}
+
+fn parse(args: &[String]) -> Result<ReportArgs> {
+    let root = crate::workspace_root();
+    let mut dir = None;
+    let mut out = ReportArgs {
+        dir: PathBuf::new(),
+        out: root.join("docs/results.md"),
+        img: root.join("docs/img"),
+        test: false,
+        bin: None,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| anyhow!("{name} needs a value\n\n{HELP}"))
+        };
+        match a.as_str() {
+            "--out" => out.out = value("--out")?.into(),
+            "--img" => out.img = value("--img")?.into(),
+            "--bin" => out.bin = Some(value("--bin")?.into()),
+            "--test" => out.test = true,
+            "-h" | "--help" => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            s if s.starts_with('-') => bail!("unknown option {s:?}\n\n{HELP}"),
+            s if dir.is_none() => dir = Some(PathBuf::from(s)),
+            s => bail!("unexpected argument {s:?}\n\n{HELP}"),
+        }
+    }
+    out.dir = match dir {
+        Some(d) => d,
+        None => newest_sweep()?,
+    };
+    Ok(out)
+}
+
+fn newest_sweep() -> Result<PathBuf> {
+    let base = Path::new("runs/sweep");
+    let newest = std::fs::read_dir(base)
+        .with_context(|| format!("no sweep directory given and {} is missing", base.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .ok_or_else(|| anyhow!("no sweeps under {}", base.display()))?;
+    Ok(newest.path())
+}
+
+/// Runs `cargo xtask report`.
+pub fn run(args: &[String]) -> Result<()> {
+    let args = parse(args)?;
+    let records = read_results(&args.dir)?;
+    if records.is_empty() {
+        bail!(
+            "{} has no results yet; run `cargo xtask sweep GRID.toml --out {}` first",
+            args.dir.display(),
+            args.dir.display()
+        );
+    }
+    let name = args
+        .dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("sweep")
+        .to_string();
+    let mut ok: Vec<&Value> = records.values().filter(|r| r["status"] == "ok").collect();
+    let failed: Vec<&Value> = records.values().filter(|r| r["status"] != "ok").collect();
+    ok.sort_by(|a, b| {
+        let d = |r: &Value| r["dev_loss"].as_f64().unwrap_or(f64::INFINITY);
+        d(a).total_cmp(&d(b))
+    });
+    std::fs::create_dir_all(&args.img)
+        .with_context(|| format!("cannot create {}", args.img.display()))?;
+    let img_ref = |file: &str| -> String {
+        let full = args.img.join(file);
+        let base = args.out.parent().unwrap_or(Path::new("."));
+        full.strip_prefix(base)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| full.display().to_string())
+    };
+
+    let mut md = String::new();
+    md.push_str(&format!("## Sweep `{name}`\n\n"));
+    md.push_str(&format!(
+        "Rendered by `cargo xtask report {}` from {} finished and {} failed runs.\n\n",
+        args.dir.display(),
+        ok.len(),
+        failed.len()
+    ));
+    if let Some(data) = ok.first().and_then(|r| r["data"].as_str()) {
+        md.push_str(&format!(
+            "Corpus: `{data}`, default split (seed 42, 80/10/10).\n\n"
+        ));
+    } else {
+        md.push_str(
+            "Corpus: the built-in `data/names.txt`, default split (seed 42, 80/10/10).\n\n",
+        );
+    }
+
+    // Leaderboard.
+    md.push_str(
+        "| rank | dev loss | train loss | parameters | steps | wall time | settings | run |\n",
+    );
+    md.push_str("|---:|---:|---:|---:|---:|---:|---|---|\n");
+    for (i, r) in ok.iter().enumerate() {
+        md.push_str(&format!(
+            "| {} | {:.4} | {:.4} | {} | {} | {:.0} s | {} | `{}` |\n",
+            i + 1,
+            r["dev_loss"].as_f64().unwrap_or(f64::NAN),
+            r["train_loss"].as_f64().unwrap_or(f64::NAN),
+            r["params"],
+            r["steps"],
+            r["wall_secs"].as_f64().unwrap_or(0.0),
+            r["label"].as_str().unwrap_or(""),
+            r["id"].as_str().unwrap_or("")
+        ));
+    }
+    md.push('\n');
+    if !failed.is_empty() {
+        md.push_str("Failed runs:\n\n");
+        for r in &failed {
+            md.push_str(&format!(
+                "- `{}` {}: {}\n",
+                r["id"].as_str().unwrap_or(""),
+                r["label"].as_str().unwrap_or(""),
+                r["error"].as_str().unwrap_or("?")
+            ));
+        }
+        md.push('\n');
+    }
+
+    if !ok.is_empty() {
+        // Dev loss against parameter count, labelled by rank.
+        let points: Vec<(f64, f64, String)> = ok
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                Some((
+                    r["params"].as_f64()?,
+                    r["dev_loss"].as_f64()?,
+                    (i + 1).to_string(),
+                ))
+            })
+            .collect();
+        let file = format!("sweep-{name}-dev-vs-params.png");
+        labelled_scatter(
+            &format!("sweep {name}: dev loss against size (labels: rank)"),
+            "parameters",
+            "dev loss",
+            &points,
+            &args.img.join(&file),
+            ImageFormat::Png,
+        )?;
+        md.push_str(&format!(
+            "![dev loss against parameter count]({})\n\n",
+            img_ref(&file)
+        ));
+
+        // Dev loss against each numeric axis: every run as a dot, the best per value as a line.
+        let mut axes: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        for r in &ok {
+            if let Value::Object(point) = &r["point"] {
+                for (axis, v) in point {
+                    if let (Some(x), Some(y)) = (v.as_f64(), r["dev_loss"].as_f64()) {
+                        axes.entry(axis.clone()).or_default().push((x, y));
+                    }
+                }
+            }
+        }
+        for (axis, pts) in axes {
+            let mut best: BTreeMap<u64, (f64, f64)> = BTreeMap::new();
+            for &(x, y) in &pts {
+                let e = best.entry(x.to_bits()).or_insert((x, y));
+                if y < e.1 {
+                    *e = (x, y);
+                }
+            }
+            let mut best: Vec<(f64, f64)> = best.into_values().collect();
+            if best.len() < 2 {
+                continue;
+            }
+            best.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let chart = Chart {
+                title: &format!("sweep {name}: dev loss against {axis}"),
+                x_label: &axis,
+                y_label: "dev loss",
+                lines: vec![
+                    Line {
+                        label: "best run at this value".into(),
+                        points: best,
+                        dots: false,
+                    },
+                    Line {
+                        label: "every run".into(),
+                        points: pts,
+                        dots: true,
+                    },
+                ],
+            };
+            let file = format!("sweep-{name}-dev-vs-{}.png", axis.replace('.', "-"));
+            line_chart(&chart, &args.img.join(&file), ImageFormat::Png)?;
+            md.push_str(&format!(
+                "![dev loss against {axis}]({})\n\n",
+                img_ref(&file)
+            ));
+        }
+
+        // The best run.
+        let best = ok[0];
+        md.push_str(&best_run_section(&args, &name, best, &img_ref)?);
+    }
+
+    write_section(&args.out, &name, &md)?;
+    eprintln!(
+        "wrote the {name} section of {} and its pictures in {}",
+        args.out.display(),
+        args.img.display()
+    );
+    Ok(())
+}
+
+fn best_run_section(
+    args: &ReportArgs,
+    name: &str,
+    best: &Value,
+    img_ref: &dyn Fn(&str) -> String,
+) -> Result<String> {
+    let bin = makemore_bin(args.bin.clone())?;
+    let ckpt = PathBuf::from(best["checkpoint"].as_str().unwrap_or_default());
+    let data_args: Vec<String> = best["data"]
+        .as_str()
+        .map(|d| vec!["--data".to_string(), d.to_string()])
+        .unwrap_or_default();
+    let id = best["id"].as_str().unwrap_or_default();
+    let mut md = format!(
+        "### Best run: `{id}` ({})\n\ndev loss **{:.4}**, train loss {:.4}, {} parameters, {} steps.\n\n",
+        best["label"].as_str().unwrap_or(""),
+        best["dev_loss"].as_f64().unwrap_or(f64::NAN),
+        best["train_loss"].as_f64().unwrap_or(f64::NAN),
+        best["params"],
+        best["steps"],
+    );
+    md.push_str(&format!(
+        "Reproduce it: save the config below as `best.json` (it is also in `{}`), then\n\n```console\n$ makemore train --config best.json {}--out runs/best\n```\n\n",
+        args.dir.join("configs").join(format!("{id}.json")).display(),
+        data_args
+            .iter()
+            .map(|a| format!("{a} "))
+            .collect::<String>()
+    ));
+    md.push_str(&format!(
+        "<details><summary>config.json</summary>\n\n```json\n{}\n```\n\n</details>\n\n",
+        serde_json::to_string_pretty(&best["config"])?
+    ));
+
+    if ckpt.join("state.json").exists() {
+        let file = format!("sweep-{name}-best-loss.png");
+        let out = Command::new(&bin)
+            .args(["plot", "loss", "--checkpoint"])
+            .arg(&ckpt)
+            .arg("--out")
+            .arg(args.img.join(&file))
+            .output()?;
+        if out.status.success() {
+            md.push_str(&format!(
+                "![loss curve of the best run]({})\n\n",
+                img_ref(&file)
+            ));
+        } else {
+            eprintln!(
+                "warning: cannot plot the best run: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let out = Command::new(&bin)
+            .args(["sample", "-n", "12", "--checkpoint"])
+            .arg(&ckpt)
+            .args(&data_args)
+            .output()?;
+        if out.status.success() {
+            md.push_str("Samples (`makemore sample -n 12`):\n\n```text\n");
+            md.push_str(&String::from_utf8_lossy(&out.stdout));
+            md.push_str("```\n\n");
+        }
+        if args.test {
+            let out = Command::new(&bin)
+                .args(["eval", "--json", "--split", "test", "--checkpoint"])
+                .arg(&ckpt)
+                .args(&data_args)
+                .output()?;
+            if !out.status.success() {
+                bail!(
+                    "test evaluation failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
+            }
+            let v: Value = serde_json::from_slice(&out.stdout)?;
+            md.push_str(&format!(
+                "Test loss of this run, evaluated once after choosing it on dev: **{:.4}** (`makemore eval --split test --checkpoint …`).\n\n",
+                v["test"]["loss"].as_f64().unwrap_or(f64::NAN)
+            ));
+        }
+    } else {
+        md.push_str(&format!(
+            "(checkpoint {} is not on this machine: no curve or samples)\n\n",
+            ckpt.display()
+        ));
+    }
+    Ok(md)
+}
+
+/// Replaces (or appends) the marked section `name` of `path`.
+fn write_section(path: &Path, name: &str, body: &str) -> Result<()> {
+    let begin = format!("<!-- sweep {name} begin -->");
+    let end = format!("<!-- sweep {name} end -->");
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Results\n".to_string());
+    let section = format!("{begin}\n{body}{end}");
+    let new = match (old.find(&begin), old.find(&end)) {
+        (Some(a), Some(b)) if b > a => format!("{}{section}{}", &old[..a], &old[b + end.len()..]),
+        _ => format!("{}\n\n{section}\n", old.trim_end()),
+    };
+    let tmp = path.with_extension("md.tmp");
+    std::fs::write(&tmp, new).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}

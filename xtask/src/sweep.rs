@@ -1,0 +1,550 @@
+//! `cargo xtask sweep GRID.toml [--jobs N] [--shard i/n] [--out DIR]`: runs every
+//! configuration of a grid as a separate `makemore train` process, several at a time,
+//! and appends one JSON line per run to a results file.
+//!
+//! Restartable: a run with a result line is skipped, a run with a checkpoint is resumed
+//! (`makemore train --resume`), so interrupting a sweep (Ctrl-C, a killed job) and starting
+//! it again loses at most the steps since each run's last checkpoint. A run that fails is
+//! recorded with its error and the sweep goes on; it is retried on the next start.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+
+use crate::grid::{Grid, RunSpec};
+
+/// Options of `cargo xtask sweep`.
+struct SweepArgs {
+    grid: PathBuf,
+    jobs: usize,
+    shard: Option<(usize, usize)>,
+    out: Option<PathBuf>,
+    bin: Option<PathBuf>,
+}
+
+const HELP: &str = "\
+usage: cargo xtask sweep GRID.toml [--jobs N] [--shard I/N] [--out DIR] [--bin PATH]
+
+Runs every configuration of the grid (see examples/grids/) with `makemore train`, N at a
+time, and appends one JSON line per run to DIR/results.jsonl (sharded: results-I-of-N.jsonl).
+Runs already recorded are skipped; half-finished runs are resumed from their checkpoints.
+
+  --jobs N      runs at a time (default: the number of CPU cores)
+  --shard I/N   run only the runs with index % N == I (0 <= I < N); default from
+                SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT inside a Slurm job array
+  --out DIR     sweep directory (default: runs/sweep/<grid file stem>)
+  --bin PATH    makemore binary to use (default: build target/release/makemore)
+";
+
+fn parse(args: &[String]) -> Result<SweepArgs> {
+    let mut grid = None;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut out = SweepArgs {
+        grid: PathBuf::new(),
+        jobs: cores,
+        shard: None,
+        out: None,
+        bin: None,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| anyhow!("{name} needs a value\n\n{HELP}"))
+        };
+        match a.as_str() {
+            "--jobs" => {
+                out.jobs = value("--jobs")?
+                    .parse()
+                    .context("--jobs must be a positive integer")?;
+                if out.jobs == 0 {
+                    bail!("--jobs must be at least 1");
+                }
+            }
+            "--shard" => out.shard = Some(parse_shard(&value("--shard")?)?),
+            "--out" => out.out = Some(value("--out")?.into()),
+            "--bin" => out.bin = Some(value("--bin")?.into()),
+            "-h" | "--help" => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            s if s.starts_with('-') => bail!("unknown option {s:?}\n\n{HELP}"),
+            s if grid.is_none() => grid = Some(PathBuf::from(s)),
+            s => bail!("unexpected argument {s:?}\n\n{HELP}"),
+        }
+    }
+    out.grid = grid.ok_or_else(|| anyhow!("which grid file?\n\n{HELP}"))?;
+    if out.shard.is_none() {
+        out.shard = slurm_shard()?;
+    }
+    Ok(out)
+}
+
+/// Parses `I/N`.
+pub fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let (i, n) = s
+        .split_once('/')
+        .ok_or_else(|| anyhow!("--shard must look like I/N, got {s:?}"))?;
+    let (i, n): (usize, usize) = (
+        i.trim().parse().with_context(|| format!("--shard {s:?}"))?,
+        n.trim().parse().with_context(|| format!("--shard {s:?}"))?,
+    );
+    if n == 0 || i >= n {
+        bail!("--shard I/N needs 0 <= I < N, got {s:?}");
+    }
+    Ok((i, n))
+}
+
+/// The shard of a Slurm job array task, if running in one.
+fn slurm_shard() -> Result<Option<(usize, usize)>> {
+    let (Ok(id), Ok(count)) = (
+        std::env::var("SLURM_ARRAY_TASK_ID"),
+        std::env::var("SLURM_ARRAY_TASK_COUNT"),
+    ) else {
+        return Ok(None);
+    };
+    let min = std::env::var("SLURM_ARRAY_TASK_MIN").unwrap_or_else(|_| "0".into());
+    let parse = |name: &str, v: &str| -> Result<usize> {
+        v.parse()
+            .with_context(|| format!("{name}={v:?} is not a number"))
+    };
+    let (id, count, min) = (
+        parse("SLURM_ARRAY_TASK_ID", &id)?,
+        parse("SLURM_ARRAY_TASK_COUNT", &count)?,
+        parse("SLURM_ARRAY_TASK_MIN", &min)?,
+    );
+    let shard = parse_shard(&format!("{}/{count}", id.saturating_sub(min)))?;
+    eprintln!("Slurm job array: shard {}/{}", shard.0, shard.1);
+    Ok(Some(shard))
+}
+
+/// Builds (or finds) the makemore binary.
+pub fn makemore_bin(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(b) = explicit {
+        return Ok(b);
+    }
+    let root = crate::workspace_root();
+    eprintln!("building makemore (release)...");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--quiet", "-p", "makemore-cli"])
+        .current_dir(&root)
+        .status()
+        .context("cannot run cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release -p makemore-cli failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target.join("release").join("makemore"))
+}
+
+/// All result records in `dir` (every `results*.jsonl`), the last one per run id.
+pub fn read_results(dir: &Path) -> Result<BTreeMap<String, Value>> {
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("results") && n.ends_with(".jsonl"))
+        })
+        .collect();
+    files.sort();
+    for f in files {
+        let text =
+            std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            // A line cut short by a crash is skipped, not fatal: its run simply reruns.
+            match serde_json::from_str::<Value>(line) {
+                Ok(v) => {
+                    if let Some(id) = v["id"].as_str() {
+                        out.insert(id.to_string(), v);
+                    }
+                }
+                Err(e) => eprintln!("warning: {}:{}: skipped ({e})", f.display(), i + 1),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `cargo xtask sweep`.
+pub fn run(args: &[String]) -> Result<()> {
+    let args = parse(args)?;
+    let grid = Grid::read(&args.grid)?;
+    let stem = args
+        .grid
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("sweep")
+        .to_string();
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs/sweep").join(&stem));
+    let bin = makemore_bin(args.bin.clone())?;
+    let data = grid.data.as_ref().map(|d| resolve_data(d, &args.grid));
+    if let Some(d) = &data {
+        if !d.exists() {
+            bail!("grid data {} does not exist", d.display());
+        }
+    }
+
+    let defaults = Command::new(&bin)
+        .args(["train", "--print-config"])
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    if !defaults.status.success() {
+        bail!(
+            "makemore train --print-config failed: {}",
+            String::from_utf8_lossy(&defaults.stderr)
+        );
+    }
+    let defaults: Value = serde_json::from_slice(&defaults.stdout)?;
+    let all = grid.expand(&defaults)?;
+    let total_in_grid = all.len();
+    let mine: Vec<(usize, RunSpec)> = all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| args.shard.is_none_or(|(s, n)| i % n == s))
+        .collect();
+
+    std::fs::create_dir_all(out.join("configs"))
+        .with_context(|| format!("cannot create {}", out.display()))?;
+    let results_path = match args.shard {
+        Some((i, n)) => out.join(format!("results-{i}-of-{n}.jsonl")),
+        None => out.join("results.jsonl"),
+    };
+    let done = read_results(&out)?;
+    let mut queue = VecDeque::new();
+    let mut skipped = 0;
+    for (index, spec) in mine {
+        if done.get(&spec.id).is_some_and(|r| r["status"] == "ok") {
+            skipped += 1;
+            continue;
+        }
+        let cfg_path = out.join("configs").join(format!("{}.json", spec.id));
+        std::fs::write(&cfg_path, serde_json::to_string_pretty(&spec.config)?)
+            .with_context(|| format!("cannot write {}", cfg_path.display()))?;
+        queue.push_back((index, spec));
+    }
+    let todo = queue.len();
+    eprintln!(
+        "sweep {}: {} runs in the grid{}, {} already done, {} to run, {} at a time -> {}",
+        args.grid.display(),
+        total_in_grid,
+        args.shard
+            .map(|(i, n)| format!(", shard {i}/{n}"))
+            .unwrap_or_default(),
+        skipped,
+        todo,
+        args.jobs.min(todo.max(1)),
+        results_path.display()
+    );
+    if todo == 0 {
+        eprintln!(
+            "nothing to do; `cargo xtask report {}` renders the results",
+            out.display()
+        );
+        return Ok(());
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // Ctrl-C reaches the runs too; they save a checkpoint and exit. We stop starting new ones.
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let ctx = Arc::new(Ctx {
+        bin,
+        data,
+        out: out.clone(),
+        results: Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&results_path)
+                .with_context(|| format!("cannot open {}", results_path.display()))?,
+        ),
+        threads_per_run: (cores / args.jobs.min(todo)).max(1),
+        queue: Mutex::new(queue),
+        progress: Mutex::new(Progress {
+            done: 0,
+            failed: 0,
+            todo,
+            started: Instant::now(),
+        }),
+        stop: stop.clone(),
+    });
+    let workers: Vec<_> = (0..args.jobs.min(todo))
+        .map(|_| {
+            let ctx = ctx.clone();
+            std::thread::spawn(move || worker(&ctx))
+        })
+        .collect();
+    for w in workers {
+        w.join().map_err(|_| anyhow!("a sweep worker panicked"))??;
+    }
+    let p = ctx.progress.lock().map_err(|_| anyhow!("poisoned"))?;
+    if stop.load(Ordering::SeqCst) {
+        eprintln!(
+            "interrupted: {} of {} runs finished; run the same command again to continue",
+            p.done, p.todo
+        );
+        std::process::exit(130);
+    }
+    eprintln!(
+        "sweep finished: {} runs, {} failed, in {:.0} s; `cargo xtask report {}` renders the results",
+        p.done,
+        p.failed,
+        p.started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn resolve_data(data: &Path, grid: &Path) -> PathBuf {
+    if data.is_absolute() || data.exists() {
+        return data.to_path_buf();
+    }
+    grid.parent()
+        .map(|p| p.join(data))
+        .filter(|p| p.exists())
+        .unwrap_or_else(|| data.to_path_buf())
+}
+
+struct Progress {
+    done: usize,
+    failed: usize,
+    todo: usize,
+    started: Instant,
+}
+
+struct Ctx {
+    bin: PathBuf,
+    data: Option<PathBuf>,
+    out: PathBuf,
+    results: Mutex<std::fs::File>,
+    threads_per_run: usize,
+    queue: Mutex<VecDeque<(usize, RunSpec)>>,
+    progress: Mutex<Progress>,
+    stop: Arc<AtomicBool>,
+}
+
+fn worker(ctx: &Ctx) -> Result<()> {
+    loop {
+        if ctx.stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let next = ctx
+            .queue
+            .lock()
+            .map_err(|_| anyhow!("poisoned"))?
+            .pop_front();
+        let Some((index, spec)) = next else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let outcome = run_one(ctx, &spec);
+        let wall = started.elapsed().as_secs_f64();
+        let dir = ctx.out.join("runs").join(&spec.id);
+        let mut record = json!({
+            "id": spec.id,
+            "index": index,
+            "label": spec.label(),
+            "point": spec.point,
+            "checkpoint": dir.display().to_string(),
+            "wall_secs": wall,
+            "data": ctx.data.as_ref().map(|d| d.display().to_string()),
+            "config": spec.config,
+        });
+        let line = match outcome {
+            Outcome::Interrupted => {
+                eprintln!(
+                    "  {} {}: interrupted, checkpoint kept",
+                    spec.id,
+                    spec.label()
+                );
+                continue;
+            }
+            Outcome::Done(summary) => {
+                for key in ["params", "train_loss", "dev_loss", "steps", "train_secs"] {
+                    record[key] = summary[key].clone();
+                }
+                record["status"] = json!("ok");
+                record
+            }
+            Outcome::Failed(error) => {
+                record["status"] = json!("failed");
+                record["error"] = json!(error);
+                record
+            }
+        };
+        {
+            let mut f = ctx.results.lock().map_err(|_| anyhow!("poisoned"))?;
+            writeln!(f, "{line}")?;
+            f.flush()?;
+            f.sync_data()?;
+        }
+        let mut p = ctx.progress.lock().map_err(|_| anyhow!("poisoned"))?;
+        p.done += 1;
+        let status = if line["status"] == "ok" {
+            format!(
+                "dev {:.4}  train {:.4}  {} params",
+                line["dev_loss"].as_f64().unwrap_or(f64::NAN),
+                line["train_loss"].as_f64().unwrap_or(f64::NAN),
+                line["params"]
+            )
+        } else {
+            p.failed += 1;
+            format!("FAILED: {}", line["error"].as_str().unwrap_or("?"))
+        };
+        let elapsed = p.started.elapsed().as_secs_f64();
+        let eta = elapsed / p.done as f64 * (p.todo - p.done) as f64;
+        eprintln!(
+            "[{}/{}] {} {}: {status} ({wall:.0} s; ETA {eta:.0} s)",
+            p.done,
+            p.todo,
+            spec.id,
+            spec.label()
+        );
+    }
+}
+
+enum Outcome {
+    Done(Value),
+    Failed(String),
+    Interrupted,
+}
+
+fn run_one(ctx: &Ctx, spec: &RunSpec) -> Outcome {
+    let dir = ctx.out.join("runs").join(&spec.id);
+    let cfg = ctx.out.join("configs").join(format!("{}.json", spec.id));
+    let mut cmd = Command::new(&ctx.bin);
+    cmd.arg("train");
+    let state = std::fs::read_to_string(dir.join("state.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok());
+    match &state {
+        Some(s) if s["finished"] == true => {
+            // Finished before its result line was written: evaluate instead of retraining.
+            return finished_summary(ctx, &dir);
+        }
+        Some(_) => {
+            cmd.arg("--resume").arg(&dir);
+        }
+        None => {
+            cmd.arg("--config")
+                .arg(&cfg)
+                .arg("--out")
+                .arg(&dir)
+                .arg("--force");
+        }
+    }
+    if let Some(d) = &ctx.data {
+        cmd.arg("--data").arg(d);
+    }
+    cmd.args(["--json", "-q", "--samples", "0"])
+        .env("RAYON_NUM_THREADS", ctx.threads_per_run.to_string())
+        .stdin(Stdio::null());
+    match cmd.output() {
+        Err(e) => Outcome::Failed(format!("cannot start {}: {e}", ctx.bin.display())),
+        Ok(o) if o.status.success() => match serde_json::from_slice::<Value>(&o.stdout) {
+            Ok(v) if v["interrupted"] == true => Outcome::Interrupted,
+            Ok(v) => Outcome::Done(v),
+            Err(e) => Outcome::Failed(format!("unreadable summary: {e}")),
+        },
+        Ok(o) => {
+            if ctx.stop.load(Ordering::SeqCst) {
+                return Outcome::Interrupted;
+            }
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            let last = stderr
+                .lines()
+                .rfind(|l| l.starts_with("error:"))
+                .or_else(|| stderr.lines().last())
+                .unwrap_or("no error message")
+                .trim_start_matches("error: ")
+                .to_string();
+            let code = o
+                .status
+                .code()
+                .map_or("killed by a signal".to_string(), |c| {
+                    format!("exit code {c}")
+                });
+            Outcome::Failed(format!("{last} ({code})"))
+        }
+    }
+}
+
+fn finished_summary(ctx: &Ctx, dir: &Path) -> Outcome {
+    let mut cmd = Command::new(&ctx.bin);
+    cmd.args(["eval", "--json", "--checkpoint"]).arg(dir);
+    if let Some(d) = &ctx.data {
+        cmd.arg("--data").arg(d);
+    }
+    let out = match cmd.output() {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => return Outcome::Failed(String::from_utf8_lossy(&o.stderr).trim().to_string()),
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let eval: Value = match serde_json::from_slice(&out.stdout) {
+        Ok(v) => v,
+        Err(e) => return Outcome::Failed(format!("unreadable eval output: {e}")),
+    };
+    let state: Value = std::fs::read_to_string(dir.join("state.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null);
+    let config: Value = std::fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null);
+    Outcome::Done(json!({
+        "params": num_params(&config["model"]),
+        "train_loss": eval["train"]["loss"],
+        "dev_loss": eval["dev"]["loss"],
+        "steps": state["step"],
+        "train_secs": state["elapsed_secs"],
+    }))
+}
+
+/// Parameter count of an MLP config (the same formula as `MlpConfig::num_params`).
+pub fn num_params(model: &Value) -> Option<u64> {
+    let g = |k: &str| model[k].as_u64();
+    let (v, b, e, h, l) = (
+        g("vocab_size")?,
+        g("block_size")?,
+        g("n_embd")?,
+        g("n_hidden")?,
+        g("n_layers")?,
+    );
+    let input = b * e;
+    let mut n = v * e;
+    let mut fan_in = input;
+    for _ in 0..l {
+        n += fan_in * h + h;
+        fan_in = h;
+    }
+    n += fan_in * v + v;
+    if model["direct"] == true {
+        n += input * v;
+    }
+    Some(n)
+}
