@@ -18,6 +18,9 @@
 //! base is merged into the defaults field by field; an axis value replaces the whole field
 //! at its path (so a schedule given as a table replaces the schedule). A seed sets both
 //! `model.init_seed` and `batch_seed`.
+//!
+//! A run's id is a digest of the grid's base and the run's axis values (and seed), so adding
+//! values to an axis keeps the ids, and the results, of the runs a sweep already has.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -141,7 +144,14 @@ impl Grid {
                     set_path(&mut config, "batch_seed", Value::from(*s))?;
                     point.insert("seed".into(), Value::from(*s));
                 }
-                let digest = Sha256::digest(config.to_string().as_bytes());
+                // The id hashes what the grid says (base and this point), not the defaults
+                // it was merged into: a newer makemore with more config fields keeps the ids
+                // of a sweep in progress. The full config is recorded with each result.
+                let spec = serde_json::json!({
+                    "base": toml_to_json(&toml::Value::Table(self.base.clone())),
+                    "point": point,
+                });
+                let digest = Sha256::digest(spec.to_string().as_bytes());
                 let id: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
                 runs.push(RunSpec { id, point, config });
             }

@@ -11,6 +11,17 @@ pub enum InitScheme {
     Scaled,
 }
 
+/// Normalisation of each hidden layer's pre-activations (before tanh).
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum NormKind {
+    /// None, as in the notebook.
+    None,
+    /// LayerNorm over the hidden units, with a learned scale and shift (PyTorch's
+    /// `nn.LayerNorm`, eps 1e-5). Unlike BatchNorm it needs no running statistics, so
+    /// training and evaluation compute the same function.
+    Layer,
+}
+
 /// Shape and initialisation of an [`Mlp`](crate::Mlp).
 #[derive(Config, Debug, PartialEq)]
 pub struct MlpConfig {
@@ -36,6 +47,12 @@ pub struct MlpConfig {
     /// Seed of the initialisation (2147483647 is the notebook's generator seed).
     #[config(default = 2147483647)]
     pub init_seed: u64,
+    /// Normalisation before each tanh (off by default, as in the notebook).
+    #[config(default = "NormKind::None")]
+    pub norm: NormKind,
+    /// Probability of zeroing each hidden unit during training (inverted dropout; 0 = off).
+    #[config(default = 0.0)]
+    pub dropout: f64,
 }
 
 /// Largest size accepted for any one dimension; refuses absurd configs before allocating.
@@ -57,6 +74,9 @@ impl MlpConfig {
         if self.direct {
             n += input * self.vocab_size;
         }
+        if self.norm == NormKind::Layer {
+            n += 2 * self.n_layers * self.n_hidden;
+        }
         n
     }
 
@@ -77,6 +97,9 @@ impl MlpConfig {
                     "{name} = {value} is larger than the limit {MAX_DIM}"
                 ));
             }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
         }
         if self.vocab_size < 2 {
             return Err("vocab_size must be at least 2 (the boundary and one character)".into());

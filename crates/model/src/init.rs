@@ -1,7 +1,7 @@
 //! Host-side initial weights: the same numbers on every backend for a given seed.
 
 use burn::module::{Param, ParamId};
-use burn::nn::{Embedding, Linear};
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -91,5 +91,13 @@ impl NormalStream {
             self.param(b)
         });
         Linear { weight, bias }
+    }
+
+    /// A layer norm (scale 1, shift 0) with sequential parameter ids; draws nothing.
+    pub(crate) fn layer_norm<B: Backend>(&mut self, d: usize, device: &B::Device) -> LayerNorm<B> {
+        let mut norm = LayerNormConfig::new(d).init(device);
+        norm.gamma = self.param(Tensor::ones([d], device));
+        norm.beta = Some(self.param(Tensor::zeros([d], device)));
+        norm
     }
 }

@@ -33,6 +33,6 @@ mod loss;
 mod mlp;
 
 pub use bigram::Bigram;
-pub use config::{InitScheme, MlpConfig, MAX_DIM, MAX_PARAMS};
+pub use config::{InitScheme, MlpConfig, NormKind, MAX_DIM, MAX_PARAMS};
 pub use loss::cross_entropy;
-pub use mlp::Mlp;
+pub use mlp::{DropoutStep, Mlp};

@@ -1,14 +1,18 @@
 use burn::module::Module;
-use burn::nn::{Embedding, Linear};
+use burn::nn::{Embedding, LayerNorm, Linear};
 use burn::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::init::NormalStream;
-use crate::{InitScheme, MlpConfig};
+use crate::{InitScheme, MlpConfig, NormKind};
 
-/// Embedding → concatenated context → (Linear → tanh) × n_layers → Linear → logits.
+/// Embedding → concatenated context → (Linear → [LayerNorm] → tanh → [dropout]) × n_layers
+/// → Linear → logits.
 ///
 /// Parameter names (as stored in safetensors): `embedding.weight`, `hidden.{i}.weight`,
-/// `hidden.{i}.bias`, `output.weight`, `output.bias`, and `direct.weight` when enabled.
+/// `hidden.{i}.bias`, `output.weight`, `output.bias`, `direct.weight` when enabled, and
+/// `norm.{i}.weight`, `norm.{i}.bias` with LayerNorm.
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     /// Character embeddings `[vocab, n_embd]` (the notebook's `C`).
@@ -19,6 +23,18 @@ pub struct Mlp<B: Backend> {
     pub output: Linear<B>,
     /// Direct embedding-to-output connections (Bengio et al. 2003), without bias.
     pub direct: Option<Linear<B>>,
+    /// One LayerNorm per hidden layer, or none.
+    pub norm: Vec<LayerNorm<B>>,
+}
+
+/// Dropout during one training step: the probability, and a seed that fixes the masks
+/// (so a resumed run draws the same masks as an uninterrupted one).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DropoutStep {
+    /// Probability of zeroing each hidden unit.
+    pub p: f64,
+    /// Seed of this step's masks.
+    pub seed: u64,
 }
 
 impl MlpConfig {
@@ -50,11 +66,19 @@ impl MlpConfig {
                 device,
             )
         });
+        // Created last, so configs without norms keep their parameter ids.
+        let norm = match self.norm {
+            NormKind::None => Vec::new(),
+            NormKind::Layer => (0..self.n_layers)
+                .map(|_| rng.layer_norm(self.n_hidden, device))
+                .collect(),
+        };
         Mlp {
             embedding,
             hidden,
             output,
             direct,
+            norm,
         }
     }
 }
@@ -66,6 +90,16 @@ impl<B: Backend> Mlp<B> {
     /// - `contexts`: `[batch, block_size]` character indices
     /// - returns: `[batch, vocab_size]`
     pub fn forward(&self, contexts: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+        self.forward_train(contexts, None)
+    }
+
+    /// [`Mlp::forward`] with dropout after each tanh when `dropout` is given (training).
+    /// The masks are drawn on the host from `dropout.seed`, the same on every backend.
+    pub fn forward_train(
+        &self,
+        contexts: Tensor<B, 2, Int>,
+        dropout: Option<DropoutStep>,
+    ) -> Tensor<B, 2> {
         let [batch, block] = contexts.dims();
         let table = self.embedding.weight.val();
         let [_, n_embd] = table.dims();
@@ -74,8 +108,23 @@ impl<B: Backend> Mlp<B> {
             .select(0, contexts.reshape([batch * block]))
             .reshape([batch, block * n_embd]);
         let mut h = emb.clone();
-        for layer in &self.hidden {
-            h = layer.forward(h).tanh();
+        let mut rng = dropout.map(|d| ChaCha8Rng::seed_from_u64(d.seed));
+        for (i, layer) in self.hidden.iter().enumerate() {
+            let mut pre = layer.forward(h);
+            if let Some(norm) = self.norm.get(i) {
+                pre = norm.forward(pre);
+            }
+            h = pre.tanh();
+            if let (Some(d), Some(rng)) = (dropout.filter(|d| d.p > 0.0), rng.as_mut()) {
+                let [rows, cols] = h.dims();
+                let keep = 1.0 - d.p;
+                let scale = (1.0 / keep) as f32;
+                let mask: Vec<f32> = (0..rows * cols)
+                    .map(|_| if rng.random::<f64>() < keep { scale } else { 0.0 })
+                    .collect();
+                let device = h.device();
+                h = h * Tensor::from_data(TensorData::new(mask, [rows, cols]), &device);
+            }
         }
         let logits = self.output.forward(h);
         match &self.direct {
@@ -108,10 +157,15 @@ mod tests {
     #[test]
     fn param_count_matches_config() {
         let device = Default::default();
-        for (layers, direct) in [(1, false), (2, true), (3, false)] {
+        for (layers, direct, norm) in [
+            (1, false, NormKind::None),
+            (2, true, NormKind::Layer),
+            (3, false, NormKind::Layer),
+        ] {
             let config = MlpConfig::new(27, 4)
                 .with_n_layers(layers)
-                .with_direct(direct);
+                .with_direct(direct)
+                .with_norm(norm);
             assert_eq!(config.init::<B>(&device).num_params(), config.num_params());
         }
     }
@@ -134,7 +188,41 @@ mod tests {
     }
 
     #[test]
+    fn dropout_is_seeded_and_off_by_default() {
+        let device = Default::default();
+        let model = MlpConfig::new(27, 3)
+            .with_norm(NormKind::Layer)
+            .init::<B>(&device);
+        let contexts = Tensor::<B, 2, Int>::from_data(
+            TensorData::new((0..24i64).map(|i| i % 27).collect::<Vec<_>>(), [8, 3]),
+            &device,
+        );
+        let plain = model.forward(contexts.clone()).into_data();
+        let off = model
+            .forward_train(contexts.clone(), Some(DropoutStep { p: 0.0, seed: 1 }))
+            .into_data();
+        assert_eq!(plain, off);
+        let a = model
+            .forward_train(contexts.clone(), Some(DropoutStep { p: 0.5, seed: 1 }))
+            .into_data();
+        let b = model
+            .forward_train(contexts.clone(), Some(DropoutStep { p: 0.5, seed: 1 }))
+            .into_data();
+        let c = model
+            .forward_train(contexts, Some(DropoutStep { p: 0.5, seed: 2 }))
+            .into_data();
+        assert_eq!(a, b, "same seed, same masks");
+        assert_ne!(a, plain);
+        assert_ne!(a, c);
+    }
+
+    #[test]
     fn config_validation_names_the_field() {
+        assert!(MlpConfig::new(27, 3)
+            .with_dropout(1.0)
+            .validate()
+            .unwrap_err()
+            .contains("dropout"));
         assert!(MlpConfig::new(27, 0)
             .validate()
             .unwrap_err()

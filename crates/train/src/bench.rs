@@ -56,7 +56,7 @@ pub fn time_training<B: AutodiffBackend>(
             &data.train,
             &sampler,
             step,
-            config.batch_size,
+            &config,
             config.schedule.lr(step.saturating_sub(warmup), steps),
             &mut bufs,
             device,

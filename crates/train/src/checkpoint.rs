@@ -235,6 +235,12 @@ pub fn expected_tensors(config: &TrainingConfig) -> BTreeMap<String, Vec<usize>>
     if m.direct {
         out.insert("direct.weight".to_string(), vec![m.vocab_size, input]);
     }
+    if m.norm == makemore_model::NormKind::Layer {
+        for i in 0..m.n_layers {
+            out.insert(format!("norm.{i}.weight"), vec![m.n_hidden]);
+            out.insert(format!("norm.{i}.bias"), vec![m.n_hidden]);
+        }
+    }
     out
 }
 

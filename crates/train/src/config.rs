@@ -94,12 +94,38 @@ impl TrainingConfig {
     }
 
     /// Parses a config from JSON, naming the problem.
+    /// Fields added after the first release (`model.norm`, `model.dropout`) take their
+    /// defaults when absent, so older `config.json` files keep loading.
     pub fn from_json(json: &str) -> Result<Self, TrainError> {
-        serde_json::from_str(json).map_err(|e| TrainError::Config(format!("config JSON: {e}")))
+        let bad = |e: serde_json::Error| TrainError::Config(format!("config JSON: {e}"));
+        let mut value: serde_json::Value = serde_json::from_str(json).map_err(bad)?;
+        if let Some(model) = value.get_mut("model").and_then(|m| m.as_object_mut()) {
+            model.entry("norm").or_insert_with(|| "None".into());
+            model.entry("dropout").or_insert_with(|| 0.0.into());
+        }
+        serde_json::from_value(value).map_err(bad)
     }
 
     /// Pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_round_trip_and_older_files_without_new_fields() {
+        let c = TrainingConfig::notebook();
+        assert_eq!(TrainingConfig::from_json(&c.to_json()).unwrap(), c);
+        let mut v: serde_json::Value = serde_json::from_str(&c.to_json()).unwrap();
+        let model = v["model"].as_object_mut().unwrap();
+        model.remove("norm");
+        model.remove("dropout");
+        assert_eq!(TrainingConfig::from_json(&v.to_string()).unwrap(), c);
+        let e = TrainingConfig::from_json(r#"{"model": 3}"#).unwrap_err().to_string();
+        assert!(e.starts_with("invalid config: config JSON"), "{e}");
     }
 }

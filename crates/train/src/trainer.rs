@@ -7,7 +7,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use makemore_data::{ContextBatcher, Examples, MinibatchSampler};
-use makemore_model::{cross_entropy, Mlp};
+use makemore_model::{cross_entropy, DropoutStep, Mlp};
 use serde::Serialize;
 
 use crate::checkpoint::{self, Checkpoint, TrainingState, METRICS_FILE};
@@ -346,7 +346,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
             &self.data.train,
             sampler,
             step,
-            self.config.batch_size,
+            self.config,
             lr,
             bufs,
             self.device,
@@ -381,15 +381,20 @@ pub(crate) fn train_step<B: AutodiffBackend>(
     train: &Examples,
     sampler: &MinibatchSampler,
     step: u64,
-    batch_size: usize,
+    config: &TrainingConfig,
     lr: f64,
     bufs: &mut StepBuffers,
     device: &B::Device,
 ) -> (Option<Mlp<B>>, f32) {
-    sampler.fill(step, batch_size, train.len(), &mut bufs.idx);
+    sampler.fill(step, config.batch_size, train.len(), &mut bufs.idx);
     train.gather_into(&bufs.idx, &mut bufs.xs, &mut bufs.ys);
     let batch = ContextBatcher::from_flat::<B>(&bufs.xs, &bufs.ys, device);
-    let loss = cross_entropy(model.forward(batch.inputs), batch.targets);
+    // Dropout masks depend only on the batch seed and the step: a resume redraws them exactly.
+    let dropout = (config.model.dropout > 0.0).then(|| DropoutStep {
+        p: config.model.dropout,
+        seed: config.batch_seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    });
+    let loss = cross_entropy(model.forward_train(batch.inputs, dropout), batch.targets);
     let value: f32 = loss.clone().into_scalar().elem();
     if !value.is_finite() {
         return (None, value);
@@ -448,7 +453,7 @@ pub fn lr_find<B: AutodiffBackend>(
             &data.train,
             &sampler,
             i as u64,
-            config.batch_size,
+            &config,
             lr,
             &mut bufs,
             device,

@@ -186,3 +186,25 @@ fn divergence_stops_with_a_message_and_keeps_a_checkpoint() {
     let ckpt = Checkpoint::open(dir.path()).unwrap();
     assert!(ckpt.load_model::<NdArray<f32>>(&Default::default()).is_ok());
 }
+
+#[test]
+fn layernorm_dropout_deep_direct_resume_is_exact() {
+    let mut c = config(OptimizerKind::Adamw { weight_decay: 0.1 });
+    c.model.norm = makemore_model::NormKind::Layer;
+    c.model.dropout = 0.2;
+    c.model.n_layers = 2;
+    c.model.direct = true;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run_straight(a.path(), &c);
+    run_interrupted(b.path(), &c, 29);
+    assert_eq!(weights(a.path()), weights(b.path()));
+    assert_trained(a.path(), &c);
+    let names: Vec<String> = {
+        let bytes = std::fs::read(a.path().join("model.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut n: Vec<String> = st.names().into_iter().map(str::to_string).collect();
+        n.sort();
+        n
+    };
+    assert!(names.contains(&"norm.1.weight".to_string()), "{names:?}");
+}

@@ -27,6 +27,15 @@ pub enum InitArg {
     Scaled,
 }
 
+/// Hidden-layer normalisation.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NormArg {
+    /// None (the notebook).
+    None,
+    /// LayerNorm before each tanh.
+    Layer,
+}
+
 /// Learning-rate schedule.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ScheduleArg {
@@ -90,6 +99,12 @@ pub struct TrainArgs {
     /// Add Bengio et al.'s direct embedding-to-output connections.
     #[arg(long, help_heading = "Model")]
     pub direct: Option<bool>,
+    /// Normalise each hidden layer before tanh (`layer`: LayerNorm; default `none`).
+    #[arg(long, value_enum, help_heading = "Model")]
+    pub norm: Option<NormArg>,
+    /// Dropout probability after each tanh, during training only (default 0: off).
+    #[arg(long, allow_negative_numbers = true, help_heading = "Model")]
+    pub dropout: Option<f64>,
     /// Weight initialisation.
     #[arg(long, value_enum, help_heading = "Model")]
     pub init: Option<InitArg>,
@@ -167,6 +182,8 @@ impl TrainArgs {
             || self.n_hidden.is_some()
             || self.layers.is_some()
             || self.direct.is_some()
+            || self.norm.is_some()
+            || self.dropout.is_some()
             || self.init.is_some()
             || self.init_seed.is_some();
         let training = self.steps.is_some()
@@ -195,6 +212,13 @@ impl TrainArgs {
         set(&mut m.n_hidden, self.n_hidden);
         set(&mut m.n_layers, self.layers);
         set(&mut m.direct, self.direct);
+        set(&mut m.dropout, self.dropout);
+        if let Some(norm) = self.norm {
+            m.norm = match norm {
+                NormArg::None => makemore_model::NormKind::None,
+                NormArg::Layer => makemore_model::NormKind::Layer,
+            };
+        }
         set(&mut m.init_seed, self.init_seed);
         if let Some(init) = self.init {
             m.init = match init {
