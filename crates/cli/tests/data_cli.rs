@@ -1,5 +1,7 @@
 //! `makemore data` on the real binary.
 
+#![allow(clippy::unwrap_used)] // a test fails by panicking
+
 mod common;
 
 use common::{assert_clean_error, canonical_names, makemore};

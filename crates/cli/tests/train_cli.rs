@@ -1,5 +1,7 @@
 //! `makemore train|eval|sample` on the real binary.
 
+#![allow(clippy::unwrap_used)] // a test fails by panicking
+
 mod common;
 
 use std::path::Path;

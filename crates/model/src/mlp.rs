@@ -120,7 +120,13 @@ impl<B: Backend> Mlp<B> {
                 let keep = 1.0 - d.p;
                 let scale = (1.0 / keep) as f32;
                 let mask: Vec<f32> = (0..rows * cols)
-                    .map(|_| if rng.random::<f64>() < keep { scale } else { 0.0 })
+                    .map(|_| {
+                        if rng.random::<f64>() < keep {
+                            scale
+                        } else {
+                            0.0
+                        }
+                    })
                     .collect();
                 let device = h.device();
                 h = h * Tensor::from_data(TensorData::new(mask, [rows, cols]), &device);

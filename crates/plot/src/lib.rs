@@ -107,7 +107,10 @@ fn register_font() -> Result<()> {
         .map_err(|_| PlotError::Font)
 }
 
-fn bounds(points: impl Iterator<Item = (f64, f64)>) -> Result<((f64, f64), (f64, f64)), DrawError> {
+/// `((x_min, x_max), (y_min, y_max))`.
+type Bounds = ((f64, f64), (f64, f64));
+
+fn bounds(points: impl Iterator<Item = (f64, f64)>) -> Result<Bounds, DrawError> {
     let (mut x0, mut x1, mut y0, mut y1) = (
         f64::INFINITY,
         f64::NEG_INFINITY,

@@ -125,7 +125,9 @@ mod tests {
         model.remove("norm");
         model.remove("dropout");
         assert_eq!(TrainingConfig::from_json(&v.to_string()).unwrap(), c);
-        let e = TrainingConfig::from_json(r#"{"model": 3}"#).unwrap_err().to_string();
+        let e = TrainingConfig::from_json(r#"{"model": 3}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("invalid config: config JSON"), "{e}");
     }
 }

@@ -281,10 +281,11 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
             }
             self.state.step += 1;
             let done = self.state.step;
-            let dev_loss =
-                (config.eval_every > 0 && done % config.eval_every == 0 && done < config.steps)
-                    .then(|| evaluate(&self.model.valid(), &self.data.dev, self.device))
-                    .flatten();
+            let dev_loss = (config.eval_every > 0
+                && done.is_multiple_of(config.eval_every)
+                && done < config.steps)
+                .then(|| evaluate(&self.model.valid(), &self.data.dev, self.device))
+                .flatten();
             self.metrics.row(done, lr, loss_value, dev_loss)?;
             on_event(&TrainEvent::Step {
                 step: done,
@@ -298,7 +299,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
                 });
             }
             if config.checkpoint_every > 0
-                && done % config.checkpoint_every == 0
+                && done.is_multiple_of(config.checkpoint_every)
                 && done < config.steps
             {
                 self.state.elapsed_secs += clock.elapsed().as_secs_f64();

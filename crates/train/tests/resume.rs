@@ -1,5 +1,8 @@
 //! A run interrupted and resumed ends with exactly the weights of an uninterrupted run.
 
+#![allow(clippy::unwrap_used)] // a test fails by panicking
+#![allow(clippy::field_reassign_with_default)] // configs read better as edits of the default
+
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 

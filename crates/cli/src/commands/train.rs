@@ -468,11 +468,9 @@ impl WithBackend for TrainJob {
         let start = resume.as_ref().map_or(0, |c| c.state.step);
         let bar = progress::steps_bar(config.steps, start, args.quiet || args.json);
         let mut on_event = |e: &TrainEvent| match e {
-            TrainEvent::Step { step, loss, .. } => {
-                if step % 100 == 0 {
-                    bar.set_position(*step);
-                    bar.set_message(format!("loss {loss:.4}"));
-                }
+            TrainEvent::Step { step, loss, .. } if step.is_multiple_of(100) => {
+                bar.set_position(*step);
+                bar.set_message(format!("loss {loss:.4}"));
             }
             TrainEvent::Eval { step, dev_loss } => {
                 bar.println(format!("step {step:>7}  dev loss {dev_loss:.4}"))

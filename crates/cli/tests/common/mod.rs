@@ -1,5 +1,6 @@
 //! Helpers shared by the CLI integration tests: run the real binary, check its errors.
 #![allow(dead_code)]
+#![allow(clippy::unwrap_used)] // a test fails by panicking
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
