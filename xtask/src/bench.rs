@@ -197,7 +197,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
 
-    let mut md = String::from("# Performance\n\n");
+    let mut md = String::from("## Measurements\n\n");
     md.push_str("Written by `cargo xtask bench");
     if args.quick {
         md.push_str(" --quick");
@@ -211,7 +211,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "Model: the notebook's default (block 3, embedding 10, hidden 200; 11,897 parameters), \
 SGD, on the ndarray CPU backend (`Autodiff<NdArray<f32>>`), release build.\n\n",
     );
-    md.push_str("## makemore\n\n| what | steps/s | examples/s | words/s | peak memory | command |\n|---|---:|---:|---:|---:|---|\n");
+    md.push_str("### makemore\n\n| what | steps/s | examples/s | words/s | peak memory | command |\n|---|---:|---:|---:|---:|---|\n");
     let num = |v: &Value, k: &str| v[k].as_f64().map_or("".to_string(), |x| format!("{x:.0}"));
     for (name, cmd, v) in &rows {
         md.push_str(&format!(
@@ -225,7 +225,7 @@ SGD, on the ndarray CPU backend (`Autodiff<NdArray<f32>>`), release build.\n\n",
         ));
     }
     if !torch_rows.is_empty() {
-        md.push_str("\n## PyTorch, same machine, same run\n\n");
+        md.push_str("\n### PyTorch, same machine, same run\n\n");
         md.push_str(
             "The notebook's code (`xtask/bench/pytorch_mlp.py`: embedding lookup, `tanh`, \
 `F.cross_entropy`, `backward`, manual SGD), eager mode on the CPU.\n\n",
@@ -253,10 +253,7 @@ SGD, on the ndarray CPU backend (`Autodiff<NdArray<f32>>`), release build.\n\n",
             ours(1, "examples_per_s") / best("batch 4096,", "examples_per_s").max(1e-9),
         ));
     }
-    let tmp = args.out.with_extension("md.tmp");
-    std::fs::write(&tmp, &md).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &args.out)
-        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    crate::report::write_section(&args.out, "bench", "# Performance", &md)?;
     print!("{md}");
     eprintln!("wrote {}", args.out.display());
     Ok(())

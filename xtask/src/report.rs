@@ -246,7 +246,7 @@ pub fn run(args: &[String]) -> Result<()> {
         md.push_str(&best_run_section(&args, &name, best, &img_ref)?);
     }
 
-    write_section(&args.out, &name, &md)?;
+    write_section(&args.out, &format!("sweep {name}"), "# Results", &md)?;
     eprintln!(
         "wrote the {name} section of {} and its pictures in {}",
         args.out.display(),
@@ -345,11 +345,12 @@ fn best_run_section(
     Ok(md)
 }
 
-/// Replaces (or appends) the marked section `name` of `path`.
-fn write_section(path: &Path, name: &str, body: &str) -> Result<()> {
-    let begin = format!("<!-- sweep {name} begin -->");
-    let end = format!("<!-- sweep {name} end -->");
-    let old = std::fs::read_to_string(path).unwrap_or_else(|_| "# Results\n".to_string());
+/// Replaces (or appends) the section of `path` marked `<!-- {marker} begin/end -->`; a
+/// missing file starts as `heading`.
+pub fn write_section(path: &Path, marker: &str, heading: &str, body: &str) -> Result<()> {
+    let begin = format!("<!-- {marker} begin -->");
+    let end = format!("<!-- {marker} end -->");
+    let old = std::fs::read_to_string(path).unwrap_or_else(|_| format!("{heading}\n"));
     let section = format!("{begin}\n{body}{end}");
     let new = match (old.find(&begin), old.find(&end)) {
         (Some(a), Some(b)) if b > a => format!("{}{section}{}", &old[..a], &old[b + end.len()..]),
