@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 use crate::sweep::makemore_bin;
@@ -41,11 +41,7 @@ fn parse(args: &[String]) -> Result<BenchArgs> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| anyhow!("{name} needs a value\n\n{HELP}"))
-        };
+        let mut value = |name: &str| crate::option_value(&mut it, name, HELP);
         match a.as_str() {
             "--quick" => out.quick = true,
             "--pytorch" => out.python = Some(value("--pytorch")?),

@@ -48,6 +48,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// The value after an option, or an error that shows the command's help.
+pub fn option_value<'a>(
+    it: &mut impl Iterator<Item = &'a String>,
+    name: &str,
+    help: &str,
+) -> anyhow::Result<String> {
+    it.next()
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("{name} needs a value\n\n{help}"))
+}
+
 /// The workspace root (the parent of `xtask/`).
 pub fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

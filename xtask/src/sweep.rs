@@ -55,11 +55,7 @@ fn parse(args: &[String]) -> Result<SweepArgs> {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| anyhow!("{name} needs a value\n\n{HELP}"))
-        };
+        let mut value = |name: &str| crate::option_value(&mut it, name, HELP);
         match a.as_str() {
             "--jobs" => {
                 out.jobs = value("--jobs")?

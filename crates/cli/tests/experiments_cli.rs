@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_clean_error, makemore, SMALL};
+use common::{assert_clean_error, makemore};
 
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 
@@ -37,18 +37,7 @@ fn unwritable(dir: &Path) -> std::path::PathBuf {
     file.join("out")
 }
 
-fn train_tiny(run: &Path, extra: &[&str]) {
-    let out = makemore()
-        .arg("train")
-        .arg("--out")
-        .arg(run)
-        .args(SMALL)
-        .args(["--samples", "0"])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert_ok(&out);
-}
+use common::trained as train_tiny;
 
 #[test]
 fn lr_find_writes_csv_png_and_suggests() {

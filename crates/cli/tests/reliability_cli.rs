@@ -13,19 +13,7 @@ use common::{assert_clean_error, makemore, SMALL};
 /// Trains a small run into `dir/name` and returns its path.
 fn small_run(dir: &Path, name: &str) -> PathBuf {
     let run = dir.join(name);
-    let out = makemore()
-        .arg("train")
-        .arg("--out")
-        .arg(&run)
-        .args(SMALL)
-        .args(["--samples", "0"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::trained(&run, &[]);
     run
 }
 

@@ -8,19 +8,7 @@ use std::path::Path;
 use std::process::{Command as StdCommand, Stdio};
 use std::time::Duration;
 
-use common::{assert_clean_error, makemore, tensors, SMALL};
-
-fn train_small(out: &Path, extra: &[&str]) -> std::process::Output {
-    makemore()
-        .arg("train")
-        .arg("--out")
-        .arg(out)
-        .args(SMALL)
-        .args(["--samples", "0"])
-        .args(extra)
-        .output()
-        .unwrap()
-}
+use common::{assert_clean_error, makemore, tensors, train_small, SMALL};
 
 #[test]
 fn train_eval_sample_round_trip() {

@@ -26,6 +26,14 @@ impl Timing {
     }
 }
 
+/// The config with the corpus's vocabulary size, validated.
+fn sized(config: &TrainingConfig, data: &PreparedData) -> Result<TrainingConfig, TrainError> {
+    let mut config = config.clone();
+    config.model.vocab_size = data.vocab.len();
+    config.validate()?;
+    Ok(config)
+}
+
 /// Times `steps` training steps (forward, backward, optimiser update) of `config`'s model
 /// after `warmup` untimed ones, with the config's learning-rate schedule over `steps`.
 pub fn time_training<B: AutodiffBackend>(
@@ -35,9 +43,7 @@ pub fn time_training<B: AutodiffBackend>(
     steps: u64,
     device: &B::Device,
 ) -> Result<Timing, TrainError> {
-    let mut config = config.clone();
-    config.model.vocab_size = data.vocab.len();
-    config.validate()?;
+    let config = sized(config, data)?;
     crate::check_data_fits(&config, data)?;
     let sampler = MinibatchSampler::new(config.batch_seed);
     let mut model = config.model.init::<B>(device);
@@ -83,9 +89,7 @@ pub fn time_evaluation<B: AutodiffBackend>(
     repeats: u64,
     device: &B::Device,
 ) -> Result<Timing, TrainError> {
-    let mut config = config.clone();
-    config.model.vocab_size = data.vocab.len();
-    config.validate()?;
+    let config = sized(config, data)?;
     let model = config.model.init::<B::InnerBackend>(device);
     let _ = evaluate_split(&model, data, split, device);
     let start = Instant::now();
@@ -105,9 +109,7 @@ pub fn time_sampling<B: AutodiffBackend>(
     words: usize,
     device: &B::Device,
 ) -> Result<Timing, TrainError> {
-    let mut config = config.clone();
-    config.model.vocab_size = data.vocab.len();
-    config.validate()?;
+    let config = sized(config, data)?;
     let model = config.model.init::<B::InnerBackend>(device);
     let options = SampleOptions {
         n: words,

@@ -67,6 +67,25 @@ pub const SMALL: &[&str] = &[
     "-q",
 ];
 
+/// Trains a small run (`SMALL`, no samples, plus `extra`) into `out`.
+pub fn train_small(out: &Path, extra: &[&str]) -> Output {
+    makemore()
+        .arg("train")
+        .arg("--out")
+        .arg(out)
+        .args(SMALL)
+        .args(["--samples", "0"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// [`train_small`], which must succeed.
+pub fn trained(out: &Path, extra: &[&str]) {
+    let o = train_small(out, extra);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// Reads every tensor of a safetensors file as f32 values, by name.
 pub fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
     let bytes = std::fs::read(path).unwrap();
