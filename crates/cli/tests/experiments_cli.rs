@@ -284,3 +284,33 @@ fn bigram_matches_published_figure_on_canonical_corpus() {
     let train = v["train_loss"].as_f64().unwrap();
     assert!((train - 2.45).abs() < 0.03, "{train}");
 }
+
+#[test]
+fn bench_reports_throughput_as_json() {
+    for (task, keys) in [
+        ("train", &["steps_per_s", "examples_per_s"][..]),
+        ("eval", &["examples_per_s"][..]),
+        ("sample", &["words_per_s"][..]),
+    ] {
+        let out = makemore()
+            .args([
+                "bench", "--json", "--steps", "1", "--warmup", "1", "--task", task,
+            ])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&assert_ok(&out)).unwrap();
+        assert_eq!(v["task"], task);
+        for key in keys {
+            let x = v[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{task}: no {key} in {v}"));
+            assert!(x.is_finite() && x > 0.0, "{task}: {key} = {x}");
+        }
+        assert_eq!(v["params"], 11_897);
+    }
+    let out = makemore()
+        .args(["bench", "--batch-size", "0"])
+        .output()
+        .unwrap();
+    assert_clean_error(&out, "--batch-size");
+}
