@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use makemore_plot::{labelled_scatter, line_chart, Chart, ImageFormat, Line};
 use serde_json::Value;
 
-use crate::sweep::{makemore_bin, read_results};
+use crate::sweep::{makemore_bin, read_results, tidy_path};
 
 const HELP: &str = "\
 usage: cargo xtask report [DIR] [--out FILE] [--img DIR] [--test] [--bin PATH]
@@ -121,7 +121,8 @@ pub fn run(args: &[String]) -> Result<()> {
     ));
     if let Some(data) = ok.first().and_then(|r| r["data"].as_str()) {
         md.push_str(&format!(
-            "Corpus: `{data}`, default split (seed 42, 80/10/10).\n\n"
+            "Corpus: `{}`, default split (seed 42, 80/10/10).\n\n",
+            tidy_path(Path::new(data)).display()
         ));
     } else {
         md.push_str(
@@ -261,7 +262,10 @@ fn best_run_section(
     let ckpt = PathBuf::from(best["checkpoint"].as_str().unwrap_or_default());
     let data_args: Vec<String> = best["data"]
         .as_str()
-        .map(|d| vec!["--data".to_string(), d.to_string()])
+        .map(|d| {
+            let d = tidy_path(Path::new(d));
+            vec!["--data".to_string(), d.display().to_string()]
+        })
         .unwrap_or_default();
     let id = best["id"].as_str().unwrap_or_default();
     let mut md = format!(

@@ -320,9 +320,26 @@ fn resolve_data(data: &Path, grid: &Path) -> PathBuf {
         return data.to_path_buf();
     }
     grid.parent()
-        .map(|p| p.join(data))
+        .map(|p| tidy_path(&p.join(data)))
         .filter(|p| p.exists())
         .unwrap_or_else(|| data.to_path_buf())
+}
+
+/// Removes `a/..` pairs from a path without touching the file system:
+/// `examples/grids/../../../shared/x` becomes `../shared/x`.
+pub fn tidy_path(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match (c, out.last()) {
+            (Component::CurDir, _) => {}
+            (Component::ParentDir, Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            _ => out.push(c),
+        }
+    }
+    out.iter().collect()
 }
 
 struct Progress {
@@ -542,5 +559,40 @@ pub fn num_params(model: &Value) -> Option<u64> {
     if model["direct"] == true {
         n += input * v;
     }
+    if model["norm"] == "Layer" {
+        n += 2 * l * h;
+    }
     Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_and_paths() {
+        assert_eq!(parse_shard("1/4").unwrap(), (1, 4));
+        assert!(parse_shard("4/4").is_err());
+        assert!(parse_shard("1").is_err());
+        assert!(parse_shard("a/2").is_err());
+        assert_eq!(
+            tidy_path(Path::new("examples/grids/../../../shared/x.txt")),
+            PathBuf::from("../shared/x.txt")
+        );
+        assert_eq!(tidy_path(Path::new("./a/./b")), PathBuf::from("a/b"));
+    }
+
+    #[test]
+    fn params_formula_matches_the_model() {
+        let m = serde_json::json!({"vocab_size": 27, "block_size": 6, "n_embd": 24,
+            "n_hidden": 300, "n_layers": 1, "direct": false, "norm": "None"});
+        assert_eq!(num_params(&m), Some(52_275));
+        let m = serde_json::json!({"vocab_size": 27, "block_size": 8, "n_embd": 32,
+            "n_hidden": 512, "n_layers": 1, "direct": false, "norm": "Layer"});
+        assert_eq!(
+            num_params(&m),
+            Some(147_323),
+            "the stretch sweep's reported size"
+        );
+    }
 }

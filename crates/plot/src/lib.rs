@@ -276,6 +276,7 @@ where
             }
             if chart.lines.len() > 1 {
                 ctx.configure_series_labels()
+                    .position(SeriesLabelPosition::UpperRight)
                     .label_font(("sans-serif", 16))
                     .background_style(WHITE.mix(0.85))
                     .border_style(BLACK)
