@@ -1,6 +1,7 @@
 //! The same run on every backend this build has gives the same losses (within float
 //! tolerance): the model and trainer are written once, generic over the backend.
 #![cfg(feature = "wgpu")]
+#![allow(clippy::field_reassign_with_default)] // configs read better as edits of the default
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
 use std::path::Path;
