@@ -205,8 +205,9 @@ pub fn run(args: &[String]) -> Result<()> {
     md.push_str(&format!("Machine: {}.\n\n", machine()));
     md.push_str(
         "Model: the notebook's default (block 3, embedding 10, hidden 200; 11,897 parameters), \
-SGD, on the ndarray CPU backend (`Autodiff<NdArray<f32>>`), release build.\n\n",
+SGD, on the ndarray CPU backend (`Autodiff<NdArray<f32>>`).\n\n",
     );
+    md.push_str(&format!("Binary: `{}`.\n\n", bin.display()));
     md.push_str("### makemore\n\n| what | steps/s | examples/s | words/s | peak memory | command |\n|---|---:|---:|---:|---:|---|\n");
     let num = |v: &Value, k: &str| v[k].as_f64().map_or("".to_string(), |x| format!("{x:.0}"));
     for (name, cmd, v) in &rows {
