@@ -457,7 +457,7 @@ fn run_one(ctx: &Ctx, spec: &RunSpec) -> Outcome {
     match &state {
         Some(s) if s["finished"] == true => {
             // Finished before its result line was written: evaluate instead of retraining.
-            return finished_summary(ctx, &dir);
+            return finished_summary(ctx, &dir, s);
         }
         Some(_) => {
             cmd.arg("--resume").arg(&dir);
@@ -506,7 +506,7 @@ fn run_one(ctx: &Ctx, spec: &RunSpec) -> Outcome {
     }
 }
 
-fn finished_summary(ctx: &Ctx, dir: &Path) -> Outcome {
+fn finished_summary(ctx: &Ctx, dir: &Path, state: &Value) -> Outcome {
     let mut cmd = Command::new(&ctx.bin);
     cmd.args(["eval", "--json", "--checkpoint"]).arg(dir);
     if let Some(d) = &ctx.data {
@@ -521,10 +521,6 @@ fn finished_summary(ctx: &Ctx, dir: &Path) -> Outcome {
         Ok(v) => v,
         Err(e) => return Outcome::Failed(format!("unreadable eval output: {e}")),
     };
-    let state: Value = std::fs::read_to_string(dir.join("state.json"))
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null);
     let config: Value = std::fs::read_to_string(dir.join("config.json"))
         .ok()
         .and_then(|s| serde_json::from_str(&s).ok())

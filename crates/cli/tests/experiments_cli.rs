@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_clean_error, makemore};
+use common::{assert_clean_error, makemore, unwritable};
 
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 
@@ -27,14 +27,6 @@ fn assert_png(path: &Path) {
         path.display()
     );
     assert!(bytes.len() > 5_000, "{} is nearly empty", path.display());
-}
-
-/// A path that cannot be created: its parent is a regular file (works even as root,
-/// which ignores permission bits).
-fn unwritable(dir: &Path) -> std::path::PathBuf {
-    let file = dir.join("a-file");
-    std::fs::write(&file, "not a directory").unwrap();
-    file.join("out")
 }
 
 use common::trained as train_tiny;

@@ -262,12 +262,10 @@ fn another_run_in_out_is_left_alone_without_force() {
 #[test]
 fn unwritable_out_is_a_clean_error() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("a-file");
-    std::fs::write(&file, "x").unwrap();
     let out = makemore()
         .arg("train")
         .arg("--out")
-        .arg(file.join("run"))
+        .arg(common::unwritable(dir.path()))
         .args(SMALL)
         .output()
         .unwrap();

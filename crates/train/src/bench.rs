@@ -7,7 +7,7 @@ use burn::tensor::backend::AutodiffBackend;
 use makemore_data::{MinibatchSampler, SplitName};
 
 use crate::optimizer::TrainOptimizer;
-use crate::trainer::{train_step, StepBuffers};
+use crate::trainer::{sized_config, train_step, StepBuffers};
 use crate::{evaluate_split, sample, PreparedData, SampleOptions, TrainError, TrainingConfig};
 
 /// One timed measurement.
@@ -26,14 +26,6 @@ impl Timing {
     }
 }
 
-/// The config with the corpus's vocabulary size, validated.
-fn sized(config: &TrainingConfig, data: &PreparedData) -> Result<TrainingConfig, TrainError> {
-    let mut config = config.clone();
-    config.model.vocab_size = data.vocab.len();
-    config.validate()?;
-    Ok(config)
-}
-
 /// Times `steps` training steps (forward, backward, optimiser update) of `config`'s model
 /// after `warmup` untimed ones, with the config's learning-rate schedule over `steps`.
 pub fn time_training<B: AutodiffBackend>(
@@ -43,7 +35,7 @@ pub fn time_training<B: AutodiffBackend>(
     steps: u64,
     device: &B::Device,
 ) -> Result<Timing, TrainError> {
-    let config = sized(config, data)?;
+    let config = sized_config(config, data)?;
     crate::check_data_fits(&config, data)?;
     let sampler = MinibatchSampler::new(config.batch_seed);
     let mut model = config.model.init::<B>(device);
@@ -89,7 +81,7 @@ pub fn time_evaluation<B: AutodiffBackend>(
     repeats: u64,
     device: &B::Device,
 ) -> Result<Timing, TrainError> {
-    let config = sized(config, data)?;
+    let config = sized_config(config, data)?;
     let model = config.model.init::<B::InnerBackend>(device);
     let _ = evaluate_split(&model, data, split, device);
     let start = Instant::now();
@@ -109,7 +101,7 @@ pub fn time_sampling<B: AutodiffBackend>(
     words: usize,
     device: &B::Device,
 ) -> Result<Timing, TrainError> {
-    let config = sized(config, data)?;
+    let config = sized_config(config, data)?;
     let model = config.model.init::<B::InnerBackend>(device);
     let options = SampleOptions {
         n: words,

@@ -93,9 +93,7 @@ pub fn train<B: AutodiffBackend>(
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(&TrainEvent),
 ) -> Result<TrainSummary, TrainError> {
-    let mut config = config.clone();
-    config.model.vocab_size = data.vocab.len();
-    config.validate()?;
+    let config = sized_config(config, data)?;
     if let Some(ckpt) = &resume {
         check_resume(ckpt, data, &config)?;
     }
@@ -105,6 +103,17 @@ pub fn train<B: AutodiffBackend>(
         None => Run::fresh(data, &config, dir, device)?,
     };
     run.go(stop, on_event)
+}
+
+/// The config with the corpus's vocabulary size filled in, validated.
+pub(crate) fn sized_config(
+    config: &TrainingConfig,
+    data: &PreparedData,
+) -> Result<TrainingConfig, TrainError> {
+    let mut config = config.clone();
+    config.model.vocab_size = data.vocab.len();
+    config.validate()?;
+    Ok(config)
 }
 
 /// Checks that a resume continues the same run: same corpus, vocabulary and config.
@@ -220,7 +229,7 @@ impl<'a, B: AutodiffBackend> Run<'a, B> {
         ckpt: Checkpoint,
         device: &'a B::Device,
     ) -> Result<Self, TrainError> {
-        check_resume(&ckpt, data, config)?;
+        // `train` has already checked the checkpoint against the data and config.
         let model = ckpt.load_model::<B>(device)?;
         let mut optim = TrainOptimizer::new(config.optimizer);
         if let Some(bytes) = ckpt.optimizer_bytes()? {
@@ -426,9 +435,7 @@ pub fn lr_find<B: AutodiffBackend>(
     steps: usize,
     device: &B::Device,
 ) -> Result<Vec<LrFindPoint>, TrainError> {
-    let mut config = config.clone();
-    config.model.vocab_size = data.vocab.len();
-    config.validate()?;
+    let config = sized_config(config, data)?;
     check_data_fits(&config, data)?;
     if !(min_exp.is_finite() && max_exp.is_finite() && min_exp < max_exp) {
         return Err(TrainError::Config(format!(

@@ -82,13 +82,7 @@ struct BenchJob {
 
 /// Runs `makemore bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
-    let mut config = match &args.config {
-        Some(p) => TrainingConfig::from_json(
-            &std::fs::read_to_string(p)
-                .map_err(|e| anyhow::anyhow!("cannot read --config {}: {e}", p.display()))?,
-        )?,
-        None => TrainingConfig::default(),
-    };
+    let mut config = crate::commands::train::load_config(args.config.as_deref())?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }

@@ -6,12 +6,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use makemore_model::InitScheme;
 use makemore_train::{lr_find, prepare, suggest_lr, TrainingConfig, LR_SUGGESTION_RULE};
 
 use crate::backend::{dispatch, BackendChoice, WithBackend};
 use crate::commands::plot::FormatArg;
-use crate::commands::train::InitArg;
+use crate::commands::train::{load_config, InitArg};
 use crate::corpus;
 use makemore_plot::{line_chart, Chart, ImageFormat, Line};
 
@@ -66,17 +65,8 @@ struct LrFindJob {
 
 /// Runs `makemore lr-find`.
 pub fn run(args: LrFindArgs) -> Result<()> {
-    let mut config = match &args.config {
-        Some(p) => TrainingConfig::from_json(
-            &std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read --config {}", p.display()))?,
-        )?,
-        None => TrainingConfig::default(),
-    };
-    config.model.init = match args.init {
-        InitArg::Notebook => InitScheme::Notebook,
-        InitArg::Scaled => InitScheme::Scaled,
-    };
+    let mut config = load_config(args.config.as_deref())?;
+    config.model.init = args.init.into();
     if let Some(v) = args.n_embd {
         config.model.n_embd = v;
     }

@@ -27,6 +27,25 @@ pub enum InitArg {
     Scaled,
 }
 
+impl From<InitArg> for InitScheme {
+    fn from(init: InitArg) -> Self {
+        match init {
+            InitArg::Notebook => InitScheme::Notebook,
+            InitArg::Scaled => InitScheme::Scaled,
+        }
+    }
+}
+
+/// Reads `--config FILE` (or the default config when there is none), naming the file on error.
+pub fn load_config(path: Option<&std::path::Path>) -> Result<TrainingConfig> {
+    let Some(path) = path else {
+        return Ok(TrainingConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --config {}", path.display()))?;
+    TrainingConfig::from_json(&text).with_context(|| format!("in {}", path.display()))
+}
+
 /// Hidden-layer normalisation.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum NormArg {
@@ -221,10 +240,7 @@ impl TrainArgs {
         }
         set(&mut m.init_seed, self.init_seed);
         if let Some(init) = self.init {
-            m.init = match init {
-                InitArg::Notebook => InitScheme::Notebook,
-                InitArg::Scaled => InitScheme::Scaled,
-            };
+            m.init = init.into();
         }
         set(&mut config.steps, self.steps);
         set(&mut config.batch_size, self.batch_size);
@@ -359,14 +375,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             (ckpt.config.clone(), dir.clone(), Some(ckpt))
         }
         None => {
-            let mut config = match &args.config {
-                Some(path) => TrainingConfig::from_json(
-                    &std::fs::read_to_string(path)
-                        .with_context(|| format!("cannot read --config {}", path.display()))?,
-                )
-                .with_context(|| format!("in {}", path.display()))?,
-                None => TrainingConfig::default(),
-            };
+            let mut config = load_config(args.config.as_deref())?;
             args.apply(&mut config)?;
             // Refuse bad settings before touching --out (vocab_size comes from the corpus later).
             let mut probe = config.clone();

@@ -67,6 +67,14 @@ pub const SMALL: &[&str] = &[
     "-q",
 ];
 
+/// A path that cannot be created: its parent is a regular file (works even as root,
+/// which ignores permission bits).
+pub fn unwritable(dir: &Path) -> PathBuf {
+    let file = dir.join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    file.join("out")
+}
+
 /// Trains a small run (`SMALL`, no samples, plus `extra`) into `out`.
 pub fn train_small(out: &Path, extra: &[&str]) -> Output {
     makemore()
