@@ -72,7 +72,12 @@ fn copy_template() -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// Opens, loads and resumes a checkpoint; any step may fail, none may panic.
+/// Most optimizer steps a resumed case takes. A replaced `steps` field can ask for any
+/// number (10^18 is a valid config), so the harness stops the run itself, as Ctrl-C would:
+/// the loaders are under test here, not the length of training.
+const MAX_RESUMED_STEPS: u64 = 4;
+
+/// Opens, loads and resumes a checkpoint for a few steps; any step may fail, none may panic.
 fn exercise(dir: &Path) -> Result<(), String> {
     let ckpt = Checkpoint::open(dir).map_err(|e| e.to_string())?;
     ckpt.load_model::<NdArray<f32>>(&Default::default())
@@ -80,6 +85,15 @@ fn exercise(dir: &Path) -> Result<(), String> {
     let data = prepare(words(), &ckpt.config).map_err(|e| e.to_string())?;
     let stop = AtomicBool::new(false);
     let config = ckpt.config.clone();
+    let mut taken = 0;
+    let mut on_event = |e: &TrainEvent| {
+        if matches!(e, TrainEvent::Step { .. }) {
+            taken += 1;
+            if taken >= MAX_RESUMED_STEPS {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    };
     train::<B>(
         &data,
         &config,
@@ -87,7 +101,7 @@ fn exercise(dir: &Path) -> Result<(), String> {
         Some(ckpt),
         &Default::default(),
         &stop,
-        &mut |_| {},
+        &mut on_event,
     )
     .map_err(|e| e.to_string())?;
     Ok(())
@@ -132,12 +146,20 @@ fn replace_field(v: &mut serde_json::Value, path: &[usize], value: serde_json::V
     }
 }
 
+/// 64 cases per property in the test suite; `PROPTEST_CASES=5000` for a longer hunt.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64)
+}
+
 fn base_json(file: &str) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(template().join(file)).unwrap()).unwrap()
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn config_from_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
@@ -217,4 +239,18 @@ fn undamaged_copy_resumes() {
     let ckpt = Checkpoint::open(&dir).unwrap();
     assert!(ckpt.state.finished);
     assert_eq!(ckpt.state.step, config().steps);
+}
+
+/// The case that once hung CI for an hour: `steps` replaced by a huge number is a valid
+/// config, and the resumed run goes on until it is stopped. The harness stops it.
+#[test]
+fn config_asking_for_endless_training_is_stopped_by_the_harness() {
+    let (_keep, dir) = copy_template();
+    let mut v = base_json("config.json");
+    v["steps"] = serde_json::Value::from(1_000_000_000_000_000_000u64);
+    std::fs::write(dir.join("config.json"), v.to_string()).unwrap();
+    exercise(&dir).unwrap();
+    let ckpt = Checkpoint::open(&dir).unwrap();
+    assert!(!ckpt.state.finished);
+    assert_eq!(ckpt.state.step, 3 + MAX_RESUMED_STEPS);
 }
