@@ -1,8 +1,8 @@
 //! The one place that picks a burn backend. Everything below is generic.
 
 use anyhow::Result;
-use burn::tensor::backend::AutodiffBackend;
 use clap::ValueEnum;
+use makemore_model::FusedAutodiff;
 
 /// Backends this tool knows; which ones are usable depends on the cargo features it was
 /// built with.
@@ -29,7 +29,7 @@ pub trait WithBackend {
     /// What the work returns.
     type Output;
     /// Runs the work on backend `B`.
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<Self::Output>;
+    fn run<B: FusedAutodiff>(self, device: B::Device) -> Result<Self::Output>;
 }
 
 /// Runs `work` on the chosen backend, or says that this build lacks it.

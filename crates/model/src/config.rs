@@ -1,5 +1,7 @@
 use burn::config::Config;
 
+use crate::Kernels;
+
 /// How the weights are initialised.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
 pub enum InitScheme {
@@ -53,6 +55,10 @@ pub struct MlpConfig {
     /// Probability of zeroing each hidden unit during training (inverted dropout; 0 = off).
     #[config(default = 0.0)]
     pub dropout: f64,
+    /// tanh and cross-entropy kernels: fused (the default; fast on the CPU) or burn's plain
+    /// operations (what checkpoints from before fused kernels used).
+    #[config(default = "Kernels::Fused")]
+    pub kernels: Kernels,
 }
 
 /// Largest size accepted for any one dimension; refuses absurd configs before allocating.

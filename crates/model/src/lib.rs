@@ -28,11 +28,13 @@
 
 mod bigram;
 mod config;
+pub mod fused;
 mod init;
 mod loss;
 mod mlp;
 
 pub use bigram::Bigram;
 pub use config::{InitScheme, MlpConfig, NormKind, MAX_DIM, MAX_PARAMS};
+pub use fused::{FusedAutodiff, FusedOps, Kernels};
 pub use loss::cross_entropy;
 pub use mlp::{DropoutStep, Mlp};

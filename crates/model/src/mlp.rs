@@ -5,7 +5,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::init::NormalStream;
-use crate::{InitScheme, MlpConfig, NormKind};
+use crate::{fused, FusedOps, InitScheme, Kernels, MlpConfig, NormKind};
 
 /// Embedding → concatenated context → (Linear → [LayerNorm] → tanh → [dropout]) × n_layers
 /// → Linear → logits.
@@ -25,6 +25,9 @@ pub struct Mlp<B: Backend> {
     pub direct: Option<Linear<B>>,
     /// One LayerNorm per hidden layer, or none.
     pub norm: Vec<LayerNorm<B>>,
+    /// Which tanh and loss kernels [`Mlp::forward`] and [`Mlp::loss`] use (not a parameter).
+    #[module(skip)]
+    pub kernels: Kernels,
 }
 
 /// Dropout during one training step: the probability, and a seed that fixes the masks
@@ -79,11 +82,12 @@ impl MlpConfig {
             output,
             direct,
             norm,
+            kernels: self.kernels,
         }
     }
 }
 
-impl<B: Backend> Mlp<B> {
+impl<B: FusedOps> Mlp<B> {
     /// Logits for the next character of each context.
     ///
     /// # Shapes
@@ -114,7 +118,10 @@ impl<B: Backend> Mlp<B> {
             if let Some(norm) = self.norm.get(i) {
                 pre = norm.forward(pre);
             }
-            h = pre.tanh();
+            h = match self.kernels {
+                Kernels::Plain => pre.tanh(),
+                Kernels::Fused => fused::tanh(pre),
+            };
             if let (Some(d), Some(rng)) = (dropout.filter(|d| d.p > 0.0), rng.as_mut()) {
                 let [rows, cols] = h.dims();
                 let keep = 1.0 - d.p;
@@ -139,6 +146,21 @@ impl<B: Backend> Mlp<B> {
         }
     }
 
+    /// Mean cross-entropy of `logits` against `targets` with this model's kernels.
+    ///
+    /// # Shapes
+    /// - `logits`: `[batch, vocab_size]`
+    /// - `targets`: `[batch]`
+    /// - returns: `[1]`
+    pub fn loss(&self, logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+        match self.kernels {
+            Kernels::Plain => crate::cross_entropy(logits, targets),
+            Kernels::Fused => fused::cross_entropy(logits, targets),
+        }
+    }
+}
+
+impl<B: Backend> Mlp<B> {
     /// Embedding table as host values, `[vocab][n_embd]`, for plots.
     pub fn embedding_table(&self) -> Vec<Vec<f32>> {
         let table = self.embedding.weight.val();

@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
-use burn::tensor::backend::AutodiffBackend;
 use makemore_data::{MinibatchSampler, SplitName};
+use makemore_model::FusedAutodiff;
 
 use crate::optimizer::TrainOptimizer;
 use crate::trainer::{sized_config, train_step, StepBuffers};
@@ -28,7 +28,7 @@ impl Timing {
 
 /// Times `steps` training steps (forward, backward, optimiser update) of `config`'s model
 /// after `warmup` untimed ones, with the config's learning-rate schedule over `steps`.
-pub fn time_training<B: AutodiffBackend>(
+pub fn time_training<B: FusedAutodiff>(
     data: &PreparedData,
     config: &TrainingConfig,
     warmup: u64,
@@ -74,7 +74,7 @@ pub fn time_training<B: AutodiffBackend>(
 
 /// Times a no-grad evaluation of the whole `split` with a freshly initialised model
 /// (`repeats` times after one untimed pass); counts examples.
-pub fn time_evaluation<B: AutodiffBackend>(
+pub fn time_evaluation<B: FusedAutodiff>(
     data: &PreparedData,
     config: &TrainingConfig,
     split: SplitName,
@@ -95,7 +95,7 @@ pub fn time_evaluation<B: AutodiffBackend>(
 }
 
 /// Times sampling `words` words with a freshly initialised model; counts words.
-pub fn time_sampling<B: AutodiffBackend>(
+pub fn time_sampling<B: FusedAutodiff>(
     data: &PreparedData,
     config: &TrainingConfig,
     words: usize,

@@ -94,14 +94,16 @@ impl TrainingConfig {
     }
 
     /// Parses a config from JSON, naming the problem.
-    /// Fields added after the first release (`model.norm`, `model.dropout`) take their
-    /// defaults when absent, so older `config.json` files keep loading.
+    /// Fields added after the first release take the values that reproduce the older files
+    /// when absent (`model.norm`: none, `model.dropout`: 0, `model.kernels`: plain), so older
+    /// `config.json` files keep loading and resume bit for bit.
     pub fn from_json(json: &str) -> Result<Self, TrainError> {
         let bad = |e: serde_json::Error| TrainError::Config(format!("config JSON: {e}"));
         let mut value: serde_json::Value = serde_json::from_str(json).map_err(bad)?;
         if let Some(model) = value.get_mut("model").and_then(|m| m.as_object_mut()) {
             model.entry("norm").or_insert_with(|| "None".into());
             model.entry("dropout").or_insert_with(|| 0.0.into());
+            model.entry("kernels").or_insert_with(|| "Plain".into());
         }
         serde_json::from_value(value).map_err(bad)
     }
@@ -124,7 +126,13 @@ mod tests {
         let model = v["model"].as_object_mut().unwrap();
         model.remove("norm");
         model.remove("dropout");
-        assert_eq!(TrainingConfig::from_json(&v.to_string()).unwrap(), c);
+        model.remove("kernels");
+        let old = TrainingConfig::from_json(&v.to_string()).unwrap();
+        assert_eq!(old.model.kernels, makemore_model::Kernels::Plain);
+        assert_eq!(c.model.kernels, makemore_model::Kernels::Fused);
+        let mut c = c;
+        c.model.kernels = makemore_model::Kernels::Plain;
+        assert_eq!(old, c);
         let e = TrainingConfig::from_json(r#"{"model": 3}"#)
             .unwrap_err()
             .to_string();

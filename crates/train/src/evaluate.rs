@@ -1,6 +1,6 @@
 use burn::prelude::*;
 use makemore_data::{ContextBatcher, Examples, SplitName};
-use makemore_model::{cross_entropy, Mlp};
+use makemore_model::{FusedOps, Mlp};
 
 use crate::PreparedData;
 
@@ -10,7 +10,7 @@ const EVAL_CHUNK: usize = 32_768;
 
 /// Mean negative log-likelihood (nats per character) of `examples` under `model`, computed
 /// in chunks with no gradients. `None` when there are no examples.
-pub fn evaluate<B: Backend>(
+pub fn evaluate<B: FusedOps>(
     model: &Mlp<B>,
     examples: &Examples,
     device: &B::Device,
@@ -26,7 +26,8 @@ pub fn evaluate<B: Backend>(
         .zip(examples.targets().chunks(EVAL_CHUNK))
     {
         let batch = ContextBatcher::from_flat::<B>(inputs, targets, device);
-        let loss: f32 = cross_entropy(model.forward(batch.inputs), batch.targets)
+        let loss: f32 = model
+            .loss(model.forward(batch.inputs), batch.targets)
             .into_scalar()
             .elem();
         total += f64::from(loss) * targets.len() as f64;
@@ -35,7 +36,7 @@ pub fn evaluate<B: Backend>(
 }
 
 /// [`evaluate`] on one part of a prepared corpus.
-pub fn evaluate_split<B: Backend>(
+pub fn evaluate_split<B: FusedOps>(
     model: &Mlp<B>,
     data: &PreparedData,
     split: SplitName,

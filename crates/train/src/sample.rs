@@ -1,7 +1,7 @@
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use makemore_data::{Split, SplitName};
-use makemore_model::Mlp;
+use makemore_model::{FusedOps, Mlp};
 use makemore_vocab::Vocab;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -128,7 +128,7 @@ impl SampleOptions {
 /// With `split`, every sample is labelled with where it occurs; with `only_new` (which
 /// needs `split`), words found in the corpus are discarded until `n` new ones are drawn
 /// or 100 × n attempts were made.
-pub fn sample<B: Backend>(
+pub fn sample<B: FusedOps>(
     model: &Mlp<B>,
     vocab: &Vocab,
     block_size: usize,
@@ -166,7 +166,7 @@ pub fn sample<B: Backend>(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn draw_batch<B: Backend>(
+fn draw_batch<B: FusedOps>(
     model: &Mlp<B>,
     vocab: &Vocab,
     block_size: usize,

@@ -5,9 +5,8 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use burn::tensor::backend::AutodiffBackend;
 use makemore_data::{ContextBatcher, Examples, MinibatchSampler};
-use makemore_model::{cross_entropy, DropoutStep, Mlp};
+use makemore_model::{DropoutStep, FusedAutodiff, Mlp};
 use serde::Serialize;
 
 use crate::checkpoint::{self, Checkpoint, TrainingState, METRICS_FILE};
@@ -67,7 +66,7 @@ pub struct TrainSummary {
     pub train_secs: f64,
 }
 
-struct Run<'a, B: AutodiffBackend> {
+struct Run<'a, B: FusedAutodiff> {
     data: &'a PreparedData,
     config: &'a TrainingConfig,
     dir: &'a Path,
@@ -84,7 +83,7 @@ struct Run<'a, B: AutodiffBackend> {
 /// `vocab.json` and a step-0 checkpoint before the first step, so a last good checkpoint
 /// always exists. Setting `stop` makes the run save a checkpoint and return at the next
 /// step boundary with `interrupted: true`.
-pub fn train<B: AutodiffBackend>(
+pub fn train<B: FusedAutodiff>(
     data: &PreparedData,
     config: &TrainingConfig,
     dir: &Path,
@@ -192,7 +191,7 @@ pub fn check_data_fits(config: &TrainingConfig, data: &PreparedData) -> Result<(
     Ok(())
 }
 
-impl<'a, B: AutodiffBackend> Run<'a, B> {
+impl<'a, B: FusedAutodiff> Run<'a, B> {
     fn fresh(
         data: &'a PreparedData,
         config: &'a TrainingConfig,
@@ -385,7 +384,7 @@ pub(crate) struct StepBuffers {
 /// Forward, backward and update on the minibatch of `step`. Returns the updated model
 /// (`None` when the loss is not finite) and the minibatch loss.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn train_step<B: AutodiffBackend>(
+pub(crate) fn train_step<B: FusedAutodiff>(
     model: Mlp<B>,
     optim: &mut TrainOptimizer<B>,
     train: &Examples,
@@ -404,7 +403,7 @@ pub(crate) fn train_step<B: AutodiffBackend>(
         p: config.model.dropout,
         seed: config.batch_seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
     });
-    let loss = cross_entropy(model.forward_train(batch.inputs, dropout), batch.targets);
+    let loss = model.loss(model.forward_train(batch.inputs, dropout), batch.targets);
     let value: f32 = loss.clone().into_scalar().elem();
     if !value.is_finite() {
         return (None, value);
@@ -427,7 +426,7 @@ pub struct LrFindPoint {
 /// The notebook's learning-rate finder: from a fresh model, one minibatch step at each of
 /// `steps` learning rates `10^e`, `e` evenly spaced from `min_exp` to `max_exp`, recording
 /// the loss. Stops early when the loss stops being finite.
-pub fn lr_find<B: AutodiffBackend>(
+pub fn lr_find<B: FusedAutodiff>(
     data: &PreparedData,
     config: &TrainingConfig,
     min_exp: f64,

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
-use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, ValueEnum};
 use makemore_data::SplitName;
+use makemore_model::FusedAutodiff;
 use makemore_train::bench::{time_evaluation, time_sampling, time_training, Timing};
 use makemore_train::{prepare, TrainingConfig};
 use serde::Serialize;
@@ -51,6 +51,9 @@ pub struct BenchArgs {
     /// Model and training settings as JSON (default: the notebook's recipe).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// tanh and loss kernels (default: the config's, `fused` unless it says otherwise).
+    #[arg(long, value_enum)]
+    pub kernels: Option<crate::commands::train::KernelsArg>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -90,6 +93,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         bail!("--steps must be at least 1");
     }
     config.batch_size = args.batch_size;
+    if let Some(kernels) = args.kernels {
+        config.model.kernels = kernels.into();
+    }
     let words = corpus::load_words(args.data.as_ref())?;
     dispatch(
         args.backend,
@@ -112,7 +118,7 @@ fn peak_rss_bytes() -> Option<u64> {
 impl WithBackend for BenchJob {
     type Output = ();
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+    fn run<B: FusedAutodiff>(self, device: B::Device) -> Result<()> {
         let BenchJob {
             args,
             mut config,

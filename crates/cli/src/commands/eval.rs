@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, ValueEnum};
 use makemore_data::SplitName;
+use makemore_model::FusedAutodiff;
 use makemore_train::{evaluate_split, prepare_with_vocab, Checkpoint};
 use serde::Serialize;
 
@@ -81,7 +81,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 impl WithBackend for EvalJob {
     type Output = ();
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+    fn run<B: FusedAutodiff>(self, device: B::Device) -> Result<()> {
         let EvalJob { args, ckpt, words } = self;
         let data = prepare_with_vocab(words, &ckpt.config, Some(ckpt.vocab.clone()))
             .context("the corpus does not fit this checkpoint's vocabulary")?;

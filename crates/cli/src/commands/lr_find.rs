@@ -4,8 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
+use makemore_model::FusedAutodiff;
 use makemore_train::{lr_find, prepare, suggest_lr, TrainingConfig, LR_SUGGESTION_RULE};
 
 use crate::backend::{dispatch, BackendChoice, WithBackend};
@@ -92,7 +92,7 @@ pub fn run(args: LrFindArgs) -> Result<()> {
 impl WithBackend for LrFindJob {
     type Output = ();
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+    fn run<B: FusedAutodiff>(self, device: B::Device) -> Result<()> {
         let LrFindJob {
             args,
             config,

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use makemore_data::Split;
+use makemore_model::FusedAutodiff;
 use makemore_train::{sample, Checkpoint, SampleOptions};
 
 use crate::backend::{dispatch, BackendChoice, WithBackend};
@@ -66,7 +66,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
 impl WithBackend for SampleJob {
     type Output = ();
 
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+    fn run<B: FusedAutodiff>(self, device: B::Device) -> Result<()> {
         let SampleJob { args, ckpt, split } = self;
         let options = SampleOptions {
             n: args.n,

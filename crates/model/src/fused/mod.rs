@@ -1,0 +1,169 @@
+//! Fused operations: burn's backend-extension pattern for the two places where a training
+//! step spends its time on a CPU, `tanh` and the cross-entropy.
+//!
+//! [`FusedOps`] is a [`Backend`] extension trait. Its default methods compose burn's own
+//! tensor operations, so every backend gets a correct implementation for free (wgpu uses
+//! them). The ndarray CPU backend overrides them with single-pass `f32` kernels
+//! ([`kernels`]: a vectorisable rational `tanh`, a softmax cross-entropy that keeps its
+//! probabilities for the backward pass), and `Autodiff<B>` overrides them with hand-written
+//! backward passes that use the saved outputs (`1 − y²` for tanh, `softmax − onehot` for the
+//! loss) instead of burn's generic ones, which recompute tanh and go through six element-wise
+//! operations for the loss.
+//!
+//! Which path a model takes is [`Kernels`] in its config. The fused path computes the same
+//! function to within `f32` rounding (tested against the plain path, loss and gradients, in
+//! `tests/fused.rs`), but not bit for bit: a run trained with one is not resumed with the other.
+
+mod autodiff;
+pub mod kernels;
+#[cfg(feature = "ndarray")]
+mod ndarray;
+
+use burn::config::Config;
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::TensorPrimitive;
+
+/// Which implementation of tanh and the loss a model uses.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// burn's generic operations, exactly as every backend computes them (`tanh` in the
+    /// backend, cross-entropy as `log_softmax` + gather + mean). Checkpoints written before
+    /// fused kernels existed use this.
+    Plain,
+    /// [`FusedOps`]: single-pass kernels with hand-written backward passes where the backend
+    /// has them (ndarray), the plain operations elsewhere.
+    Fused,
+}
+
+/// A [`Backend`] with fused tanh and cross-entropy; see the [module docs](self).
+///
+/// Every method has a default built from burn's operations, so `impl FusedOps for MyBackend {}`
+/// is a complete implementation.
+pub trait FusedOps: Backend {
+    /// Element-wise tanh.
+    fn fused_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_tanh(x)
+    }
+
+    /// The gradient of tanh from its output: `grad · (1 − y²)`.
+    fn fused_tanh_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        plain::tanh_backward::<Self>(y, grad)
+    }
+
+    /// Mean cross-entropy of `logits` `[rows, classes]` against `targets` `[rows]`, and the
+    /// softmax probabilities `[rows, classes]` that its gradient needs.
+    fn fused_cross_entropy_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        plain::cross_entropy_forward::<Self>(logits, targets)
+    }
+
+    /// Gradient of the mean cross-entropy with respect to the logits, given the
+    /// probabilities from [`FusedOps::fused_cross_entropy_forward`] and the gradient `grad`
+    /// (`[1]`) arriving at the loss: `(probs − onehot(targets)) · grad / rows`.
+    fn fused_cross_entropy_backward(
+        probs: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        plain::cross_entropy_backward::<Self>(probs, targets, grad)
+    }
+
+    /// Mean cross-entropy of `logits` against `targets`, `[1]`.
+    fn fused_cross_entropy(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::fused_cross_entropy_forward(logits, targets).0
+    }
+}
+
+/// An autodiff backend whose inner (no-gradient) backend has [`FusedOps`] too: what training
+/// needs, since evaluation runs on the inner backend.
+pub trait FusedAutodiff: AutodiffBackend<InnerBackend: FusedOps> + FusedOps {}
+
+impl<B> FusedAutodiff for B
+where
+    B: AutodiffBackend + FusedOps,
+    B::InnerBackend: FusedOps,
+{
+}
+
+/// tanh of a tensor through [`FusedOps::fused_tanh`].
+pub fn tanh<B: FusedOps, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(B::fused_tanh(
+        x.into_primitive().tensor(),
+    )))
+}
+
+/// Mean cross-entropy through [`FusedOps::fused_cross_entropy`]; the same function as
+/// [`cross_entropy`](crate::cross_entropy).
+///
+/// # Shapes
+/// - `logits`: `[batch, vocab]`
+/// - `targets`: `[batch]`
+/// - returns: `[1]`
+pub fn cross_entropy<B: FusedOps>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+) -> Tensor<B, 1> {
+    Tensor::from_primitive(TensorPrimitive::Float(B::fused_cross_entropy(
+        logits.into_primitive().tensor(),
+        targets.into_primitive(),
+    )))
+}
+
+/// The default bodies of [`FusedOps`], in burn's generic operations; a backend that
+/// overrides a method falls back to these for inputs its kernel does not take.
+mod plain {
+    use super::*;
+
+    pub fn tanh_backward<B: Backend>(y: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+        let one_minus_y2 =
+            B::float_add_scalar(B::float_neg(B::float_mul(y.clone(), y)), 1f32.into());
+        B::float_mul(grad, one_minus_y2)
+    }
+
+    pub fn cross_entropy_forward<B: Backend>(
+        logits: FloatTensor<B>,
+        targets: IntTensor<B>,
+    ) -> (FloatTensor<B>, FloatTensor<B>) {
+        let logits = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(logits));
+        let targets = Tensor::<B, 1, Int>::from_primitive(targets);
+        let [rows, _] = logits.dims();
+        let log_probs = log_softmax(logits, 1);
+        let loss = log_probs
+            .clone()
+            .gather(1, targets.reshape([rows, 1]))
+            .mean()
+            .neg();
+        (
+            loss.into_primitive().tensor(),
+            log_probs.exp().into_primitive().tensor(),
+        )
+    }
+
+    pub fn cross_entropy_backward<B: Backend>(
+        probs: FloatTensor<B>,
+        targets: IntTensor<B>,
+        grad: FloatTensor<B>,
+    ) -> FloatTensor<B> {
+        let probs = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(probs));
+        let targets = Tensor::<B, 1, Int>::from_primitive(targets);
+        let grad = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(grad));
+        let [rows, classes] = probs.dims();
+        // probs − onehot, built with a mask so that it stays in the dtype of `probs`
+        // (`Int::float` would pick the device's default float dtype).
+        let is_target = targets.one_hot::<2>(classes).equal_elem(1);
+        let delta = probs.clone().mask_where(is_target, probs.sub_scalar(1.0));
+        let scale = grad.reshape([1, 1]).div_scalar(rows as f32);
+        (delta * scale).into_primitive().tensor()
+    }
+}
+
+#[cfg(feature = "wgpu")]
+impl FusedOps for burn::backend::Wgpu {}

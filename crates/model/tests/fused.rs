@@ -1,0 +1,70 @@
+//! The fused path and the plain path compute the same loss and the same gradients with the
+//! ndarray backend's own `f32` kernels, for every model variant (`fused_generic.rs` checks
+//! the generic implementation).
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::Module;
+use burn::prelude::*;
+use makemore_model::{Kernels, MlpConfig};
+
+mod common;
+use common::{compare, variants};
+
+#[test]
+fn ndarray_f32_kernels_match_the_plain_path() {
+    for (config, dropout) in variants() {
+        // f32: tanh within a few ulps, so agreement to a few parts in a million.
+        compare::<Autodiff<NdArray<f32>>>(config, dropout, 2e-5);
+    }
+}
+
+#[test]
+fn fused_model_evaluates_like_the_plain_one_without_gradients() {
+    let device = Default::default();
+    let config = MlpConfig::new(27, 3);
+    let plain = config
+        .clone()
+        .with_kernels(Kernels::Plain)
+        .init::<NdArray<f32>>(&device);
+    let fused = config
+        .with_kernels(Kernels::Fused)
+        .init::<NdArray<f32>>(&device);
+    assert_eq!(plain.num_params(), fused.num_params());
+    let contexts = Tensor::<NdArray<f32>, 2, Int>::from_data(
+        TensorData::new(
+            (0..300i64).map(|i| (i * 13) % 27).collect::<Vec<_>>(),
+            [100, 3],
+        ),
+        &device,
+    );
+    let targets = Tensor::<NdArray<f32>, 1, Int>::from_data(
+        TensorData::new((0..100i64).map(|i| (i * 5) % 27).collect::<Vec<_>>(), [100]),
+        &device,
+    );
+    let a: f32 = plain
+        .loss(plain.forward(contexts.clone()), targets.clone())
+        .into_scalar();
+    let b: f32 = fused.loss(fused.forward(contexts), targets).into_scalar();
+    assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+}
+
+#[test]
+fn ndarray_f32_runs_the_fused_kernel_not_burns_tanh() {
+    let device = Default::default();
+    let xs: Vec<f32> = (0..2000).map(|i| (i as f32 - 1000.0) * 0.0037).collect();
+    let x = Tensor::<NdArray<f32>, 1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &device);
+    let fused = makemore_model::fused::tanh(x.clone())
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let plain = x.tanh().into_data().to_vec::<f32>().unwrap();
+    let kernel: Vec<f32> = xs
+        .iter()
+        .map(|&v| makemore_model::fused::kernels::tanh(v))
+        .collect();
+    assert_eq!(fused, kernel);
+    // The two differ in the last bits somewhere, so the comparisons above are not vacuous.
+    assert_ne!(fused, plain);
+}
