@@ -114,13 +114,9 @@ impl<B: FusedOps> Mlp<B> {
         let mut h = emb.clone();
         let mut rng = dropout.map(|d| ChaCha8Rng::seed_from_u64(d.seed));
         for (i, layer) in self.hidden.iter().enumerate() {
-            let mut pre = layer.forward(h);
-            if let Some(norm) = self.norm.get(i) {
-                pre = norm.forward(pre);
-            }
-            h = match self.kernels {
-                Kernels::Plain => pre.tanh(),
-                Kernels::Fused => fused::tanh(pre),
+            h = match self.norm.get(i) {
+                None => self.dense(layer, h, true),
+                Some(norm) => self.tanh(norm.forward(self.dense(layer, h, false))),
             };
             if let (Some(d), Some(rng)) = (dropout.filter(|d| d.p > 0.0), rng.as_mut()) {
                 let [rows, cols] = h.dims();
@@ -139,10 +135,27 @@ impl<B: FusedOps> Mlp<B> {
                 h = h * Tensor::from_data(TensorData::new(mask, [rows, cols]), &device);
             }
         }
-        let logits = self.output.forward(h);
+        let logits = self.dense(&self.output, h, false);
         match &self.direct {
             Some(direct) => logits + direct.forward(emb),
             None => logits,
+        }
+    }
+
+    /// `layer(x)`, then tanh when `tanh`: one fused operation with fused kernels.
+    fn dense(&self, layer: &Linear<B>, x: Tensor<B, 2>, tanh: bool) -> Tensor<B, 2> {
+        match (self.kernels, &layer.bias) {
+            (Kernels::Fused, Some(bias)) => fused::linear(x, layer.weight.val(), bias.val(), tanh),
+            _ if tanh => self.tanh(layer.forward(x)),
+            _ => layer.forward(x),
+        }
+    }
+
+    /// tanh with this model's kernels.
+    fn tanh(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        match self.kernels {
+            Kernels::Plain => x.tanh(),
+            Kernels::Fused => fused::tanh(x),
         }
     }
 

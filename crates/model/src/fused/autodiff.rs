@@ -41,7 +41,50 @@ impl<B: FusedOps> Backward<B, 1> for CrossEntropy {
     }
 }
 
+/// A linear layer (and tanh) whose backward pass is three matrix products and a column sum.
+#[derive(Debug)]
+struct Linear;
+
+impl<B: FusedOps> Backward<B, 3> for Linear {
+    /// The input, the weight, and the output when the layer ends in tanh.
+    type State = (FloatTensor<B>, FloatTensor<B>, Option<FloatTensor<B>>);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, w, y) = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let [dx, dw, db] = B::fused_linear_backward(x, w, y, grad);
+        for (parent, g) in ops.parents.into_iter().zip([dx, dw, db]) {
+            if let Some(parent) = parent {
+                grads.register::<B>(parent.id, g);
+            }
+        }
+    }
+}
+
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn fused_linear(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        tanh: bool,
+    ) -> FloatTensor<Self> {
+        match Linear
+            .prepare::<C>([x.node.clone(), w.node.clone(), b.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let out =
+                    B::fused_linear(x.primitive.clone(), w.primitive.clone(), b.primitive, tanh);
+                let y = tanh.then(|| out.clone());
+                prep.finish((x.primitive, w.primitive, y), out)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::fused_linear(x.primitive, w.primitive, b.primitive, tanh))
+            }
+        }
+    }
+
     fn fused_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match Tanh
             .prepare::<C>([x.node.clone()])

@@ -73,6 +73,28 @@ pub trait FusedOps: Backend {
         plain::cross_entropy_backward::<Self>(probs, targets, grad)
     }
 
+    /// A linear layer `x·W + b`, followed by tanh when `tanh`: `x` `[rows, in]`, `w` `[in, out]`
+    /// (burn's `Linear` layout), `b` `[out]`.
+    fn fused_linear(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        tanh: bool,
+    ) -> FloatTensor<Self> {
+        plain::linear::<Self>(x, w, b, tanh)
+    }
+
+    /// Gradients `[dx, dw, db]` of [`FusedOps::fused_linear`] from the gradient `grad` at its
+    /// output; `y` is that output when the layer ends in tanh.
+    fn fused_linear_backward(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        y: Option<FloatTensor<Self>>,
+        grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        plain::linear_backward::<Self>(x, w, y, grad)
+    }
+
     /// Mean cross-entropy of `logits` against `targets`, `[1]`.
     fn fused_cross_entropy(
         logits: FloatTensor<Self>,
@@ -97,6 +119,26 @@ where
 pub fn tanh<B: FusedOps, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(B::fused_tanh(
         x.into_primitive().tensor(),
+    )))
+}
+
+/// `x·W + b` of a burn [`Linear`](burn::nn::Linear) with a bias, then tanh when `tanh`,
+/// through [`FusedOps::fused_linear`].
+///
+/// # Shapes
+/// - `x`: `[rows, in]`, `weight`: `[in, out]`, `bias`: `[out]`
+/// - returns: `[rows, out]`
+pub fn linear<B: FusedOps>(
+    x: Tensor<B, 2>,
+    weight: Tensor<B, 2>,
+    bias: Tensor<B, 1>,
+    tanh: bool,
+) -> Tensor<B, 2> {
+    Tensor::from_primitive(TensorPrimitive::Float(B::fused_linear(
+        x.into_primitive().tensor(),
+        weight.into_primitive().tensor(),
+        bias.into_primitive().tensor(),
+        tanh,
     )))
 }
 
@@ -126,6 +168,46 @@ mod plain {
         let one_minus_y2 =
             B::float_add_scalar(B::float_neg(B::float_mul(y.clone(), y)), 1f32.into());
         B::float_mul(grad, one_minus_y2)
+    }
+
+    fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
+        Tensor::from_primitive(TensorPrimitive::Float(t))
+    }
+
+    pub fn linear<B: FusedOps>(
+        x: FloatTensor<B>,
+        w: FloatTensor<B>,
+        b: FloatTensor<B>,
+        tanh: bool,
+    ) -> FloatTensor<B> {
+        let pre = float::<B, 2>(x).matmul(float(w)) + float::<B, 1>(b).unsqueeze::<2>();
+        let pre = pre.into_primitive().tensor();
+        if tanh {
+            B::fused_tanh(pre)
+        } else {
+            pre
+        }
+    }
+
+    pub fn linear_backward<B: FusedOps>(
+        x: FloatTensor<B>,
+        w: FloatTensor<B>,
+        y: Option<FloatTensor<B>>,
+        grad: FloatTensor<B>,
+    ) -> [FloatTensor<B>; 3] {
+        let pre_grad = match y {
+            Some(y) => B::fused_tanh_backward(y, grad),
+            None => grad,
+        };
+        let pre_grad = float::<B, 2>(pre_grad);
+        let dx = pre_grad.clone().matmul(float::<B, 2>(w).transpose());
+        let dw = float::<B, 2>(x).transpose().matmul(pre_grad.clone());
+        let db = pre_grad.sum_dim(0).squeeze_dim::<1>(0);
+        [
+            dx.into_primitive().tensor(),
+            dw.into_primitive().tensor(),
+            db.into_primitive().tensor(),
+        ]
     }
 
     pub fn cross_entropy_forward<B: Backend>(
