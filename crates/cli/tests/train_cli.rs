@@ -179,8 +179,10 @@ fn sigkill_and_resume_give_the_same_weights() {
     let flags = [
         "--n-hidden",
         "32",
+        // Long enough that every kill below lands before the run ends, even with the fast
+        // kernels on an idle machine (a run that finishes first fails the test).
         "--steps",
-        "1500",
+        "8000",
         "--checkpoint-every",
         "40",
         "--eval-every",

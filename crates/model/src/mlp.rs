@@ -104,13 +104,18 @@ impl<B: FusedOps> Mlp<B> {
         contexts: Tensor<B, 2, Int>,
         dropout: Option<DropoutStep>,
     ) -> Tensor<B, 2> {
-        let [batch, block] = contexts.dims();
         let table = self.embedding.weight.val();
-        let [_, n_embd] = table.dims();
-        // One gather of all context characters, then view as the concatenation.
-        let emb = table
-            .select(0, contexts.reshape([batch * block]))
-            .reshape([batch, block * n_embd]);
+        let emb = match self.kernels {
+            Kernels::Fused => fused::embedding(table, contexts),
+            Kernels::Plain => {
+                // One gather of all context characters, then view as the concatenation.
+                let [batch, block] = contexts.dims();
+                let [_, n_embd] = table.dims();
+                table
+                    .select(0, contexts.reshape([batch * block]))
+                    .reshape([batch, block * n_embd])
+            }
+        };
         let mut h = emb.clone();
         let mut rng = dropout.map(|d| ChaCha8Rng::seed_from_u64(d.seed));
         for (i, layer) in self.hidden.iter().enumerate() {

@@ -135,7 +135,7 @@ impl Checkpoint {
             }
         }
         let config_path = dir.join(CONFIG_FILE);
-        let config = TrainingConfig::from_json(&read_text(&config_path)?)
+        let config = TrainingConfig::from_checkpoint_json(&read_text(&config_path)?)
             .map_err(|e| TrainError::checkpoint(&config_path, e.to_string()))?;
         config
             .validate()

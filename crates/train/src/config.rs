@@ -1,5 +1,5 @@
 use makemore_data::SplitRatios;
-use makemore_model::{InitScheme, MlpConfig};
+use makemore_model::{InitScheme, Kernels, MlpConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{LrSchedule, TrainError};
@@ -93,17 +93,32 @@ impl TrainingConfig {
         Ok(())
     }
 
-    /// Parses a config from JSON, naming the problem.
-    /// Fields added after the first release take the values that reproduce the older files
-    /// when absent (`model.norm`: none, `model.dropout`: 0, `model.kernels`: plain), so older
-    /// `config.json` files keep loading and resume bit for bit.
+    /// Parses a config file from JSON, naming the problem. Model fields added after the first
+    /// release take their defaults when absent (`model.norm`: none, `model.dropout`: 0,
+    /// `model.kernels`: fused), so older config files keep working.
     pub fn from_json(json: &str) -> Result<Self, TrainError> {
+        Self::parse(json, Kernels::Fused)
+    }
+
+    /// Parses the `config.json` of a checkpoint: as [`TrainingConfig::from_json`], except that
+    /// a checkpoint that does not name its kernels predates fused kernels and was trained with
+    /// the plain ones, which it keeps, so that it resumes bit for bit.
+    pub fn from_checkpoint_json(json: &str) -> Result<Self, TrainError> {
+        Self::parse(json, Kernels::Plain)
+    }
+
+    fn parse(json: &str, kernels: Kernels) -> Result<Self, TrainError> {
         let bad = |e: serde_json::Error| TrainError::Config(format!("config JSON: {e}"));
         let mut value: serde_json::Value = serde_json::from_str(json).map_err(bad)?;
         if let Some(model) = value.get_mut("model").and_then(|m| m.as_object_mut()) {
             model.entry("norm").or_insert_with(|| "None".into());
             model.entry("dropout").or_insert_with(|| 0.0.into());
-            model.entry("kernels").or_insert_with(|| "Plain".into());
+            if !model.contains_key("kernels") {
+                model.insert(
+                    "kernels".into(),
+                    serde_json::to_value(kernels).map_err(bad)?,
+                );
+            }
         }
         serde_json::from_value(value).map_err(bad)
     }
@@ -127,12 +142,18 @@ mod tests {
         model.remove("norm");
         model.remove("dropout");
         model.remove("kernels");
-        let old = TrainingConfig::from_json(&v.to_string()).unwrap();
-        assert_eq!(old.model.kernels, makemore_model::Kernels::Plain);
-        assert_eq!(c.model.kernels, makemore_model::Kernels::Fused);
+        // A config file without the new fields gets the defaults...
+        assert_eq!(TrainingConfig::from_json(&v.to_string()).unwrap(), c);
+        assert_eq!(c.model.kernels, Kernels::Fused);
+        // ...and an older checkpoint keeps the kernels it was trained with.
+        let old = TrainingConfig::from_checkpoint_json(&v.to_string()).unwrap();
         let mut c = c;
-        c.model.kernels = makemore_model::Kernels::Plain;
+        c.model.kernels = Kernels::Plain;
         assert_eq!(old, c);
+        assert_eq!(
+            TrainingConfig::from_checkpoint_json(&c.to_json()).unwrap(),
+            c
+        );
         let e = TrainingConfig::from_json(r#"{"model": 3}"#)
             .unwrap_err()
             .to_string();

@@ -82,6 +82,16 @@ fn run_straight(dir: &Path, c: &TrainingConfig) {
 }
 
 fn run_interrupted(dir: &Path, c: &TrainingConfig, stop_after: u64) {
+    run_interrupted_and_edited(dir, c, stop_after, &|_| {});
+}
+
+/// Stops after `stop_after` steps, lets `edit` change the checkpoint, and resumes.
+fn run_interrupted_and_edited(
+    dir: &Path,
+    c: &TrainingConfig,
+    stop_after: u64,
+    edit: &dyn Fn(&Path),
+) {
     let data = prepare(words(), c).unwrap();
     let stop = AtomicBool::new(false);
     let mut on_event = |e: &TrainEvent| {
@@ -103,12 +113,14 @@ fn run_interrupted(dir: &Path, c: &TrainingConfig, stop_after: u64) {
     .unwrap();
     assert!(s.interrupted);
     assert_eq!(s.steps_done, stop_after);
+    edit(dir);
     let ckpt = Checkpoint::open(dir).unwrap();
     assert_eq!(ckpt.state.step, stop_after);
     let stop = AtomicBool::new(false);
+    let config = ckpt.config.clone();
     let s = train::<B>(
         &data,
-        c,
+        &config,
         dir,
         Some(ckpt),
         &Default::default(),
@@ -210,4 +222,38 @@ fn layernorm_dropout_deep_direct_resume_is_exact() {
         n
     };
     assert!(names.contains(&"norm.1.weight".to_string()), "{names:?}");
+}
+
+/// A checkpoint written before fused kernels existed has no `model.kernels`; it resumes with
+/// the plain kernels it was trained with and ends exactly where an uninterrupted plain run does.
+#[test]
+fn checkpoint_from_before_fused_kernels_resumes_with_plain_kernels() {
+    let mut c = config(OptimizerKind::Sgd);
+    c.model.kernels = makemore_model::Kernels::Plain;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run_straight(a.path(), &c);
+    let strip = |dir: &Path| {
+        let path = dir.join("config.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(v["model"]
+            .as_object_mut()
+            .unwrap()
+            .remove("kernels")
+            .is_some());
+        std::fs::write(&path, v.to_string()).unwrap();
+    };
+    run_interrupted_and_edited(b.path(), &c, 23, &strip);
+    assert_eq!(weights(a.path()), weights(b.path()));
+    assert_trained(a.path(), &c);
+
+    // The same run with fused kernels ends close to it, but not bit for bit.
+    let fused = tempfile::tempdir().unwrap();
+    c.model.kernels = makemore_model::Kernels::Fused;
+    run_straight(fused.path(), &c);
+    let (p, f) = (weights(a.path()), weights(fused.path()));
+    assert_ne!(p, f);
+    for (p, f) in p.iter().flatten().zip(f.iter().flatten()) {
+        assert!((p - f).abs() < 1e-3, "{p} vs {f}");
+    }
 }

@@ -7,6 +7,7 @@ use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn::backend::Autodiff;
 use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::TensorMetadata;
 
 use super::FusedOps;
 
@@ -61,7 +62,38 @@ impl<B: FusedOps> Backward<B, 3> for Linear {
     }
 }
 
+/// Embedding lookup whose backward pass adds each gradient row to the row it was read from.
+#[derive(Debug)]
+struct Embedding;
+
+impl<B: FusedOps> Backward<B, 1> for Embedding {
+    /// The contexts and the vocabulary size.
+    type State = (IntTensor<B>, usize);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (contexts, vocab) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::fused_embedding_backward(contexts, grad, vocab)
+        });
+    }
+}
+
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {
+        match Embedding
+            .prepare::<C>([table.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let vocab = table.primitive.shape()[0];
+                let out = B::fused_embedding(table.primitive, contexts.clone());
+                prep.finish((contexts, vocab), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_embedding(table.primitive, contexts)),
+        }
+    }
+
     fn fused_linear(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,

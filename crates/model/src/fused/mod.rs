@@ -73,6 +73,22 @@ pub trait FusedOps: Backend {
         plain::cross_entropy_backward::<Self>(probs, targets, grad)
     }
 
+    /// The embeddings of each context, concatenated: `table` `[vocab, dim]`, `contexts`
+    /// `[rows, block]` → `[rows, block · dim]`.
+    fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {
+        plain::embedding::<Self>(table, contexts)
+    }
+
+    /// Gradient of [`FusedOps::fused_embedding`] with respect to the table, `[vocab, dim]`:
+    /// each row of `grad` `[rows, block · dim]` added back to the rows it was read from.
+    fn fused_embedding_backward(
+        contexts: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+        vocab: usize,
+    ) -> FloatTensor<Self> {
+        plain::embedding_backward::<Self>(contexts, grad, vocab)
+    }
+
     /// A linear layer `x·W + b`, followed by tanh when `tanh`: `x` `[rows, in]`, `w` `[in, out]`
     /// (burn's `Linear` layout), `b` `[out]`.
     fn fused_linear(
@@ -119,6 +135,18 @@ where
 pub fn tanh<B: FusedOps, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(B::fused_tanh(
         x.into_primitive().tensor(),
+    )))
+}
+
+/// The concatenated embeddings of each context through [`FusedOps::fused_embedding`].
+///
+/// # Shapes
+/// - `table`: `[vocab, dim]`, `contexts`: `[rows, block]`
+/// - returns: `[rows, block · dim]`
+pub fn embedding<B: FusedOps>(table: Tensor<B, 2>, contexts: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+    Tensor::from_primitive(TensorPrimitive::Float(B::fused_embedding(
+        table.into_primitive().tensor(),
+        contexts.into_primitive(),
     )))
 }
 
@@ -172,6 +200,40 @@ mod plain {
 
     fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
         Tensor::from_primitive(TensorPrimitive::Float(t))
+    }
+
+    pub fn embedding<B: Backend>(table: FloatTensor<B>, contexts: IntTensor<B>) -> FloatTensor<B> {
+        let table = float::<B, 2>(table);
+        let contexts = Tensor::<B, 2, Int>::from_primitive(contexts);
+        let [rows, block] = contexts.dims();
+        let [_, dim] = table.dims();
+        table
+            .select(0, contexts.reshape([rows * block]))
+            .reshape([rows, block * dim])
+            .into_primitive()
+            .tensor()
+    }
+
+    pub fn embedding_backward<B: Backend>(
+        contexts: IntTensor<B>,
+        grad: FloatTensor<B>,
+        vocab: usize,
+    ) -> FloatTensor<B> {
+        let contexts = Tensor::<B, 2, Int>::from_primitive(contexts);
+        let grad = float::<B, 2>(grad);
+        let [rows, block] = contexts.dims();
+        let [_, width] = grad.dims();
+        let dim = width / block.max(1);
+        let zeros = grad.zeros_like().slice([0..1, 0..dim]).repeat_dim(0, vocab);
+        zeros
+            .select_assign(
+                0,
+                contexts.reshape([rows * block]),
+                grad.reshape([rows * block, dim]),
+                burn::tensor::IndexingUpdateOp::Add,
+            )
+            .into_primitive()
+            .tensor()
     }
 
     pub fn linear<B: FusedOps>(

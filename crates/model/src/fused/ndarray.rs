@@ -68,11 +68,16 @@ fn tensor(a: Array2<f32>) -> NdArrayTensor {
 /// `x·w + b`, then tanh when asked: one matrix product into rows that start as the bias.
 fn linear(x: ArrayView2<f32>, w: ArrayView2<f32>, b: ArrayView1<f32>, tanh: bool) -> Array2<f32> {
     let (rows, out) = (x.nrows(), w.ncols());
-    let mut y = Array2::from_shape_fn((rows, out), |(_, j)| b[j]);
+    let mut y = Array2::zeros((rows, out));
+    for mut row in y.rows_mut() {
+        row.assign(&b);
+    }
     general_mat_mul(1.0, &x, &w, 1.0, &mut y);
     if tanh {
         if let Some(values) = y.as_slice_mut() {
-            values.iter_mut().for_each(|v| *v = kernels::tanh(*v));
+            kernels::tanh_in_place(values);
+        } else {
+            y.mapv_inplace(kernels::tanh);
         }
     }
     y
@@ -89,7 +94,10 @@ fn linear_backward(
     let pre = match y {
         Some(y) => {
             let mut pre = grad.to_owned();
-            pre.zip_mut_with(&y, |g, &y| *g *= 1.0 - y * y);
+            match (pre.as_slice_mut(), y.as_slice()) {
+                (Some(p), Some(y)) => kernels::tanh_backward_in_place(p, y),
+                _ => pre.zip_mut_with(&y, |g, &y| *g *= 1.0 - y * y),
+            }
             pre
         }
         None => grad.to_owned(),
@@ -102,7 +110,96 @@ fn linear_backward(
     [dx, dw, db]
 }
 
+/// Copies row `contexts[r][k]` of `table` to columns `k·dim..(k+1)·dim` of output row `r`.
+/// A context index outside the table gives NaN embeddings, not a panic.
+fn embedding<T: Copy + TryInto<usize>>(
+    table: ArrayView2<f32>,
+    contexts: ArrayView2<T>,
+) -> Array2<f32> {
+    let (rows, block) = contexts.dim();
+    let dim = table.ncols();
+    let mut out = Array2::zeros((rows, block * dim));
+    for (mut row, context) in out.rows_mut().into_iter().zip(contexts.rows()) {
+        for (k, &c) in context.iter().enumerate() {
+            let mut dst = row.slice_mut(ndarray::s![k * dim..(k + 1) * dim]);
+            match c.try_into().ok().filter(|&c: &usize| c < table.nrows()) {
+                Some(c) => dst.assign(&table.row(c)),
+                None => dst.fill(f32::NAN),
+            }
+        }
+    }
+    out
+}
+
+/// The gradient of [`embedding`] with respect to the table.
+fn embedding_backward<T: Copy + TryInto<usize>>(
+    contexts: ArrayView2<T>,
+    grad: ArrayView2<f32>,
+    vocab: usize,
+) -> Array2<f32> {
+    let block = contexts.ncols();
+    let dim = grad.ncols() / block.max(1);
+    let mut table = Array2::zeros((vocab, dim));
+    for (row, context) in grad.rows().into_iter().zip(contexts.rows()) {
+        for (k, &c) in context.iter().enumerate() {
+            if let Some(c) = c.try_into().ok().filter(|&c: &usize| c < vocab) {
+                let mut dst = table.row_mut(c);
+                dst += &row.slice(ndarray::s![k * dim..(k + 1) * dim]);
+            }
+        }
+    }
+    table
+}
+
 impl FusedOps for NdArray<f32> {
+    fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {
+        if let Some(tv) = view2(&table) {
+            let out = match &contexts {
+                NdArrayTensor::I64(c) => c
+                    .view()
+                    .into_dimensionality::<Ix2>()
+                    .ok()
+                    .map(|c| embedding(tv, c)),
+                NdArrayTensor::I32(c) => c
+                    .view()
+                    .into_dimensionality::<Ix2>()
+                    .ok()
+                    .map(|c| embedding(tv, c)),
+                _ => None,
+            };
+            if let Some(out) = out {
+                return tensor(out);
+            }
+        }
+        plain::embedding::<Self>(table, contexts)
+    }
+
+    fn fused_embedding_backward(
+        contexts: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+        vocab: usize,
+    ) -> FloatTensor<Self> {
+        if let Some(gv) = view2(&grad) {
+            let out = match &contexts {
+                NdArrayTensor::I64(c) => c
+                    .view()
+                    .into_dimensionality::<Ix2>()
+                    .ok()
+                    .map(|c| embedding_backward(c, gv, vocab)),
+                NdArrayTensor::I32(c) => c
+                    .view()
+                    .into_dimensionality::<Ix2>()
+                    .ok()
+                    .map(|c| embedding_backward(c, gv, vocab)),
+                _ => None,
+            };
+            if let Some(out) = out {
+                return tensor(out);
+            }
+        }
+        plain::embedding_backward::<Self>(contexts, grad, vocab)
+    }
+
     fn fused_linear(
         x: FloatTensor<Self>,
         w: FloatTensor<Self>,
