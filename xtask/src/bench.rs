@@ -145,6 +145,34 @@ pub fn run(args: &[String]) -> Result<()> {
                 scale(5000).to_string(),
             ],
         ),
+        (
+            "train, batch 32, plain kernels",
+            vec![
+                "--task".into(),
+                "train".into(),
+                "--batch-size".into(),
+                "32".into(),
+                "--steps".into(),
+                scale(2000).to_string(),
+                "--kernels".into(),
+                "plain".into(),
+            ],
+        ),
+        (
+            "train, batch 4096, plain kernels",
+            vec![
+                "--task".into(),
+                "train".into(),
+                "--batch-size".into(),
+                "4096".into(),
+                "--steps".into(),
+                scale(30).to_string(),
+                "--warmup".into(),
+                "5".into(),
+                "--kernels".into(),
+                "plain".into(),
+            ],
+        ),
     ];
     for (name, flags) in &cases {
         eprintln!("makemore bench {}", flags.join(" "));
@@ -205,7 +233,8 @@ pub fn run(args: &[String]) -> Result<()> {
     md.push_str(&format!("Machine: {}.\n\n", machine()));
     md.push_str(
         "Model: the notebook's default (block 3, embedding 10, hidden 200; 11,897 parameters), \
-SGD, on the ndarray CPU backend (`Autodiff<NdArray<f32>>`).\n\n",
+SGD, on the ndarray CPU backend (`Autodiff<NdArray<f32>>`), with the fused kernels (the \
+default) unless a row says `plain kernels` (burn's generic operations, `--kernels plain`).\n\n",
     );
     md.push_str(&format!("Binary: `{}`.\n\n", bin.display()));
     md.push_str("### makemore\n\n| what | steps/s | examples/s | words/s | peak memory | command |\n|---|---:|---:|---:|---:|---|\n");

@@ -1,8 +1,9 @@
 //! Training, evaluation, checkpoints and sampling for makemore models.
 //!
-//! Everything here is generic over burn's backends: [`train`] needs an
-//! [`AutodiffBackend`](burn::tensor::backend::AutodiffBackend), evaluation and sampling
-//! any [`Backend`](burn::tensor::backend::Backend). A run is described by a
+//! Everything here is generic over burn's backends: [`train`] needs an autodiff backend with
+//! the model's fused operations ([`FusedAutodiff`](makemore_model::FusedAutodiff)),
+//! evaluation and sampling any backend with them ([`FusedOps`](makemore_model::FusedOps));
+//! every burn backend has them through the trait's default bodies. A run is described by a
 //! [`TrainingConfig`] (model, optimiser, schedule, split) that is saved as JSON next to
 //! every [`Checkpoint`]; a checkpoint directory holds everything needed to evaluate,
 //! sample or resume the run exactly where it stopped.
