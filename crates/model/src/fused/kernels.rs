@@ -44,44 +44,34 @@ pub fn tanh(x: f32) -> f32 {
     }
 }
 
-/// Element-wise work below this many values stays on the calling thread (a thread costs
-/// tens of microseconds; a training step at batch 32 touches about 6,400 values per op).
+use rayon::prelude::*;
+
+/// Element-wise work below this many values stays on the calling thread (handing work to
+/// the pool costs microseconds; a training step at batch 32 touches about 6,400 values per op).
 const PARALLEL_MIN: usize = 1 << 17;
 
-/// Cores to split large element-wise work over.
-fn threads() -> usize {
-    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
 /// Calls `f(out_piece, in_piece)` on matching pieces of `out` and `input` (same length), on
-/// scoped threads when the slices are large, else once on the whole.
+/// rayon's thread pool when the slices are large, else once on the whole.
 pub fn par_zip(out: &mut [f32], input: &[f32], f: impl Fn(&mut [f32], &[f32]) + Sync) {
-    let n = threads();
+    let n = rayon::current_num_threads();
     if out.len() < PARALLEL_MIN || n < 2 || input.len() != out.len() {
         return f(out, input);
     }
     let piece = out.len().div_ceil(n);
-    std::thread::scope(|scope| {
-        let f = &f;
-        for (o, i) in out.chunks_mut(piece).zip(input.chunks(piece)) {
-            scope.spawn(move || f(o, i));
-        }
-    });
+    out.par_chunks_mut(piece)
+        .zip(input.par_chunks(piece))
+        .for_each(|(o, i)| f(o, i));
 }
 
 /// `tanh` of every value, in place.
 pub fn tanh_in_place(values: &mut [f32]) {
-    let n = threads();
-    if values.len() < PARALLEL_MIN || n < 2 {
+    if values.len() < PARALLEL_MIN || rayon::current_num_threads() < 2 {
         return values.iter_mut().for_each(|v| *v = tanh(*v));
     }
-    let piece = values.len().div_ceil(n);
-    std::thread::scope(|scope| {
-        for chunk in values.chunks_mut(piece) {
-            scope.spawn(move || chunk.iter_mut().for_each(|v| *v = tanh(*v)));
-        }
-    });
+    let piece = values.len().div_ceil(rayon::current_num_threads());
+    values
+        .par_chunks_mut(piece)
+        .for_each(|chunk| chunk.iter_mut().for_each(|v| *v = tanh(*v)));
 }
 
 /// `out[i] = tanh(x[i])`.

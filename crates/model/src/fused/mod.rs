@@ -15,6 +15,7 @@
 //! `tests/fused.rs`), but not bit for bit: a run trained with one is not resumed with the other.
 
 mod autodiff;
+#[cfg(feature = "ndarray")]
 pub mod kernels;
 #[cfg(feature = "ndarray")]
 mod ndarray;
