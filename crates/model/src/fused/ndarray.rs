@@ -151,23 +151,30 @@ fn embedding_backward<T: Copy + TryInto<usize>>(
     table
 }
 
+/// `Some(f(view))` with a 2-D view of an `i64` or `i32` tensor; `None` for other dtypes
+/// or ranks. (A macro: the closure is instantiated once per integer type.)
+macro_rules! with_int_view2 {
+    ($tensor:expr, |$view:ident| $body:expr) => {
+        match $tensor {
+            NdArrayTensor::I64(c) => c
+                .view()
+                .into_dimensionality::<Ix2>()
+                .ok()
+                .map(|$view| $body),
+            NdArrayTensor::I32(c) => c
+                .view()
+                .into_dimensionality::<Ix2>()
+                .ok()
+                .map(|$view| $body),
+            _ => None,
+        }
+    };
+}
+
 impl FusedOps for NdArray<f32> {
     fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {
         if let Some(tv) = view2(&table) {
-            let out = match &contexts {
-                NdArrayTensor::I64(c) => c
-                    .view()
-                    .into_dimensionality::<Ix2>()
-                    .ok()
-                    .map(|c| embedding(tv, c)),
-                NdArrayTensor::I32(c) => c
-                    .view()
-                    .into_dimensionality::<Ix2>()
-                    .ok()
-                    .map(|c| embedding(tv, c)),
-                _ => None,
-            };
-            if let Some(out) = out {
+            if let Some(out) = with_int_view2!(&contexts, |c| embedding(tv, c)) {
                 return tensor(out);
             }
         }
@@ -180,20 +187,7 @@ impl FusedOps for NdArray<f32> {
         vocab: usize,
     ) -> FloatTensor<Self> {
         if let Some(gv) = view2(&grad) {
-            let out = match &contexts {
-                NdArrayTensor::I64(c) => c
-                    .view()
-                    .into_dimensionality::<Ix2>()
-                    .ok()
-                    .map(|c| embedding_backward(c, gv, vocab)),
-                NdArrayTensor::I32(c) => c
-                    .view()
-                    .into_dimensionality::<Ix2>()
-                    .ok()
-                    .map(|c| embedding_backward(c, gv, vocab)),
-                _ => None,
-            };
-            if let Some(out) = out {
+            if let Some(out) = with_int_view2!(&contexts, |c| embedding_backward(c, gv, vocab)) {
                 return tensor(out);
             }
         }
@@ -353,5 +347,21 @@ mod tests {
         for j in 0..2 {
             assert!((db[[0, j]] - (pre[[0, j]] + pre[[1, j]])).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn embedding_gathers_rows_and_its_gradient_adds_them_back() {
+        let table = array![[1.0f32, 2.0], [3.0, 4.0], [5.0, 6.0]];
+        let contexts = array![[0i64, 2], [2, 2]];
+        let e = embedding(table.view(), contexts.view());
+        assert_eq!(e, array![[1.0f32, 2.0, 5.0, 6.0], [5.0, 6.0, 5.0, 6.0]]);
+        let g = array![[1.0f32, 1.0, 2.0, 2.0], [3.0, 3.0, 4.0, 4.0]];
+        let dt = embedding_backward(contexts.view(), g.view(), 3);
+        assert_eq!(dt, array![[1.0f32, 1.0], [0.0, 0.0], [9.0, 9.0]]);
+        // An index outside the table reads NaN and writes nothing, never panics.
+        let bad = array![[7i32, 0]];
+        assert!(embedding(table.view(), bad.view())[[0, 0]].is_nan());
+        let dt = embedding_backward(bad.view(), array![[1.0f32, 1.0, 1.0, 1.0]].view(), 3);
+        assert_eq!(dt.sum(), 2.0);
     }
 }
