@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use burn::backend::{Autodiff, NdArray, Wgpu};
-use burn::tensor::backend::AutodiffBackend;
+use makemore_model::FusedAutodiff;
 use makemore_train::{prepare, train, LrSchedule, TrainEvent, TrainingConfig};
 
 fn config() -> TrainingConfig {
@@ -22,7 +22,7 @@ fn config() -> TrainingConfig {
     c
 }
 
-fn losses<B: AutodiffBackend>(dir: &Path, device: B::Device) -> (Vec<f32>, f64) {
+fn losses<B: FusedAutodiff>(dir: &Path, device: B::Device) -> (Vec<f32>, f64) {
     let words =
         makemore_data::parse_words(include_bytes!("../../../data/names.txt"), "names").unwrap();
     let c = config();
