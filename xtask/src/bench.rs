@@ -96,6 +96,29 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores available, {mem} memory")
 }
 
+/// The flags of one `makemore bench` case: the task, its batch size (training), the step
+/// count, the warm-up steps when not the default, and `--kernels plain` when asked.
+fn bench_flags(
+    task: &str,
+    batch: Option<u64>,
+    steps: u64,
+    warmup: Option<u64>,
+    plain: bool,
+) -> Vec<String> {
+    let mut flags = vec!["--task".to_string(), task.to_string()];
+    if let Some(batch) = batch {
+        flags.extend(["--batch-size".to_string(), batch.to_string()]);
+    }
+    flags.extend(["--steps".to_string(), steps.to_string()]);
+    if let Some(warmup) = warmup {
+        flags.extend(["--warmup".to_string(), warmup.to_string()]);
+    }
+    if plain {
+        flags.extend(["--kernels".to_string(), "plain".to_string()]);
+    }
+    flags
+}
+
 /// Runs `cargo xtask bench`.
 pub fn run(args: &[String]) -> Result<()> {
     let args = parse(args)?;
@@ -105,73 +128,27 @@ pub fn run(args: &[String]) -> Result<()> {
     let cases: Vec<(&str, Vec<String>)> = vec![
         (
             "train, batch 32",
-            vec![
-                "--task".into(),
-                "train".into(),
-                "--batch-size".into(),
-                "32".into(),
-                "--steps".into(),
-                scale(5000).to_string(),
-            ],
+            bench_flags("train", Some(32), scale(5000), None, false),
         ),
         (
             "train, batch 4096",
-            vec![
-                "--task".into(),
-                "train".into(),
-                "--batch-size".into(),
-                "4096".into(),
-                "--steps".into(),
-                scale(100).to_string(),
-                "--warmup".into(),
-                "5".into(),
-            ],
+            bench_flags("train", Some(4096), scale(100), Some(5), false),
         ),
         (
             "evaluate the train split",
-            vec![
-                "--task".into(),
-                "eval".into(),
-                "--steps".into(),
-                scale(5).to_string(),
-            ],
+            bench_flags("eval", None, scale(5), None, false),
         ),
         (
             "sample words",
-            vec![
-                "--task".into(),
-                "sample".into(),
-                "--steps".into(),
-                scale(5000).to_string(),
-            ],
+            bench_flags("sample", None, scale(5000), None, false),
         ),
         (
             "train, batch 32, plain kernels",
-            vec![
-                "--task".into(),
-                "train".into(),
-                "--batch-size".into(),
-                "32".into(),
-                "--steps".into(),
-                scale(2000).to_string(),
-                "--kernels".into(),
-                "plain".into(),
-            ],
+            bench_flags("train", Some(32), scale(2000), None, true),
         ),
         (
             "train, batch 4096, plain kernels",
-            vec![
-                "--task".into(),
-                "train".into(),
-                "--batch-size".into(),
-                "4096".into(),
-                "--steps".into(),
-                scale(30).to_string(),
-                "--warmup".into(),
-                "5".into(),
-                "--kernels".into(),
-                "plain".into(),
-            ],
+            bench_flags("train", Some(4096), scale(30), Some(5), true),
         ),
     ];
     for (name, flags) in &cases {

@@ -2,6 +2,8 @@
 //! Written as straight-line loops over `f32` so that the compiler vectorises them; no burn
 //! types here, so they are tested against `f64` references directly.
 
+use rayon::prelude::*;
+
 /// Largest |x| for which tanh is not yet 1 in `f32`; beyond it the rational form is clamped.
 const TANH_CLAMP: f32 = 7.905_311;
 /// Below this |x|, tanh(x) = x to within `f32` rounding.
@@ -44,42 +46,33 @@ pub fn tanh(x: f32) -> f32 {
     }
 }
 
-use rayon::prelude::*;
-
 /// Element-wise work below this many values stays on the calling thread (handing work to
 /// the pool costs microseconds; a training step at batch 32 touches about 6,400 values per op).
 const PARALLEL_MIN: usize = 1 << 17;
 
-/// Calls `f(out_piece, in_piece)` on matching pieces of `out` and `input` (same length), on
-/// rayon's thread pool when the slices are large, else once on the whole.
+/// Calls `f(out_piece, in_piece)` on matching pieces of `out` and `input` (same length, or
+/// `input` empty), on rayon's thread pool when the slices are large, else once on the whole.
 pub fn par_zip(out: &mut [f32], input: &[f32], f: impl Fn(&mut [f32], &[f32]) + Sync) {
     let n = rayon::current_num_threads();
-    if out.len() < PARALLEL_MIN || n < 2 || input.len() != out.len() {
+    if out.len() < PARALLEL_MIN || n < 2 {
         return f(out, input);
     }
     let piece = out.len().div_ceil(n);
-    out.par_chunks_mut(piece)
-        .zip(input.par_chunks(piece))
-        .for_each(|(o, i)| f(o, i));
+    if input.is_empty() {
+        out.par_chunks_mut(piece).for_each(|o| f(o, &[]));
+    } else if input.len() == out.len() {
+        out.par_chunks_mut(piece)
+            .zip(input.par_chunks(piece))
+            .for_each(|(o, i)| f(o, i));
+    } else {
+        f(out, input);
+    }
 }
 
 /// `tanh` of every value, in place.
 pub fn tanh_in_place(values: &mut [f32]) {
-    if values.len() < PARALLEL_MIN || rayon::current_num_threads() < 2 {
-        return values.iter_mut().for_each(|v| *v = tanh(*v));
-    }
-    let piece = values.len().div_ceil(rayon::current_num_threads());
-    values
-        .par_chunks_mut(piece)
-        .for_each(|chunk| chunk.iter_mut().for_each(|v| *v = tanh(*v)));
-}
-
-/// `out[i] = tanh(x[i])`.
-pub fn tanh_into(x: &[f32], out: &mut [f32]) {
-    par_zip(out, x, |out, x| {
-        for (o, &v) in out.iter_mut().zip(x) {
-            *o = tanh(v);
-        }
+    par_zip(values, &[], |values, _| {
+        values.iter_mut().for_each(|v| *v = tanh(*v));
     });
 }
 
@@ -90,13 +83,6 @@ pub fn tanh_backward_in_place(grad: &mut [f32], y: &[f32]) {
             *g *= 1.0 - y * y;
         }
     });
-}
-
-/// The gradient of tanh from its output: `out[i] = grad[i] · (1 − y[i]²)`.
-pub fn tanh_backward_into(y: &[f32], grad: &[f32], out: &mut [f32]) {
-    for ((o, &y), &g) in out.iter_mut().zip(y).zip(grad) {
-        *o = g * (1.0 - y * y);
-    }
 }
 
 /// Softmax cross-entropy of `logits` (`[rows, classes]`, row-major) against `targets`:
@@ -242,12 +228,9 @@ mod tests {
     fn tanh_backward_is_one_minus_y_squared() {
         let y = [0.0f32, 0.5, -0.9, 1.0];
         let g = [1.0f32, 2.0, -1.0, 3.0];
-        let mut out = [0.0f32; 4];
-        tanh_backward_into(&y, &g, &mut out);
+        let mut out = g;
+        tanh_backward_in_place(&mut out, &y);
         assert_eq!(out, [1.0, 1.5, -0.19000006, 0.0]);
-        let mut in_place = g;
-        tanh_backward_in_place(&mut in_place, &y);
-        assert_eq!(in_place, out);
     }
 
     #[test]
@@ -255,10 +238,7 @@ mod tests {
         // Large enough to be split across threads.
         let n = 3 * PARALLEL_MIN + 17;
         let x: Vec<f32> = (0..n).map(|i| (i as f32 * 0.001).sin() * 4.0).collect();
-        let mut out = vec![0.0f32; n];
-        tanh_into(&x, &mut out);
         let serial: Vec<f32> = x.iter().map(|&v| tanh(v)).collect();
-        assert_eq!(out, serial);
         let mut in_place = x.clone();
         tanh_in_place(&mut in_place);
         assert_eq!(in_place, serial);

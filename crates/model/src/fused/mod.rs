@@ -132,11 +132,14 @@ where
 {
 }
 
+/// A float primitive as a tensor of rank `D`.
+fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
 /// tanh of a tensor through [`FusedOps::fused_tanh`].
 pub fn tanh<B: FusedOps, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    Tensor::from_primitive(TensorPrimitive::Float(B::fused_tanh(
-        x.into_primitive().tensor(),
-    )))
+    float(B::fused_tanh(x.into_primitive().tensor()))
 }
 
 /// The concatenated embeddings of each context through [`FusedOps::fused_embedding`].
@@ -145,10 +148,10 @@ pub fn tanh<B: FusedOps, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 /// - `table`: `[vocab, dim]`, `contexts`: `[rows, block]`
 /// - returns: `[rows, block · dim]`
 pub fn embedding<B: FusedOps>(table: Tensor<B, 2>, contexts: Tensor<B, 2, Int>) -> Tensor<B, 2> {
-    Tensor::from_primitive(TensorPrimitive::Float(B::fused_embedding(
+    float(B::fused_embedding(
         table.into_primitive().tensor(),
         contexts.into_primitive(),
-    )))
+    ))
 }
 
 /// `x·W + b` of a burn [`Linear`](burn::nn::Linear) with a bias, then tanh when `tanh`,
@@ -163,12 +166,12 @@ pub fn linear<B: FusedOps>(
     bias: Tensor<B, 1>,
     tanh: bool,
 ) -> Tensor<B, 2> {
-    Tensor::from_primitive(TensorPrimitive::Float(B::fused_linear(
+    float(B::fused_linear(
         x.into_primitive().tensor(),
         weight.into_primitive().tensor(),
         bias.into_primitive().tensor(),
         tanh,
-    )))
+    ))
 }
 
 /// Mean cross-entropy through [`FusedOps::fused_cross_entropy`]; the same function as
@@ -182,10 +185,10 @@ pub fn cross_entropy<B: FusedOps>(
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
 ) -> Tensor<B, 1> {
-    Tensor::from_primitive(TensorPrimitive::Float(B::fused_cross_entropy(
+    float(B::fused_cross_entropy(
         logits.into_primitive().tensor(),
         targets.into_primitive(),
-    )))
+    ))
 }
 
 /// The default bodies of [`FusedOps`], in burn's generic operations; a backend that
@@ -197,10 +200,6 @@ mod plain {
         let one_minus_y2 =
             B::float_add_scalar(B::float_neg(B::float_mul(y.clone(), y)), 1f32.into());
         B::float_mul(grad, one_minus_y2)
-    }
-
-    fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
-        Tensor::from_primitive(TensorPrimitive::Float(t))
     }
 
     pub fn embedding<B: Backend>(table: FloatTensor<B>, contexts: IntTensor<B>) -> FloatTensor<B> {
@@ -277,7 +276,7 @@ mod plain {
         logits: FloatTensor<B>,
         targets: IntTensor<B>,
     ) -> (FloatTensor<B>, FloatTensor<B>) {
-        let logits = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(logits));
+        let logits = float::<B, 2>(logits);
         let targets = Tensor::<B, 1, Int>::from_primitive(targets);
         let [rows, _] = logits.dims();
         let log_probs = log_softmax(logits, 1);
@@ -297,9 +296,9 @@ mod plain {
         targets: IntTensor<B>,
         grad: FloatTensor<B>,
     ) -> FloatTensor<B> {
-        let probs = Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(probs));
+        let probs = float::<B, 2>(probs);
         let targets = Tensor::<B, 1, Int>::from_primitive(targets);
-        let grad = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(grad));
+        let grad = float::<B, 1>(grad);
         let [rows, classes] = probs.dims();
         // probs − onehot, built with a mask so that it stays in the dtype of `probs`
         // (`Int::float` would pick the device's default float dtype).

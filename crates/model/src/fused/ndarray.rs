@@ -18,15 +18,20 @@ fn values<'a, E: Copy>(view: &'a ArrayView<'a, E, IxDyn>) -> std::borrow::Cow<'a
     }
 }
 
+/// An `f32` tensor of `shape` holding `values` (row-major, as many as the shape has).
+fn from_vec(shape: &[usize], values: Vec<f32>) -> NdArrayTensor {
+    match SharedArray::from_shape_vec(IxDyn(shape), values) {
+        Ok(array) => array.into(),
+        // Every caller passes exactly the product of the shape, so this cannot happen.
+        Err(e) => unreachable!("{e}"),
+    }
+}
+
 /// A new `f32` tensor of `shape` filled by `fill`.
 fn build(shape: &[usize], fill: impl FnOnce(&mut [f32])) -> NdArrayTensor {
     let mut out = vec![0.0f32; shape.iter().product()];
     fill(&mut out);
-    match SharedArray::from_shape_vec(IxDyn(shape), out) {
-        Ok(array) => array.into(),
-        // The length is the product of the shape, so this cannot happen.
-        Err(e) => unreachable!("{e}"),
-    }
+    from_vec(shape, out)
 }
 
 /// Runs `f` (or `g`) on the targets as `i64` (or `i32`) values and `out`; `None` for
@@ -236,7 +241,9 @@ impl FusedOps for NdArray<f32> {
         match &x {
             NdArrayTensor::F32(s) => {
                 let view = s.view();
-                build(view.shape(), |out| kernels::tanh_into(&values(&view), out))
+                let mut out = values(&view).into_owned();
+                kernels::tanh_in_place(&mut out);
+                from_vec(view.shape(), out)
             }
             _ => <Self as FloatTensorOps<Self>>::float_tanh(x),
         }
@@ -246,9 +253,9 @@ impl FusedOps for NdArray<f32> {
         match (&y, &grad) {
             (NdArrayTensor::F32(ys), NdArrayTensor::F32(gs)) if ys.shape() == gs.shape() => {
                 let (yv, gv) = (ys.view(), gs.view());
-                build(yv.shape(), |out| {
-                    kernels::tanh_backward_into(&values(&yv), &values(&gv), out);
-                })
+                let mut out = values(&gv).into_owned();
+                kernels::tanh_backward_in_place(&mut out, &values(&yv));
+                from_vec(gv.shape(), out)
             }
             _ => plain::tanh_backward::<Self>(y, grad),
         }
