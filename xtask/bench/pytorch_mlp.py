@@ -1,9 +1,11 @@
-"""The notebook's training step in PyTorch (eager, CPU), timed like `makemore bench`.
+"""The notebook's code in PyTorch (eager), timed like `makemore bench`: training steps,
+evaluation of the training split, or sampling, on the CPU or on a CUDA GPU.
 
-Used by `cargo xtask bench --pytorch PYTHON` to compare with makemore on the same machine.
-PyTorch is not a dependency of makemore: install it yourself (`pip install torch`).
+Used by `cargo xtask bench --pytorch PYTHON [--device cuda]` to compare with makemore on the
+same machine. PyTorch is not a dependency of makemore: install it yourself (`pip install torch`).
 
-usage: python pytorch_mlp.py NAMES_TXT --batch-size 32 --steps 3000 --warmup 100 --threads 1
+usage: python pytorch_mlp.py NAMES_TXT [--task train|eval|sample] --batch-size 32 --steps 3000
+       --warmup 100 --threads 1 [--device cpu|cuda]
 prints one JSON object: {"steps_per_s": ..., "examples_per_s": ..., ...}
 """
 import argparse
@@ -20,8 +22,16 @@ p.add_argument("--batch-size", type=int, default=32)
 p.add_argument("--steps", type=int, default=3000)
 p.add_argument("--warmup", type=int, default=100)
 p.add_argument("--threads", type=int, default=1)
+p.add_argument("--device", default="cpu")
+p.add_argument("--task", choices=["train", "eval", "sample"], default="train")
 args = p.parse_args()
 torch.set_num_threads(args.threads)
+dev = torch.device(args.device)
+
+
+def sync():
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
 
 # The notebook, cell by cell: vocabulary, dataset at block size 3, the 80% split.
 words = [w.strip() for w in open(args.names) if w.strip()]
@@ -46,6 +56,7 @@ def build_dataset(words):
 random.seed(42)
 random.shuffle(words)
 Xtr, Ytr = build_dataset(words[: int(0.8 * len(words))])
+Xtr, Ytr = Xtr.to(dev), Ytr.to(dev)
 
 g = torch.Generator().manual_seed(2147483647)
 C = torch.randn((27, 10), generator=g)
@@ -54,12 +65,13 @@ b1 = torch.randn(200, generator=g) * 0.01
 W2 = torch.randn((200, 27), generator=g) * 0.01
 b2 = torch.randn(27, generator=g) * 0
 parameters = [C, W1, b1, W2, b2]
+C, W1, b1, W2, b2 = parameters = [q.to(dev) for q in parameters]
 for q in parameters:
     q.requires_grad = True
 
 
 def step(i):
-    ix = torch.randint(0, Xtr.shape[0], (args.batch_size,))
+    ix = torch.randint(0, Xtr.shape[0], (args.batch_size,), device=dev)
     emb = C[Xtr[ix]]
     h = torch.tanh(emb.view(-1, 30) @ W1 + b1)
     logits = h @ W2 + b2
@@ -73,18 +85,66 @@ def step(i):
     return loss
 
 
-for i in range(args.warmup):
-    step(i)
-t0 = time.perf_counter()
-for i in range(args.steps):
-    loss = step(i)
-loss.item()
-secs = time.perf_counter() - t0
-print(json.dumps({
-    "steps_per_s": args.steps / secs,
-    "examples_per_s": args.steps * args.batch_size / secs,
-    "secs": secs,
-    "batch_size": args.batch_size,
-    "threads": args.threads,
-    "torch": torch.__version__,
-}))
+def report(count, secs, **extra):
+    print(json.dumps({
+        "secs": secs,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        **extra,
+    }))
+
+
+@torch.no_grad()
+def evaluate():
+    # The notebook's full-split loss, in chunks of 32,768 as makemore evaluates.
+    total = torch.zeros((), device=dev)
+    for i in range(0, Xtr.shape[0], 32768):
+        x, y = Xtr[i:i + 32768], Ytr[i:i + 32768]
+        h = torch.tanh(C[x].view(-1, 30) @ W1 + b1)
+        total += F.cross_entropy(h @ W2 + b2, y, reduction="sum")
+    return (total / Xtr.shape[0]).item()
+
+
+@torch.no_grad()
+def sample_word(gen):
+    # The notebook's sampling loop: one word, one character at a time.
+    out, context = [], [0] * block_size
+    while True:
+        h = torch.tanh(C[torch.tensor([context], device=dev)].view(1, -1) @ W1 + b1)
+        probs = F.softmax(h @ W2 + b2, dim=1)
+        ix = torch.multinomial(probs, num_samples=1, generator=gen).item()
+        context = context[1:] + [ix]
+        out.append(ix)
+        if ix == 0:
+            return out
+
+
+if args.task == "train":
+    for i in range(args.warmup):
+        step(i)
+    sync()
+    t0 = time.perf_counter()
+    for i in range(args.steps):
+        loss = step(i)
+    loss.item()
+    secs = time.perf_counter() - t0
+    report(args.steps, secs, steps_per_s=args.steps / secs,
+           examples_per_s=args.steps * args.batch_size / secs)
+elif args.task == "eval":
+    evaluate()
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        evaluate()
+    secs = time.perf_counter() - t0
+    report(args.steps, secs, examples_per_s=args.steps * Xtr.shape[0] / secs)
+else:
+    gen = torch.Generator(device=dev).manual_seed(2147483647 + 10)
+    sample_word(gen)
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        sample_word(gen)
+    sync()
+    secs = time.perf_counter() - t0
+    report(args.steps, secs, words_per_s=args.steps / secs)

@@ -12,11 +12,16 @@ use serde_json::Value;
 use crate::sweep::makemore_bin;
 
 const HELP: &str = "\
-usage: cargo xtask bench [--quick] [--pytorch PYTHON] [--data PATH] [--out FILE] [--bin PATH]
+usage: cargo xtask bench [--quick] [--pytorch PYTHON] [--device cpu|cuda] [--data PATH]
+                         [--out FILE] [--bin PATH]
 
   --quick           fewer steps (a smoke run; numbers are noisier)
   --pytorch PYTHON  also time xtask/bench/pytorch_mlp.py with this Python (which must
                     have torch installed), with 1 and 2 threads
+  --device cuda     the GPU suite instead: makemore on --backend wgpu and --backend cuda
+                    (whichever the binary was built with; build it with
+                    `--features wgpu,cuda`), PyTorch on CUDA; training at batch 32, 4096
+                    and 65536, evaluation and sampling; written as the GPU section
   --data PATH       corpus for the PyTorch script (default: ../shared/data/names.txt if
                     present, else data/names.txt); makemore uses its built-in corpus
   --out FILE        where to write the report (default: docs/performance.md)
@@ -24,6 +29,7 @@ usage: cargo xtask bench [--quick] [--pytorch PYTHON] [--data PATH] [--out FILE]
 
 struct BenchArgs {
     quick: bool,
+    gpu: bool,
     python: Option<String>,
     data: Option<PathBuf>,
     out: PathBuf,
@@ -34,6 +40,7 @@ fn parse(args: &[String]) -> Result<BenchArgs> {
     let root = crate::workspace_root();
     let mut out = BenchArgs {
         quick: false,
+        gpu: false,
         python: None,
         data: None,
         out: root.join("docs/performance.md"),
@@ -45,6 +52,11 @@ fn parse(args: &[String]) -> Result<BenchArgs> {
         match a.as_str() {
             "--quick" => out.quick = true,
             "--pytorch" => out.python = Some(value("--pytorch")?),
+            "--device" => match value("--device")?.as_str() {
+                "cuda" => out.gpu = true,
+                "cpu" => out.gpu = false,
+                d => bail!("--device: expected cpu or cuda, got {d:?}"),
+            },
             "--data" => out.data = Some(value("--data")?.into()),
             "--out" => out.out = value("--out")?.into(),
             "--bin" => out.bin = Some(value("--bin")?.into()),
@@ -123,6 +135,9 @@ fn bench_flags(
 pub fn run(args: &[String]) -> Result<()> {
     let args = parse(args)?;
     let bin = makemore_bin(args.bin.clone())?;
+    if args.gpu {
+        return run_gpu(&args, &bin);
+    }
     let scale = |n: u64| if args.quick { (n / 10).max(5) } else { n };
     let mut rows: Vec<(String, String, Value)> = Vec::new();
     let cases: Vec<(&str, Vec<String>)> = vec![
@@ -164,14 +179,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut torch_rows: Vec<(String, Value)> = Vec::new();
     if let Some(python) = &args.python {
         let root = crate::workspace_root();
-        let data = args.data.clone().unwrap_or_else(|| {
-            let canonical = root.join("../shared/data/names.txt");
-            if canonical.exists() {
-                canonical
-            } else {
-                root.join("data/names.txt")
-            }
-        });
+        let data = torch_data(&args);
         let script = root.join("xtask/bench/pytorch_mlp.py");
         for (batch, steps) in [(32u64, scale(5000)), (4096, scale(100))] {
             for threads in [1, 2] {
@@ -257,6 +265,149 @@ default) unless a row says `plain kernels` (burn's generic operations, `--kernel
         ));
     }
     crate::report::write_section(&args.out, "bench", "# Performance", &md)?;
+    print!("{md}");
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// The corpus for the PyTorch script: `--data`, else the canonical corpus beside the clone,
+/// else the shipped one.
+fn torch_data(args: &BenchArgs) -> PathBuf {
+    let root = crate::workspace_root();
+    args.data.clone().unwrap_or_else(|| {
+        let canonical = root.join("../shared/data/names.txt");
+        if canonical.exists() {
+            canonical
+        } else {
+            root.join("data/names.txt")
+        }
+    })
+}
+
+/// The GPU suite (`--device cuda`): each case on every GPU backend of the binary and, with
+/// `--pytorch`, the notebook's code on CUDA, in one run on one card. A backend the binary
+/// lacks, or that finds no device, gets its one-line error in the table instead of numbers.
+fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
+    let scale = |n: u64| if args.quick { (n / 10).max(5) } else { n };
+    // (name, task, batch, steps, warm-up)
+    type Case<'a> = (&'a str, &'a str, Option<u64>, u64, Option<u64>);
+    let cases: Vec<Case> = vec![
+        ("train, batch 32", "train", Some(32), scale(3000), Some(100)),
+        (
+            "train, batch 4096",
+            "train",
+            Some(4096),
+            scale(300),
+            Some(20),
+        ),
+        (
+            "train, batch 65536",
+            "train",
+            Some(65536),
+            scale(100),
+            Some(10),
+        ),
+        ("evaluate the train split", "eval", None, scale(10), None),
+        ("sample 1,000 words", "sample", None, 1000, None),
+    ];
+    let mut md = String::from("## GPU measurements\n\n");
+    md.push_str(&format!(
+        "Written by `cargo xtask bench --device cuda{}{}`; every number below comes from that one run, on one card.\n\n",
+        if args.quick { " --quick" } else { "" },
+        if args.python.is_some() { " --pytorch PYTHON" } else { "" },
+    ));
+    md.push_str(&format!(
+        "Host: {}.\n\nBinary: `{}`.\n\n",
+        machine(),
+        bin.display()
+    ));
+    md.push_str("| what | makemore wgpu | makemore cuda | PyTorch CUDA eager | unit |\n|---|---:|---:|---:|---|\n");
+    let mut devices: Vec<String> = Vec::new();
+    for (name, task, batch, steps, warmup) in &cases {
+        let flags = bench_flags(task, *batch, *steps, *warmup, false);
+        let key = match *task {
+            "train" if batch.unwrap_or(0) <= 32 => "steps_per_s",
+            "sample" => "words_per_s",
+            _ => "examples_per_s",
+        };
+        let mut cells = Vec::new();
+        for backend in ["wgpu", "cuda"] {
+            eprintln!("makemore bench --backend {backend} {}", flags.join(" "));
+            let v = run_json(
+                Command::new(bin)
+                    .arg("bench")
+                    .args(["--backend", backend])
+                    .args(&flags)
+                    .arg("--json"),
+            );
+            cells.push(match v {
+                Ok(v) => {
+                    if let Some(d) = v["device"].as_str() {
+                        let d = format!("makemore {backend}: {d}");
+                        if !devices.contains(&d) {
+                            devices.push(d);
+                        }
+                    }
+                    v[key].as_f64().map_or(String::new(), |x| format!("{x:.0}"))
+                }
+                Err(e) => format!(
+                    "({})",
+                    e.root_cause()
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("failed")
+                ),
+            });
+        }
+        let torch = match &args.python {
+            Some(python) => {
+                let script = crate::workspace_root().join("xtask/bench/pytorch_mlp.py");
+                let mut cmd = Command::new(python);
+                cmd.arg(&script)
+                    .arg(torch_data(args))
+                    .args(["--device", "cuda", "--task", task])
+                    .args(["--steps", &steps.to_string()]);
+                if let Some(b) = batch {
+                    cmd.args(["--batch-size", &b.to_string()]);
+                }
+                if let Some(w) = warmup {
+                    cmd.args(["--warmup", &w.to_string()]);
+                }
+                eprintln!("pytorch --device cuda --task {task} {batch:?}");
+                match run_json(&mut cmd) {
+                    Ok(v) => {
+                        if let Some(d) = v["device"].as_str() {
+                            let d = format!("PyTorch {}: {d}", v["torch"].as_str().unwrap_or(""));
+                            if !devices.contains(&d) {
+                                devices.push(d);
+                            }
+                        }
+                        v[key].as_f64().map_or(String::new(), |x| format!("{x:.0}"))
+                    }
+                    Err(e) => format!(
+                        "({})",
+                        e.root_cause()
+                            .to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or("failed")
+                    ),
+                }
+            }
+            None => "not run".into(),
+        };
+        let unit = key.replace("_per_s", "/s");
+        md.push_str(&format!(
+            "| {name} | {} | {} | {torch} | {unit} |\n",
+            cells[0], cells[1]
+        ));
+    }
+    md.push_str("\nDevices:\n\n");
+    for d in &devices {
+        md.push_str(&format!("- {d}\n"));
+    }
+    crate::report::write_section(&args.out, "bench-gpu", "# Performance", &md)?;
     print!("{md}");
     eprintln!("wrote {}", args.out.display());
     Ok(())

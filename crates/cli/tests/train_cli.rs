@@ -116,6 +116,33 @@ fn train_eval_sample_round_trip() {
     assert!(train_small(&run, &["--force"]).status.success());
 }
 
+/// A GPU backend with no device (or not built in) is one line naming the backend, no panic.
+#[test]
+fn gpu_backend_without_a_device_is_a_clean_error() {
+    // This machine kind has no NVIDIA driver; where one exists, there is nothing to check.
+    if std::path::Path::new("/proc/driver/nvidia").exists() {
+        eprintln!("SKIPPED: this machine has an NVIDIA driver");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = makemore()
+        .args(["bench", "--backend", "cuda", "--steps", "1"])
+        .output()
+        .unwrap();
+    let expected = if cfg!(feature = "cuda") {
+        "--backend cuda: no CUDA driver"
+    } else {
+        "built without the cuda backend"
+    };
+    assert_clean_error(&out, expected);
+    let out = makemore()
+        .args(["train", "--backend", "cuda", "--steps", "1", "--out"])
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    assert_clean_error(&out, expected);
+}
+
 #[test]
 fn bad_training_flags_give_one_line_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -133,10 +160,7 @@ fn bad_training_flags_give_one_line_errors() {
             &["--batch-size", "1000000"],
             "larger than the training split",
         ),
-        (
-            &["--backend", "cuda"],
-            "invalid value 'cuda' for '--backend",
-        ),
+        (&["--backend", "tpu"], "invalid value 'tpu' for '--backend"),
     ];
     for (flags, needle) in cases {
         let o = makemore()

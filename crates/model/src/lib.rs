@@ -28,6 +28,7 @@
 
 mod bigram;
 mod config;
+pub mod device;
 pub mod fused;
 mod init;
 mod loss;

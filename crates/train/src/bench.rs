@@ -3,11 +3,12 @@
 
 use std::time::Instant;
 
+use burn::prelude::*;
 use makemore_data::{MinibatchSampler, SplitName};
 use makemore_model::FusedAutodiff;
 
 use crate::optimizer::TrainOptimizer;
-use crate::trainer::{sized_config, train_step, StepBuffers};
+use crate::trainer::{sized_config, train_step, DeviceExamples, StepBuffers, StepSettings};
 use crate::{evaluate_split, sample, PreparedData, SampleOptions, TrainError, TrainingConfig};
 
 /// One timed measurement.
@@ -41,6 +42,8 @@ pub fn time_training<B: FusedAutodiff>(
     let mut model = config.model.init::<B>(device);
     let mut optim = TrainOptimizer::new(config.optimizer);
     let mut bufs = StepBuffers::default();
+    let train = DeviceExamples::<B>::new(&data.train, device);
+    let mut last_loss = None;
     let mut start = Instant::now();
     for step in 0..warmup + steps {
         if step == warmup {
@@ -48,28 +51,33 @@ pub fn time_training<B: FusedAutodiff>(
                 .map_err(|e| TrainError::Option(format!("backend sync failed: {e:?}")))?;
             start = Instant::now();
         }
+        let lr = config.schedule.lr(step.saturating_sub(warmup), steps);
         let (next, loss) = train_step(
             model,
             &mut optim,
-            &data.train,
+            &train,
             &sampler,
-            step,
-            &config,
-            config.schedule.lr(step.saturating_sub(warmup), steps),
+            &StepSettings::new(&config, step, lr),
             &mut bufs,
             device,
         );
-        model = next.ok_or_else(|| {
-            TrainError::Option(format!(
-                "the loss became {loss} at step {step}; lower the learning rate"
-            ))
-        })?;
+        model = next;
+        last_loss = Some(loss);
     }
     B::sync(device).map_err(|e| TrainError::Option(format!("backend sync failed: {e:?}")))?;
-    Ok(Timing {
-        count: steps,
-        secs: start.elapsed().as_secs_f64(),
-    })
+    let secs = start.elapsed().as_secs_f64();
+    // Read after the clock stops, as training reads losses in blocks: a non-finite loss
+    // poisons every later step, so the last one tells.
+    if let Some(loss) = last_loss {
+        let loss: f32 = loss.into_scalar().elem();
+        if !loss.is_finite() {
+            return Err(TrainError::Option(format!(
+                "the loss became {loss} within {} steps; lower the learning rate",
+                warmup + steps
+            )));
+        }
+    }
+    Ok(Timing { count: steps, secs })
 }
 
 /// Times a no-grad evaluation of the whole `split` with a freshly initialised model

@@ -290,9 +290,50 @@ pub fn model_bytes<B: Backend>(model: &Mlp<B>, step: u64) -> Result<Vec<u8>, Tra
     model
         .save_into(&mut store)
         .map_err(|e| TrainError::checkpoint(MODEL_FILE, format!("cannot serialise: {e}")))?;
-    store
+    let bytes = store
         .get_bytes()
-        .map_err(|e| TrainError::checkpoint(MODEL_FILE, format!("cannot serialise: {e}")))
+        .map_err(|e| TrainError::checkpoint(MODEL_FILE, format!("cannot serialise: {e}")))?;
+    Ok(canonical_safetensors(bytes))
+}
+
+/// The same safetensors file with its JSON header's keys in sorted order (burn-store writes
+/// its metadata map in a random order), so that equal weights give equal bytes and a
+/// checkpoint's hash identifies its weights. Tensor offsets are relative to the end of the
+/// header, so only the header changes. Bytes that do not parse are returned as they are.
+fn canonical_safetensors(bytes: Vec<u8>) -> Vec<u8> {
+    fn sorted(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut entries: Vec<(String, serde_json::Value)> =
+                    m.into_iter().map(|(k, v)| (k, sorted(v))).collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                serde_json::Value::Object(entries.into_iter().collect())
+            }
+            other => other,
+        }
+    }
+    let Some(len) = bytes
+        .get(..8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map(u64::from_le_bytes)
+        .and_then(|n| usize::try_from(n).ok())
+    else {
+        return bytes;
+    };
+    let Some(header) = bytes
+        .get(8..8 + len)
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(h).ok())
+    else {
+        return bytes;
+    };
+    let mut text = sorted(header).to_string().into_bytes();
+    // The format pads the header with spaces to a multiple of 8 bytes.
+    text.resize(text.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + bytes.len() - 8 - len);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + len..]);
+    out
 }
 
 /// Writes `config.json` and `vocab.json` (once per run).
@@ -325,10 +366,17 @@ pub(crate) fn save_commit(
     let state_tmp = tmp_path(&dir.join(STATE_FILE));
     write_atomic(&state_tmp, state_json.as_bytes())?;
     recover(dir)?;
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
+    sync_dir(dir)
+}
+
+/// Makes the renames in `dir` durable. A file system that cannot sync a directory says so
+/// with `InvalidInput` (nothing to do there); any other failure is reported.
+fn sync_dir(dir: &Path) -> Result<(), TrainError> {
+    let d = fs::File::open(dir).map_err(|e| TrainError::io(dir, e))?;
+    match d.sync_all() {
+        Err(e) if e.kind() != std::io::ErrorKind::InvalidInput => Err(TrainError::io(dir, e)),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Optimiser state as bytes (burn's named MessagePack record, full precision).

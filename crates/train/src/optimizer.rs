@@ -36,6 +36,11 @@ impl<B: AutodiffBackend> TrainOptimizer<B> {
         }
     }
 
+    /// True when the optimiser keeps state between steps that a checkpoint must carry.
+    pub(crate) fn has_state(&self) -> bool {
+        matches!(self, Self::AdamW(_))
+    }
+
     /// The optimiser state, or `None` for stateless plain SGD.
     pub(crate) fn state_bytes(&self) -> Result<Option<Vec<u8>>, TrainError> {
         match self {

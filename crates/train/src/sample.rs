@@ -179,13 +179,21 @@ fn draw_batch<B: FusedOps>(
     let mut words: Vec<Vec<usize>> = vec![prefix.to_vec(); n];
     let mut done = vec![false; n];
     let mut truncated = vec![false; n];
+    // A GPU backend compiles (and may tune) kernels for every new shape: there, every step
+    // runs all `n` rows and finished words are ignored; elsewhere only the unfinished ones.
+    let fixed_rows = B::is_accelerator();
     loop {
         let active: Vec<usize> = (0..n).filter(|&i| !done[i]).collect();
         if active.is_empty() {
             break;
         }
-        let mut contexts = Vec::with_capacity(active.len() * block_size);
-        for &i in &active {
+        let rows: Vec<usize> = if fixed_rows {
+            (0..n).collect()
+        } else {
+            active.clone()
+        };
+        let mut contexts = Vec::with_capacity(rows.len() * block_size);
+        for &i in &rows {
             let w = &words[i];
             for k in 0..block_size {
                 // Left-pad with the boundary, as in training.
@@ -194,7 +202,7 @@ fn draw_batch<B: FusedOps>(
             }
         }
         let x = Tensor::<B, 2, Int>::from_data(
-            TensorData::new(contexts, [active.len(), block_size]),
+            TensorData::new(contexts, [rows.len(), block_size]),
             device,
         );
         let logits = model.forward(x) / options.temperature;
@@ -204,7 +212,8 @@ fn draw_batch<B: FusedOps>(
             .to_vec()
             .unwrap_or_default();
         let v = vocab.len();
-        for (row, &i) in active.iter().enumerate() {
+        for (k, &i) in active.iter().enumerate() {
+            let row = if fixed_rows { i } else { k };
             let ix = draw(&probs[row * v..(row + 1) * v], options.top_k, rng);
             if ix == 0 {
                 done[i] = true;

@@ -5,8 +5,8 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use makemore_data::{ContextBatcher, Examples, MinibatchSampler};
-use makemore_model::{DropoutStep, FusedAutodiff, Mlp};
+use makemore_data::{ContextBatch, ContextBatcher, Examples, MinibatchSampler};
+use makemore_model::{DropoutStep, FusedAutodiff, FusedOps, Mlp};
 use serde::Serialize;
 
 use crate::checkpoint::{self, Checkpoint, TrainingState, METRICS_FILE};
@@ -231,8 +231,20 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         // `train` has already checked the checkpoint against the data and config.
         let model = ckpt.load_model::<B>(device)?;
         let mut optim = TrainOptimizer::new(config.optimizer);
-        if let Some(bytes) = ckpt.optimizer_bytes()? {
-            optim = optim.load_state(bytes, device, &ckpt.dir)?;
+        match ckpt.optimizer_bytes()? {
+            Some(bytes) => optim = optim.load_state(bytes, device, &ckpt.dir)?,
+            // AdamW's moments are part of the run: restarting them from zero would silently
+            // make this a different run from the uninterrupted one.
+            None if optim.has_state() => {
+                return Err(TrainError::Resume {
+                    path: ckpt.dir.clone(),
+                    reason: format!(
+                        "{} is missing: AdamW's moment estimates cannot be restored, so the resumed run would not be the uninterrupted one",
+                        checkpoint::OPTIMIZER_FILE
+                    ),
+                })
+            }
+            None => {}
         }
         let metrics = MetricsWriter::resume(&dir.join(METRICS_FILE), ckpt.state.metrics_bytes)?;
         Ok(Self {
@@ -267,7 +279,9 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
             total_steps: config.steps,
         });
         let sampler = MinibatchSampler::new(config.batch_seed);
+        let train = DeviceExamples::<B>::new(&self.data.train, self.device);
         let mut bufs = StepBuffers::default();
+        let mut pending = PendingLosses::default();
         let mut interrupted = false;
         let mut clock = Instant::now();
         while self.state.step < config.steps {
@@ -277,45 +291,39 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
             }
             let step = self.state.step;
             let lr = config.schedule.lr(step, config.steps);
-            let loss_value = self.step_once(&sampler, step, lr, &mut bufs);
-            if !loss_value.is_finite() {
-                return Err(TrainError::NonFinite {
-                    step: step + 1,
-                    loss: loss_value,
-                    lr,
-                    last_good_step: self.last_saved_step(),
-                    dir: self.dir.to_path_buf(),
-                });
-            }
+            let (model, loss) = train_step(
+                self.model.clone(),
+                &mut self.optim,
+                &train,
+                &sampler,
+                &StepSettings::new(config, step, lr),
+                &mut bufs,
+                self.device,
+            );
+            self.model = model;
             self.state.step += 1;
             let done = self.state.step;
-            let dev_loss = (config.eval_every > 0
+            pending.push(done, lr, loss);
+            let eval_due = config.eval_every > 0
                 && done.is_multiple_of(config.eval_every)
-                && done < config.steps)
-                .then(|| evaluate(&self.model.valid(), &self.data.dev, self.device))
-                .flatten();
-            self.metrics.row(done, lr, loss_value, dev_loss)?;
-            on_event(&TrainEvent::Step {
-                step: done,
-                lr,
-                loss: loss_value,
-            });
-            if let Some(dev_loss) = dev_loss {
-                on_event(&TrainEvent::Eval {
-                    step: done,
-                    dev_loss,
-                });
-            }
-            if config.checkpoint_every > 0
+                && done < config.steps;
+            let checkpoint_due = config.checkpoint_every > 0
                 && done.is_multiple_of(config.checkpoint_every)
-                && done < config.steps
-            {
+                && done < config.steps;
+            if eval_due {
+                let dev_loss = evaluate(&self.model.valid(), &self.data.dev, self.device);
+                self.flush(&mut pending, dev_loss, on_event)?;
+            } else if checkpoint_due || pending.len() >= readback_every::<B>() {
+                self.flush(&mut pending, None, on_event)?;
+            }
+            if checkpoint_due {
                 self.state.elapsed_secs += clock.elapsed().as_secs_f64();
                 self.save()?;
                 clock = Instant::now();
                 on_event(&TrainEvent::Checkpoint { step: done });
             }
         }
+        self.flush(&mut pending, None, on_event)?;
         self.state.elapsed_secs += clock.elapsed().as_secs_f64();
         let valid = self.model.valid();
         let inner_device = self.device;
@@ -340,30 +348,43 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         })
     }
 
-    /// One optimisation step at `lr`; returns the minibatch loss (before the update). A
-    /// non-finite loss leaves the model as it was.
-    fn step_once(
+    /// Reads back the losses of the steps since the last flush (one device round trip),
+    /// writes their metrics rows and reports them; `dev_loss` belongs to the last of them.
+    /// A non-finite loss stops the run with an error naming its step: the model has been
+    /// updated with it since, so nothing is saved and the last checkpoint stays the good one.
+    fn flush(
         &mut self,
-        sampler: &MinibatchSampler,
-        step: u64,
-        lr: f64,
-        bufs: &mut StepBuffers,
-    ) -> f32 {
-        let (model, loss) = train_step(
-            self.model.clone(),
-            &mut self.optim,
-            &self.data.train,
-            sampler,
-            step,
-            self.config,
-            lr,
-            bufs,
-            self.device,
-        );
-        if let Some(model) = model {
-            self.model = model;
+        pending: &mut PendingLosses<B::InnerBackend>,
+        dev_loss: Option<f64>,
+        on_event: &mut dyn FnMut(&TrainEvent),
+    ) -> Result<(), TrainError> {
+        let steps = pending.take();
+        let last = steps.len();
+        for (i, (done, lr, loss)) in steps.into_iter().enumerate() {
+            if !loss.is_finite() {
+                return Err(TrainError::NonFinite {
+                    step: done,
+                    loss,
+                    lr,
+                    last_good_step: self.last_saved_step(),
+                    dir: self.dir.to_path_buf(),
+                });
+            }
+            let dev_loss = if i + 1 == last { dev_loss } else { None };
+            self.metrics.row(done, lr, loss, dev_loss)?;
+            on_event(&TrainEvent::Step {
+                step: done,
+                lr,
+                loss,
+            });
+            if let Some(dev_loss) = dev_loss {
+                on_event(&TrainEvent::Eval {
+                    step: done,
+                    dev_loss,
+                });
+            }
         }
-        loss
+        Ok(())
     }
 
     fn last_saved_step(&self) -> u64 {
@@ -373,43 +394,151 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
     }
 }
 
-/// Host buffers reused by every step, so a step allocates no batch memory of its own.
+/// Steps between two reads of the minibatch losses from an accelerator: a GPU step then
+/// never waits for the device. A CPU backend reads every step's loss (it costs nothing
+/// there), so progress, metrics and Ctrl-C act at every step; the numbers are the same
+/// either way.
+const LOSS_READBACK_EVERY: usize = 64;
+
+/// How many steps' losses the trainer leaves on backend `B` before reading them.
+fn readback_every<B: FusedOps>() -> usize {
+    if B::is_accelerator() {
+        LOSS_READBACK_EVERY
+    } else {
+        1
+    }
+}
+
+/// Losses of finished steps still on the device: `(steps done, lr, loss [1])`.
+pub(crate) struct PendingLosses<B: Backend> {
+    steps: Vec<(u64, f64)>,
+    losses: Vec<Tensor<B, 1>>,
+}
+
+impl<B: Backend> Default for PendingLosses<B> {
+    fn default() -> Self {
+        Self {
+            steps: Vec::new(),
+            losses: Vec::new(),
+        }
+    }
+}
+
+impl<B: Backend> PendingLosses<B> {
+    pub(crate) fn push(&mut self, done: u64, lr: f64, loss: Tensor<B, 1>) {
+        self.steps.push((done, lr));
+        self.losses.push(loss);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Every pending step with its loss, read back in one transfer; empties the list.
+    pub(crate) fn take(&mut self) -> Vec<(u64, f64, f32)> {
+        if self.losses.is_empty() {
+            return Vec::new();
+        }
+        let values: Vec<f32> = Tensor::cat(std::mem::take(&mut self.losses), 0)
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .unwrap_or_default();
+        std::mem::take(&mut self.steps)
+            .into_iter()
+            .zip(values.into_iter().chain(std::iter::repeat(f32::NAN)))
+            .map(|((done, lr), loss)| (done, lr, loss))
+            .collect()
+    }
+}
+
+/// The training split on the device for the whole run: a step uploads only its minibatch
+/// indices and gathers the examples there.
+pub(crate) struct DeviceExamples<B: Backend> {
+    inputs: Tensor<B, 2, Int>,
+    targets: Tensor<B, 1, Int>,
+    len: usize,
+}
+
+impl<B: Backend> DeviceExamples<B> {
+    pub(crate) fn new(examples: &Examples, device: &B::Device) -> Self {
+        let batch = ContextBatcher::from_flat::<B>(examples.inputs(), examples.targets(), device);
+        Self {
+            inputs: batch.inputs,
+            targets: batch.targets,
+            len: examples.len(),
+        }
+    }
+
+    /// The examples at `indices`; all of them, without a gather, when `indices` is `0..len`
+    /// (full-batch training).
+    fn gather(&self, indices: &[usize], device: &B::Device) -> ContextBatch<B> {
+        if indices.len() == self.len && indices.iter().enumerate().all(|(i, &j)| i == j) {
+            return ContextBatch {
+                inputs: self.inputs.clone(),
+                targets: self.targets.clone(),
+            };
+        }
+        let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [indices.len()]), device);
+        ContextBatch {
+            inputs: self.inputs.clone().select(0, idx.clone()),
+            targets: self.targets.clone().select(0, idx),
+        }
+    }
+}
+
+/// Host buffers reused by every step.
 #[derive(Default)]
 pub(crate) struct StepBuffers {
     idx: Vec<usize>,
-    xs: Vec<u32>,
-    ys: Vec<u32>,
 }
 
-/// Forward, backward and update on the minibatch of `step`. Returns the updated model
-/// (`None` when the loss is not finite) and the minibatch loss.
-#[allow(clippy::too_many_arguments)]
+/// What one step needs to know besides the model and the data.
+pub(crate) struct StepSettings {
+    step: u64,
+    lr: f64,
+    batch_size: usize,
+    batch_seed: u64,
+    dropout: f64,
+}
+
+impl StepSettings {
+    pub(crate) fn new(config: &TrainingConfig, step: u64, lr: f64) -> Self {
+        Self {
+            step,
+            lr,
+            batch_size: config.batch_size,
+            batch_seed: config.batch_seed,
+            dropout: config.model.dropout,
+        }
+    }
+}
+
+/// Forward, backward and update on the minibatch of `step`. Returns the updated model and
+/// the minibatch loss (before the update), still on the device: reading it is the caller's
+/// choice, so that a GPU step does not wait for the device.
 pub(crate) fn train_step<B: FusedAutodiff>(
     model: Mlp<B>,
     optim: &mut TrainOptimizer<B>,
-    train: &Examples,
+    train: &DeviceExamples<B>,
     sampler: &MinibatchSampler,
-    step: u64,
-    config: &TrainingConfig,
-    lr: f64,
+    settings: &StepSettings,
     bufs: &mut StepBuffers,
     device: &B::Device,
-) -> (Option<Mlp<B>>, f32) {
-    sampler.fill(step, config.batch_size, train.len(), &mut bufs.idx);
-    train.gather_into(&bufs.idx, &mut bufs.xs, &mut bufs.ys);
-    let batch = ContextBatcher::from_flat::<B>(&bufs.xs, &bufs.ys, device);
+) -> (Mlp<B>, Tensor<B::InnerBackend, 1>) {
+    let step = settings.step;
+    sampler.fill(step, settings.batch_size, train.len, &mut bufs.idx);
+    let batch = train.gather(&bufs.idx, device);
     // Dropout masks depend only on the batch seed and the step: a resume redraws them exactly.
-    let dropout = (config.model.dropout > 0.0).then(|| DropoutStep {
-        p: config.model.dropout,
-        seed: config.batch_seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    let dropout = (settings.dropout > 0.0).then(|| DropoutStep {
+        p: settings.dropout,
+        seed: settings.batch_seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
     });
     let loss = model.loss(model.forward_train(batch.inputs, dropout), batch.targets);
-    let value: f32 = loss.clone().into_scalar().elem();
-    if !value.is_finite() {
-        return (None, value);
-    }
+    let value = loss.clone().inner();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
-    (Some(optim.step(lr, model, grads)), value)
+    (optim.step(settings.lr, model, grads), value)
 }
 
 /// One point of a learning-rate sweep.
@@ -447,6 +576,7 @@ pub fn lr_find<B: FusedAutodiff>(
         ));
     }
     let sampler = MinibatchSampler::new(config.batch_seed);
+    let train = DeviceExamples::<B>::new(&data.train, device);
     let mut model = config.model.init::<B>(device);
     let mut optim = TrainOptimizer::new(config.optimizer);
     let mut bufs = StepBuffers::default();
@@ -455,20 +585,20 @@ pub fn lr_find<B: FusedAutodiff>(
         let exponent = min_exp + (max_exp - min_exp) * i as f64 / (steps - 1) as f64;
         let lr = 10f64.powf(exponent);
         let (next, loss) = train_step(
-            model.clone(),
+            model,
             &mut optim,
-            &data.train,
+            &train,
             &sampler,
-            i as u64,
-            &config,
-            lr,
+            &StepSettings::new(&config, i as u64, lr),
             &mut bufs,
             device,
         );
+        model = next;
+        // Each point is read as it comes: the sweep stops at the first non-finite loss.
+        let loss: f32 = loss.into_scalar().elem();
         points.push(LrFindPoint { exponent, lr, loss });
-        match next {
-            Some(m) => model = m,
-            None => break,
+        if !loss.is_finite() {
+            break;
         }
     }
     Ok(points)

@@ -257,3 +257,55 @@ fn checkpoint_from_before_fused_kernels_resumes_with_plain_kernels() {
         assert!((p - f).abs() < 1e-3, "{p} vs {f}");
     }
 }
+
+/// An AdamW checkpoint without its optimiser state is refused: resuming would restart the
+/// moment estimates from zero, which is not the uninterrupted run.
+#[test]
+fn adamw_resume_without_optimizer_state_is_refused() {
+    let c = config(OptimizerKind::Adamw { weight_decay: 0.01 });
+    let dir = tempfile::tempdir().unwrap();
+    let data = prepare(words(), &c).unwrap();
+    let stop = AtomicBool::new(false);
+    let mut on_event = |e: &TrainEvent| {
+        if matches!(e, TrainEvent::Step { step: 20, .. }) {
+            stop.store(true, Ordering::Relaxed);
+        }
+    };
+    let s = train::<B>(
+        &data,
+        &c,
+        dir.path(),
+        None,
+        &Default::default(),
+        &stop,
+        &mut on_event,
+    )
+    .unwrap();
+    assert!(s.interrupted);
+    std::fs::remove_file(dir.path().join("optimizer.mpk")).unwrap();
+    let ckpt = Checkpoint::open(dir.path()).unwrap();
+    let err = train::<B>(
+        &data,
+        &c,
+        dir.path(),
+        Some(ckpt),
+        &Default::default(),
+        &AtomicBool::new(false),
+        &mut |_: &TrainEvent| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("optimizer.mpk is missing"), "{err}");
+}
+
+/// Two identical runs write byte-identical weights files, so a checkpoint's hash
+/// identifies its weights.
+#[test]
+fn identical_runs_write_identical_weight_files() {
+    let c = config(OptimizerKind::Sgd);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run_straight(a.path(), &c);
+    run_straight(b.path(), &c);
+    let read = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
+    assert_eq!(read(a.path()), read(b.path()));
+}

@@ -63,6 +63,8 @@ pub struct BenchArgs {
 struct Report {
     task: BenchTask,
     backend: String,
+    /// The device it ran on (GPU adapter, CUDA device, or CPU).
+    device: String,
     batch_size: usize,
     count: u64,
     secs: f64,
@@ -118,7 +120,7 @@ fn peak_rss_bytes() -> Option<u64> {
 impl WithBackend for BenchJob {
     type Output = ();
 
-    fn run<B: FusedAutodiff>(self, device: B::Device) -> Result<()> {
+    fn run<B: FusedAutodiff>(self, device: B::Device, device_name: &str) -> Result<()> {
         let BenchJob {
             args,
             mut config,
@@ -154,7 +156,8 @@ impl WithBackend for BenchJob {
         };
         let report = Report {
             task: args.task,
-            backend: format!("{:?}", args.backend).to_lowercase(),
+            backend: args.backend.name().to_string(),
+            device: device_name.to_string(),
             batch_size: args.batch_size,
             count: timing.count,
             secs: timing.secs,
@@ -170,9 +173,10 @@ impl WithBackend for BenchJob {
             return Ok(());
         }
         println!(
-            "{} on {} ({} parameters, {} threads available)",
+            "{} on {}, {} ({} parameters, {} threads available)",
             format!("{:?}", args.task).to_lowercase(),
             report.backend,
+            report.device,
             report.params,
             report.threads
         );

@@ -81,7 +81,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
 impl WithBackend for EvalJob {
     type Output = ();
 
-    fn run<B: FusedAutodiff>(self, device: B::Device) -> Result<()> {
+    fn run<B: FusedAutodiff>(self, device: B::Device, _device_name: &str) -> Result<()> {
         let EvalJob { args, ckpt, words } = self;
         let data = prepare_with_vocab(words, &ckpt.config, Some(ckpt.vocab.clone()))
             .context("the corpus does not fit this checkpoint's vocabulary")?;

@@ -92,7 +92,7 @@ pub fn run(args: LrFindArgs) -> Result<()> {
 impl WithBackend for LrFindJob {
     type Output = ();
 
-    fn run<B: FusedAutodiff>(self, device: B::Device) -> Result<()> {
+    fn run<B: FusedAutodiff>(self, device: B::Device, _device_name: &str) -> Result<()> {
         let LrFindJob {
             args,
             config,

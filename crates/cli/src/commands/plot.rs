@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use burn::backend::ndarray::NdArray;
 use clap::{Args, Subcommand};
+use makemore_model::FusedAutodiff;
 use makemore_train::Checkpoint;
+
+use crate::backend::{dispatch, BackendChoice, WithBackend};
 
 use makemore_plot::{labelled_scatter, line_chart, Chart, ImageFormat, Line};
 
@@ -136,12 +138,7 @@ fn loss(args: PlotArgs) -> Result<()> {
 
 fn embeddings(args: PlotArgs) -> Result<()> {
     let ckpt = Checkpoint::open(&args.checkpoint).context("cannot plot")?;
-    let model = ckpt.load_model::<NdArray<f32>>(&Default::default())?;
-    let table: Vec<Vec<f64>> = model
-        .embedding_table()
-        .into_iter()
-        .map(|row| row.into_iter().map(f64::from).collect())
-        .collect();
+    let table = dispatch(BackendChoice::default(), EmbeddingTable(&ckpt))?;
     let dims = table.first().map_or(0, Vec::len);
     let (coords, x_label, y_label) = if dims == 2 {
         (
@@ -241,6 +238,22 @@ fn pca_2d(rows: &[Vec<f64>]) -> (Vec<(f64, f64)>, (f64, f64)) {
         .map(|r| (project(r, &components[0]), project(r, &components[1])))
         .collect();
     (coords, (variances[0], variances[1]))
+}
+
+/// Reads a checkpoint's embedding table on this build's default backend.
+struct EmbeddingTable<'a>(&'a Checkpoint);
+
+impl WithBackend for EmbeddingTable<'_> {
+    type Output = Vec<Vec<f64>>;
+
+    fn run<B: FusedAutodiff>(self, device: B::Device, _device_name: &str) -> Result<Self::Output> {
+        let model = self.0.load_model::<B::InnerBackend>(&device)?;
+        Ok(model
+            .embedding_table()
+            .into_iter()
+            .map(|row| row.into_iter().map(f64::from).collect())
+            .collect())
+    }
 }
 
 #[cfg(test)]

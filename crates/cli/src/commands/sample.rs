@@ -66,7 +66,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
 impl WithBackend for SampleJob {
     type Output = ();
 
-    fn run<B: FusedAutodiff>(self, device: B::Device) -> Result<()> {
+    fn run<B: FusedAutodiff>(self, device: B::Device, _device_name: &str) -> Result<()> {
         let SampleJob { args, ckpt, split } = self;
         let options = SampleOptions {
             n: args.n,

@@ -466,7 +466,7 @@ fn check_out_dir(out: &std::path::Path, force: bool) -> Result<()> {
 impl WithBackend for TrainJob {
     type Output = ();
 
-    fn run<B: FusedAutodiff>(self, device: B::Device) -> Result<()> {
+    fn run<B: FusedAutodiff>(self, device: B::Device, _device_name: &str) -> Result<()> {
         let TrainJob {
             args,
             mut config,

@@ -79,6 +79,10 @@ impl<B: FusedOps> Backward<B, 1> for Embedding {
 }
 
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn is_accelerator() -> bool {
+        B::is_accelerator()
+    }
+
     fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {
         match Embedding
             .prepare::<C>([table.node.clone()])

@@ -15,6 +15,8 @@
 //! `tests/fused.rs`), but not bit for bit: a run trained with one is not resumed with the other.
 
 mod autodiff;
+#[cfg(feature = "cubecl")]
+mod cube;
 #[cfg(feature = "ndarray")]
 pub mod kernels;
 #[cfg(feature = "ndarray")]
@@ -26,6 +28,23 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::TensorPrimitive;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static FALLBACKS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times, in this process, a backend's fused kernel was handed inputs it does not
+/// take (another dtype, an unexpected shape) and used the generic body instead. Tests assert
+/// that it stays at zero, so that a comparison of fused against plain really compares the
+/// kernels.
+pub fn fallbacks() -> u64 {
+    FALLBACKS.load(Ordering::Relaxed)
+}
+
+/// Records one fallback (see [`fallbacks`]).
+#[allow(dead_code)] // only backends with kernels of their own fall back
+pub(crate) fn count_fallback() {
+    FALLBACKS.fetch_add(1, Ordering::Relaxed);
+}
 
 /// Which implementation of tanh and the loss a model uses.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -44,6 +63,14 @@ pub enum Kernels {
 /// Every method has a default built from burn's operations, so `impl FusedOps for MyBackend {}`
 /// is a complete implementation.
 pub trait FusedOps: Backend {
+    /// True for backends on an accelerator (the GPU ones): kernels are compiled per shape
+    /// and queued asynchronously, and reading a result back waits for the device. Callers
+    /// then keep shapes fixed from call to call (sampling runs every row until the last word
+    /// ends) and read results in blocks (the trainer's losses) rather than one at a time.
+    fn is_accelerator() -> bool {
+        false
+    }
+
     /// Element-wise tanh.
     fn fused_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::float_tanh(x)
@@ -54,8 +81,10 @@ pub trait FusedOps: Backend {
         plain::tanh_backward::<Self>(y, grad)
     }
 
-    /// Mean cross-entropy of `logits` `[rows, classes]` against `targets` `[rows]`, and the
-    /// softmax probabilities `[rows, classes]` that its gradient needs.
+    /// Mean cross-entropy of `logits` `[rows, classes]` against `targets` `[rows]`, and what
+    /// [`FusedOps::fused_cross_entropy_backward`] needs, `[rows, classes]`: the softmax
+    /// probabilities in the default bodies; a backend that overrides both may save something
+    /// else (the CubeCL kernels save the gradient itself).
     fn fused_cross_entropy_forward(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
@@ -63,9 +92,10 @@ pub trait FusedOps: Backend {
         plain::cross_entropy_forward::<Self>(logits, targets)
     }
 
-    /// Gradient of the mean cross-entropy with respect to the logits, given the
-    /// probabilities from [`FusedOps::fused_cross_entropy_forward`] and the gradient `grad`
-    /// (`[1]`) arriving at the loss: `(probs − onehot(targets)) · grad / rows`.
+    /// Gradient of the mean cross-entropy with respect to the logits, given what
+    /// [`FusedOps::fused_cross_entropy_forward`] saved (the probabilities, in the default
+    /// bodies) and the gradient `grad` (`[1]`) arriving at the loss:
+    /// `(probs − onehot(targets)) · grad / rows`.
     fn fused_cross_entropy_backward(
         probs: FloatTensor<Self>,
         targets: IntTensor<Self>,
@@ -308,6 +338,3 @@ mod plain {
         (delta * scale).into_primitive().tensor()
     }
 }
-
-#[cfg(feature = "wgpu")]
-impl FusedOps for burn::backend::Wgpu {}

@@ -8,7 +8,7 @@ use burn::tensor::TensorMetadata;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView, ArrayView1, ArrayView2, Axis, Ix1, Ix2, IxDyn};
 
-use super::{kernels, plain, FusedOps};
+use super::{count_fallback, kernels, plain, FusedOps};
 
 /// The values of an array in row-major order, borrowed when it is laid out that way.
 fn values<'a, E: Copy>(view: &'a ArrayView<'a, E, IxDyn>) -> std::borrow::Cow<'a, [E]> {
@@ -183,6 +183,7 @@ impl FusedOps for NdArray<f32> {
                 return tensor(out);
             }
         }
+        count_fallback();
         plain::embedding::<Self>(table, contexts)
     }
 
@@ -196,6 +197,7 @@ impl FusedOps for NdArray<f32> {
                 return tensor(out);
             }
         }
+        count_fallback();
         plain::embedding_backward::<Self>(contexts, grad, vocab)
     }
 
@@ -210,6 +212,7 @@ impl FusedOps for NdArray<f32> {
                 return tensor(linear(xv, wv, bv, tanh));
             }
         }
+        count_fallback();
         plain::linear::<Self>(x, w, b, tanh)
     }
 
@@ -234,6 +237,7 @@ impl FusedOps for NdArray<f32> {
                 return [tensor(dx), tensor(dw), db];
             }
         }
+        count_fallback();
         plain::linear_backward::<Self>(x, w, y, grad)
     }
 
@@ -245,7 +249,10 @@ impl FusedOps for NdArray<f32> {
                 kernels::tanh_in_place(&mut out);
                 from_vec(view.shape(), out)
             }
-            _ => <Self as FloatTensorOps<Self>>::float_tanh(x),
+            _ => {
+                count_fallback();
+                <Self as FloatTensorOps<Self>>::float_tanh(x)
+            }
         }
     }
 
@@ -257,7 +264,10 @@ impl FusedOps for NdArray<f32> {
                 kernels::tanh_backward_in_place(&mut out, &values(&yv));
                 from_vec(gv.shape(), out)
             }
-            _ => plain::tanh_backward::<Self>(y, grad),
+            _ => {
+                count_fallback();
+                plain::tanh_backward::<Self>(y, grad)
+            }
         }
     }
 
@@ -283,6 +293,7 @@ impl FusedOps for NdArray<f32> {
                 }
             }
         }
+        count_fallback();
         plain::cross_entropy_forward::<Self>(logits, targets)
     }
 
@@ -310,6 +321,7 @@ impl FusedOps for NdArray<f32> {
                 }
             }
         }
+        count_fallback();
         plain::cross_entropy_backward::<Self>(probs, targets, grad)
     }
 }

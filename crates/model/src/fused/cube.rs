@@ -1,0 +1,355 @@
+//! [`FusedOps`] for burn's CubeCL backends (wgpu, CUDA): kernels written once in CubeCL,
+//! compiled for whichever runtime the backend uses.
+//!
+//! This is burn's custom-kernel pattern (the `custom-cubecl-kernel` example): the trait is
+//! implemented for the generic `CubeBackend<R, F, I, BT>`, so `Wgpu` and `Cuda` share every
+//! kernel. What each kernel saves over the generic bodies:
+//!
+//! - cross-entropy: one pass per row computes the loss *and* the gradient
+//!   `(softmax − onehot) / rows`, which is all the backward pass needs (it scales it by the
+//!   incoming gradient); the generic body takes a log-softmax, a gather, a mean, an `exp`, a
+//!   one-hot, a mask and two multiplications.
+//! - linear: burn's matrix product, then the bias and tanh in one element-wise pass.
+//! - tanh backward: `grad · (1 − y²)` in one pass from the saved output.
+//! - embedding: a gather that writes each output element once, and a deterministic
+//!   scatter-add (no atomics: each output element sums its share of rows in a fixed order, and
+//!   the partial sums are added by burn's reduction), so GPU runs repeat exactly.
+//!
+//! Inputs whose dtype is not the backend's own (`F` for floats, `I` for indices) take the
+//! generic path and are counted by [`fallbacks`](super::fallbacks).
+
+use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
+use burn::tensor::{Shape, TensorMetadata};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use cubecl::prelude::*;
+use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
+
+use super::{count_fallback, float, plain, FusedOps};
+
+/// Rows of the embedding gradient that one unit of the scatter sums before the partial
+/// sums are reduced: small enough to give the GPU thousands of units at batch 4096.
+const SCATTER_CHUNK: usize = 256;
+
+#[cube(launch)]
+fn tanh_backward_kernel<F: Float>(y: &Tensor<F>, grad: &Tensor<F>, out: &mut Tensor<F>) {
+    if ABSOLUTE_POS >= out.len() {
+        terminate!();
+    }
+    let v = y[ABSOLUTE_POS];
+    out[ABSOLUTE_POS] = grad[ABSOLUTE_POS] * (F::new(1.0) - v * v);
+}
+
+#[cube(launch)]
+fn bias_tanh_kernel<F: Float>(
+    pre: &Tensor<F>,
+    bias: &Tensor<F>,
+    out: &mut Tensor<F>,
+    #[comptime] tanh: bool,
+) {
+    if ABSOLUTE_POS >= out.len() {
+        terminate!();
+    }
+    let v = pre[ABSOLUTE_POS] + bias[ABSOLUTE_POS % bias.len()];
+    if tanh {
+        out[ABSOLUTE_POS] = F::tanh(v);
+    } else {
+        out[ABSOLUTE_POS] = v;
+    }
+}
+
+/// One unit per row: the row's loss `ln Σ exp(l − max) − (l_target − max)` and, with
+/// `with_grad`, its gradient row `(softmax − onehot) / rows`.
+#[cube(launch)]
+fn cross_entropy_kernel<F: Float, I: Int>(
+    logits: &Tensor<F>,
+    targets: &Tensor<I>,
+    losses: &mut Tensor<F>,
+    dlogits: &mut Tensor<F>,
+    #[comptime] with_grad: bool,
+) {
+    let row = ABSOLUTE_POS;
+    let rows = losses.len();
+    if row >= rows {
+        terminate!();
+    }
+    let classes = logits.len() / rows;
+    let base = row * classes;
+    let mut max = logits[base];
+    for c in 1..classes {
+        max = F::max(max, logits[base + c]);
+    }
+    let mut sum = F::new(0.0);
+    for c in 0..classes {
+        sum += F::exp(logits[base + c] - max);
+    }
+    let target = usize::cast_from(targets[row]);
+    losses[row] = F::ln(sum) - (logits[base + target] - max);
+    if with_grad {
+        let scale = F::new(1.0) / (sum * F::cast_from(rows as f32));
+        let inv_rows = F::new(1.0) / F::cast_from(rows as f32);
+        for c in 0..classes {
+            let p = F::exp(logits[base + c] - max) * scale;
+            dlogits[base + c] = select(c == target, p - inv_rows, p);
+        }
+    }
+}
+
+/// `out[p·dim + d] = table[contexts[p]·dim + d]` for every context position `p`.
+#[cube(launch)]
+fn embedding_kernel<F: Float, I: Int>(
+    table: &Tensor<F>,
+    contexts: &Tensor<I>,
+    out: &mut Tensor<F>,
+) {
+    if ABSOLUTE_POS >= out.len() {
+        terminate!();
+    }
+    let dim = table.shape(1);
+    let row = usize::cast_from(contexts[ABSOLUTE_POS / dim]);
+    out[ABSOLUTE_POS] = table[row * dim + ABSOLUTE_POS % dim];
+}
+
+/// `partial[c, v, d]`: the sum of `grad[p·dim + d]` over the positions `p` of chunk `c`
+/// whose context is `v`, in order.
+#[cube(launch)]
+fn embedding_backward_kernel<F: Float, I: Int>(
+    contexts: &Tensor<I>,
+    grad: &Tensor<F>,
+    partial: &mut Tensor<F>,
+    #[comptime] chunk: usize,
+) {
+    if ABSOLUTE_POS >= partial.len() {
+        terminate!();
+    }
+    let vocab = partial.shape(1);
+    let dim = partial.shape(2);
+    let c = ABSOLUTE_POS / (vocab * dim);
+    let v = (ABSOLUTE_POS / dim) % vocab;
+    let d = ABSOLUTE_POS % dim;
+    let n = contexts.len();
+    let start = c * chunk;
+    let end = select(start + chunk > n, n, start + chunk);
+    let mut acc = F::new(0.0);
+    for p in start..end {
+        if usize::cast_from(contexts[p]) == v {
+            acc += grad[p * dim + d];
+        }
+    }
+    partial[ABSOLUTE_POS] = acc;
+}
+
+/// Cube count and size for `units` independent units of work.
+fn grid<R: CubeRuntime>(tensor: &CubeTensor<R>, units: usize) -> (CubeCount, CubeDim) {
+    let dim = CubeDim::new(&tensor.client, units);
+    (
+        calculate_cube_count_elemwise(&tensor.client, units, dim),
+        dim,
+    )
+}
+
+/// A new uninitialised `F` tensor of `shape` on the device of `like`.
+fn empty<R: CubeRuntime, F: FloatElement>(like: &CubeTensor<R>, shape: Shape) -> CubeTensor<R> {
+    empty_device::<R, F>(like.client.clone(), like.device.clone(), shape)
+}
+
+impl<R, F, I, BT> FusedOps for CubeBackend<R, F, I, BT>
+where
+    R: CubeRuntime,
+    F: FloatElement,
+    I: IntElement,
+    BT: BoolElement,
+{
+    fn is_accelerator() -> bool {
+        true
+    }
+
+    fn fused_tanh_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        if y.dtype != F::dtype() || grad.dtype != F::dtype() || y.shape() != grad.shape() {
+            count_fallback();
+            return plain::tanh_backward::<Self>(y, grad);
+        }
+        let (y, grad) = (into_contiguous(y), into_contiguous(grad));
+        let out = empty::<R, F>(&y, y.shape());
+        let (count, dim) = grid(&y, out.meta.num_elements());
+        tanh_backward_kernel::launch::<F, R>(
+            &y.client.clone(),
+            count,
+            dim,
+            y.into_tensor_arg(),
+            grad.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+        );
+        out
+    }
+
+    fn fused_linear(
+        x: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        tanh: bool,
+    ) -> FloatTensor<Self> {
+        if b.dtype != F::dtype() || x.dtype != F::dtype() {
+            count_fallback();
+            return plain::linear::<Self>(x, w, b, tanh);
+        }
+        let pre = into_contiguous(Self::float_matmul(x, w));
+        let b = into_contiguous(b);
+        let out = empty::<R, F>(&pre, pre.shape());
+        let (count, dim) = grid(&pre, out.meta.num_elements());
+        bias_tanh_kernel::launch::<F, R>(
+            &pre.client.clone(),
+            count,
+            dim,
+            pre.into_tensor_arg(),
+            b.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            tanh,
+        );
+        out
+    }
+
+    fn fused_cross_entropy_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        if !cross_entropy_takes::<R, F, I>(&logits, &targets) {
+            count_fallback();
+            let (loss, probs) = plain::cross_entropy_forward::<Self>(logits, targets.clone());
+            // The backward pass below expects the gradient, not the probabilities.
+            let one = float::<Self, 1>(loss.clone()).ones_like();
+            let one = one.into_primitive().tensor();
+            let grad = plain::cross_entropy_backward::<Self>(probs, targets, one);
+            return (loss, grad);
+        }
+        cross_entropy::<R, F, I, BT>(logits, targets, true)
+    }
+
+    /// `saved` is what [`fused_cross_entropy_forward`](FusedOps::fused_cross_entropy_forward)
+    /// returned here: the gradient for a unit incoming gradient, so this only scales it.
+    fn fused_cross_entropy_backward(
+        saved: FloatTensor<Self>,
+        _targets: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        (float::<Self, 2>(saved) * float::<Self, 1>(grad).reshape([1, 1]))
+            .into_primitive()
+            .tensor()
+    }
+
+    fn fused_cross_entropy(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> FloatTensor<Self> {
+        if !cross_entropy_takes::<R, F, I>(&logits, &targets) {
+            count_fallback();
+            return plain::cross_entropy_forward::<Self>(logits, targets).0;
+        }
+        cross_entropy::<R, F, I, BT>(logits, targets, false).0
+    }
+
+    fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {
+        if table.dtype != F::dtype() || contexts.dtype != I::dtype() {
+            count_fallback();
+            return plain::embedding::<Self>(table, contexts);
+        }
+        let (table, contexts) = (into_contiguous(table), into_contiguous(contexts));
+        let [rows, block] = contexts.shape().dims();
+        let dim = table.shape()[1];
+        let out = empty::<R, F>(&table, Shape::new([rows, block * dim]));
+        let (count, cube_dim) = grid(&table, rows * block * dim);
+        embedding_kernel::launch::<F, I, R>(
+            &table.client.clone(),
+            count,
+            cube_dim,
+            table.into_tensor_arg(),
+            contexts.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+        );
+        out
+    }
+
+    fn fused_embedding_backward(
+        contexts: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+        vocab: usize,
+    ) -> FloatTensor<Self> {
+        if grad.dtype != F::dtype() || contexts.dtype != I::dtype() {
+            count_fallback();
+            return plain::embedding_backward::<Self>(contexts, grad, vocab);
+        }
+        let (contexts, grad) = (into_contiguous(contexts), into_contiguous(grad));
+        let [rows, block] = contexts.shape().dims();
+        let dim = grad.shape()[1] / block.max(1);
+        let chunks = (rows * block).div_ceil(SCATTER_CHUNK).max(1);
+        let partial = empty::<R, F>(&grad, Shape::new([chunks, vocab, dim]));
+        let (count, cube_dim) = grid(&grad, chunks * vocab * dim);
+        embedding_backward_kernel::launch::<F, I, R>(
+            &grad.client.clone(),
+            count,
+            cube_dim,
+            contexts.into_tensor_arg(),
+            grad.into_tensor_arg(),
+            partial.clone().into_tensor_arg(),
+            SCATTER_CHUNK,
+        );
+        let summed = if chunks > 1 {
+            Self::float_sum_dim(partial, 0)
+        } else {
+            partial
+        };
+        Self::float_reshape(summed, Shape::new([vocab, dim]))
+    }
+}
+
+/// True when the cross-entropy kernel takes these inputs: the backend's own dtypes, logits
+/// `[rows, classes]` and one target per row.
+fn cross_entropy_takes<R: CubeRuntime, F: FloatElement, I: IntElement>(
+    logits: &CubeTensor<R>,
+    targets: &CubeTensor<R>,
+) -> bool {
+    let shape = logits.shape();
+    logits.dtype == F::dtype()
+        && targets.dtype == I::dtype()
+        && shape.num_dims() == 2
+        && targets.shape().num_elements() == shape[0]
+}
+
+/// The cross-entropy kernel on inputs it takes ([`cross_entropy_takes`]): `(mean loss [1],
+/// gradient [rows, classes])`, the gradient only when `with_grad` (else a placeholder).
+fn cross_entropy<R, F, I, BT>(
+    logits: CubeTensor<R>,
+    targets: CubeTensor<R>,
+    with_grad: bool,
+) -> (CubeTensor<R>, CubeTensor<R>)
+where
+    R: CubeRuntime,
+    F: FloatElement,
+    I: IntElement,
+    BT: BoolElement,
+{
+    let (logits, targets) = (into_contiguous(logits), into_contiguous(targets));
+    let rows = logits.shape()[0];
+    let losses = empty::<R, F>(&logits, Shape::new([rows]));
+    let grad_shape = if with_grad {
+        logits.shape()
+    } else {
+        Shape::new([1])
+    };
+    let grad = empty::<R, F>(&logits, grad_shape);
+    let (count, dim) = grid(&logits, rows);
+    cross_entropy_kernel::launch::<F, I, R>(
+        &logits.client.clone(),
+        count,
+        dim,
+        logits.into_tensor_arg(),
+        targets.into_tensor_arg(),
+        losses.clone().into_tensor_arg(),
+        grad.clone().into_tensor_arg(),
+        with_grad,
+    );
+    let loss = CubeBackend::<R, F, I, BT>::float_mean(losses);
+    (loss, grad)
+}

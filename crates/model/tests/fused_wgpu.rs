@@ -1,0 +1,86 @@
+//! The CubeCL kernels (`fused::cube`) on wgpu compute the same loss and gradients as the
+//! ndarray kernels, for every model variant, and take no fallback. On a machine without a
+//! GPU this runs on Mesa's lavapipe; it skips, saying so, only when adapter detection finds
+//! no adapter at all, and fails even then when `MAKEMORE_REQUIRE_WGPU` is set (CI sets it).
+#![cfg(feature = "wgpu")]
+#![allow(clippy::unwrap_used)] // a test fails by panicking
+
+use burn::backend::{Autodiff, NdArray, Wgpu};
+use makemore_model::device::{wgpu_adapter, DeviceError};
+use makemore_model::Kernels;
+
+mod common;
+use common::{loss_and_grads, variants};
+
+/// True when there is an adapter; false (after saying so) when detection finds none.
+fn have_adapter() -> bool {
+    match wgpu_adapter() {
+        Ok(name) => {
+            eprintln!("wgpu adapter: {name}");
+            true
+        }
+        Err(e @ DeviceError::NoWgpuAdapter { .. }) => {
+            assert!(
+                std::env::var_os("MAKEMORE_REQUIRE_WGPU").is_none(),
+                "MAKEMORE_REQUIRE_WGPU is set but {e}"
+            );
+            eprintln!("SKIPPED: {e}");
+            false
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn wgpu_kernels_match_ndarray_kernels() {
+    if !have_adapter() {
+        return;
+    }
+    let device = Default::default();
+    for (config, dropout) in variants() {
+        let config = config.with_kernels(Kernels::Fused);
+        let cpu = config.init::<Autodiff<NdArray<f32>>>(&device_cpu());
+        let gpu = config.init::<Autodiff<Wgpu>>(&device);
+        let (lc, gc) = loss_and_grads(&cpu, dropout);
+        let (lg, gg) = loss_and_grads(&gpu, dropout);
+        // f32 on both sides, sums in different orders: a few parts in 10^5.
+        let tol = 1e-4;
+        assert!(
+            (lc - lg).abs() <= tol * lc.abs(),
+            "{config:?}: loss ndarray {lc}, wgpu {lg}"
+        );
+        assert_eq!(gc.len(), gg.len());
+        for (i, (c, g)) in gc.iter().zip(&gg).enumerate() {
+            let scale = c.iter().fold(0f64, |m, v| m.max(v.abs()));
+            let diff = c.iter().zip(g).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                diff <= tol * scale,
+                "{config:?}: parameter {i}: ndarray and wgpu gradients differ by {diff} (scale {scale})"
+            );
+        }
+    }
+    assert_eq!(
+        makemore_model::fused::fallbacks(),
+        0,
+        "a fused kernel fell back to the generic path"
+    );
+}
+
+#[test]
+fn wgpu_kernels_match_wgpu_plain_path() {
+    if !have_adapter() {
+        return;
+    }
+    for (config, dropout) in variants() {
+        common::compare::<Autodiff<Wgpu>>(config, dropout, 1e-4);
+    }
+    assert_eq!(
+        makemore_model::fused::fallbacks(),
+        0,
+        "a fused kernel fell back to the generic path"
+    );
+}
+
+fn device_cpu() -> burn::backend::ndarray::NdArrayDevice {
+    burn::backend::ndarray::NdArrayDevice::Cpu
+}
