@@ -270,6 +270,33 @@ default) unless a row says `plain kernels` (burn's generic operations, `--kernel
     Ok(())
 }
 
+/// One cell of the GPU table: the measurement `key` of a bench's JSON, or its error in
+/// parentheses. The device it names (with the torch version, for PyTorch) joins `devices`.
+fn gpu_cell(result: Result<Value>, key: &str, who: &str, devices: &mut Vec<String>) -> String {
+    match result {
+        Ok(v) => {
+            if let Some(d) = v["device"].as_str() {
+                let d = match v["torch"].as_str() {
+                    Some(t) => format!("{who} {t}: {d}"),
+                    None => format!("{who}: {d}"),
+                };
+                if !devices.contains(&d) {
+                    devices.push(d);
+                }
+            }
+            v[key].as_f64().map_or(String::new(), |x| format!("{x:.0}"))
+        }
+        Err(e) => format!(
+            "({})",
+            e.root_cause()
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or("failed")
+        ),
+    }
+}
+
 /// The corpus for the PyTorch script: `--data`, else the canonical corpus beside the clone,
 /// else the shipped one.
 fn torch_data(args: &BenchArgs) -> PathBuf {
@@ -340,25 +367,12 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
                     .args(&flags)
                     .arg("--json"),
             );
-            cells.push(match v {
-                Ok(v) => {
-                    if let Some(d) = v["device"].as_str() {
-                        let d = format!("makemore {backend}: {d}");
-                        if !devices.contains(&d) {
-                            devices.push(d);
-                        }
-                    }
-                    v[key].as_f64().map_or(String::new(), |x| format!("{x:.0}"))
-                }
-                Err(e) => format!(
-                    "({})",
-                    e.root_cause()
-                        .to_string()
-                        .lines()
-                        .last()
-                        .unwrap_or("failed")
-                ),
-            });
+            cells.push(gpu_cell(
+                v,
+                key,
+                &format!("makemore {backend}"),
+                &mut devices,
+            ));
         }
         let torch = match &args.python {
             Some(python) => {
@@ -375,25 +389,7 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
                     cmd.args(["--warmup", &w.to_string()]);
                 }
                 eprintln!("pytorch --device cuda --task {task} {batch:?}");
-                match run_json(&mut cmd) {
-                    Ok(v) => {
-                        if let Some(d) = v["device"].as_str() {
-                            let d = format!("PyTorch {}: {d}", v["torch"].as_str().unwrap_or(""));
-                            if !devices.contains(&d) {
-                                devices.push(d);
-                            }
-                        }
-                        v[key].as_f64().map_or(String::new(), |x| format!("{x:.0}"))
-                    }
-                    Err(e) => format!(
-                        "({})",
-                        e.root_cause()
-                            .to_string()
-                            .lines()
-                            .last()
-                            .unwrap_or("failed")
-                    ),
-                }
+                gpu_cell(run_json(&mut cmd), key, "PyTorch", &mut devices)
             }
             None => "not run".into(),
         };

@@ -452,38 +452,55 @@ impl<B: Backend> PendingLosses<B> {
     }
 }
 
-/// The training split on the device for the whole run: a step uploads only its minibatch
-/// indices and gathers the examples there.
-pub(crate) struct DeviceExamples<B: Backend> {
-    inputs: Tensor<B, 2, Int>,
-    targets: Tensor<B, 1, Int>,
-    len: usize,
+/// The training split as a step reads it. On an accelerator it lives on the device for the
+/// whole run, and a step uploads only its minibatch indices and gathers the examples there;
+/// on the CPU a step gathers on the host into reused buffers (faster there than a tensor
+/// gather, and the same values).
+pub(crate) struct DeviceExamples<'a, B: Backend> {
+    host: &'a Examples,
+    device: Option<(Tensor<B, 2, Int>, Tensor<B, 1, Int>)>,
 }
 
-impl<B: Backend> DeviceExamples<B> {
-    pub(crate) fn new(examples: &Examples, device: &B::Device) -> Self {
-        let batch = ContextBatcher::from_flat::<B>(examples.inputs(), examples.targets(), device);
+impl<'a, B: FusedOps> DeviceExamples<'a, B> {
+    pub(crate) fn new(examples: &'a Examples, device: &B::Device) -> Self {
+        let device = B::is_accelerator().then(|| {
+            let batch =
+                ContextBatcher::from_flat::<B>(examples.inputs(), examples.targets(), device);
+            (batch.inputs, batch.targets)
+        });
         Self {
-            inputs: batch.inputs,
-            targets: batch.targets,
-            len: examples.len(),
+            host: examples,
+            device,
         }
     }
 
-    /// The examples at `indices`; all of them, without a gather, when `indices` is `0..len`
-    /// (full-batch training).
-    fn gather(&self, indices: &[usize], device: &B::Device) -> ContextBatch<B> {
-        if indices.len() == self.len && indices.iter().enumerate().all(|(i, &j)| i == j) {
+    fn len(&self) -> usize {
+        self.host.len()
+    }
+
+    /// The examples at `indices`.
+    fn gather(
+        &self,
+        indices: &[usize],
+        bufs: &mut StepBuffers,
+        device: &B::Device,
+    ) -> ContextBatch<B> {
+        let Some((inputs, targets)) = &self.device else {
+            self.host.gather_into(indices, &mut bufs.xs, &mut bufs.ys);
+            return ContextBatcher::from_flat::<B>(&bufs.xs, &bufs.ys, device);
+        };
+        // Full-batch training reads the whole split as it lies.
+        if indices.len() == self.len() && indices.iter().enumerate().all(|(i, &j)| i == j) {
             return ContextBatch {
-                inputs: self.inputs.clone(),
-                targets: self.targets.clone(),
+                inputs: inputs.clone(),
+                targets: targets.clone(),
             };
         }
         let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
         let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [indices.len()]), device);
         ContextBatch {
-            inputs: self.inputs.clone().select(0, idx.clone()),
-            targets: self.targets.clone().select(0, idx),
+            inputs: inputs.clone().select(0, idx.clone()),
+            targets: targets.clone().select(0, idx),
         }
     }
 }
@@ -492,6 +509,8 @@ impl<B: Backend> DeviceExamples<B> {
 #[derive(Default)]
 pub(crate) struct StepBuffers {
     idx: Vec<usize>,
+    xs: Vec<u32>,
+    ys: Vec<u32>,
 }
 
 /// What one step needs to know besides the model and the data.
@@ -521,15 +540,17 @@ impl StepSettings {
 pub(crate) fn train_step<B: FusedAutodiff>(
     model: Mlp<B>,
     optim: &mut TrainOptimizer<B>,
-    train: &DeviceExamples<B>,
+    train: &DeviceExamples<'_, B>,
     sampler: &MinibatchSampler,
     settings: &StepSettings,
     bufs: &mut StepBuffers,
     device: &B::Device,
 ) -> (Mlp<B>, Tensor<B::InnerBackend, 1>) {
     let step = settings.step;
-    sampler.fill(step, settings.batch_size, train.len, &mut bufs.idx);
-    let batch = train.gather(&bufs.idx, device);
+    sampler.fill(step, settings.batch_size, train.len(), &mut bufs.idx);
+    let idx = std::mem::take(&mut bufs.idx);
+    let batch = train.gather(&idx, bufs, device);
+    bufs.idx = idx;
     // Dropout masks depend only on the batch seed and the step: a resume redraws them exactly.
     let dropout = (settings.dropout > 0.0).then(|| DropoutStep {
         p: settings.dropout,
