@@ -8,7 +8,7 @@ use makemore_data::{MinibatchSampler, SplitName};
 use makemore_model::FusedAutodiff;
 
 use crate::optimizer::TrainOptimizer;
-use crate::trainer::{sized_config, train_step, DeviceExamples, StepBuffers, StepSettings};
+use crate::trainer::{sized_config, train_step, StepBuffers, StepExamples, StepSettings};
 use crate::{evaluate_split, sample, PreparedData, SampleOptions, TrainError, TrainingConfig};
 
 /// One timed measurement.
@@ -42,7 +42,7 @@ pub fn time_training<B: FusedAutodiff>(
     let mut model = config.model.init::<B>(device);
     let mut optim = TrainOptimizer::new(config.optimizer);
     let mut bufs = StepBuffers::default();
-    let train = DeviceExamples::<B>::new(&data.train, device);
+    let train = StepExamples::<B>::new(&data.train, device);
     let mut last_loss = None;
     let mut start = Instant::now();
     for step in 0..warmup + steps {

@@ -182,18 +182,15 @@ fn draw_batch<B: FusedOps>(
     // A GPU backend compiles (and may tune) kernels for every new shape: there, every step
     // runs all `n` rows and finished words are ignored; elsewhere only the unfinished ones.
     let fixed_rows = B::is_accelerator();
+    let all: Vec<usize> = (0..n).collect();
     loop {
         let active: Vec<usize> = (0..n).filter(|&i| !done[i]).collect();
         if active.is_empty() {
             break;
         }
-        let rows: Vec<usize> = if fixed_rows {
-            (0..n).collect()
-        } else {
-            active.clone()
-        };
+        let rows = if fixed_rows { &all } else { &active };
         let mut contexts = Vec::with_capacity(rows.len() * block_size);
-        for &i in &rows {
+        for &i in rows {
             let w = &words[i];
             for k in 0..block_size {
                 // Left-pad with the boundary, as in training.

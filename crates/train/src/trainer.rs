@@ -279,7 +279,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
             total_steps: config.steps,
         });
         let sampler = MinibatchSampler::new(config.batch_seed);
-        let train = DeviceExamples::<B>::new(&self.data.train, self.device);
+        let train = StepExamples::<B>::new(&self.data.train, self.device);
         let mut bufs = StepBuffers::default();
         let mut pending = PendingLosses::default();
         let mut interrupted = false;
@@ -456,12 +456,12 @@ impl<B: Backend> PendingLosses<B> {
 /// whole run, and a step uploads only its minibatch indices and gathers the examples there;
 /// on the CPU a step gathers on the host into reused buffers (faster there than a tensor
 /// gather, and the same values).
-pub(crate) struct DeviceExamples<'a, B: Backend> {
+pub(crate) struct StepExamples<'a, B: Backend> {
     host: &'a Examples,
     device: Option<(Tensor<B, 2, Int>, Tensor<B, 1, Int>)>,
 }
 
-impl<'a, B: FusedOps> DeviceExamples<'a, B> {
+impl<'a, B: FusedOps> StepExamples<'a, B> {
     pub(crate) fn new(examples: &'a Examples, device: &B::Device) -> Self {
         let device = B::is_accelerator().then(|| {
             let batch =
@@ -478,26 +478,22 @@ impl<'a, B: FusedOps> DeviceExamples<'a, B> {
         self.host.len()
     }
 
-    /// The examples at `indices`.
-    fn gather(
-        &self,
-        indices: &[usize],
-        bufs: &mut StepBuffers,
-        device: &B::Device,
-    ) -> ContextBatch<B> {
+    /// The examples at the indices in `bufs.idx`.
+    fn gather(&self, bufs: &mut StepBuffers, device: &B::Device) -> ContextBatch<B> {
         let Some((inputs, targets)) = &self.device else {
-            self.host.gather_into(indices, &mut bufs.xs, &mut bufs.ys);
+            self.host.gather_into(&bufs.idx, &mut bufs.xs, &mut bufs.ys);
             return ContextBatcher::from_flat::<B>(&bufs.xs, &bufs.ys, device);
         };
-        // Full-batch training reads the whole split as it lies.
-        if indices.len() == self.len() && indices.iter().enumerate().all(|(i, &j)| i == j) {
+        // The sampler gives a batch as large as the split only as the whole split in order
+        // (full-batch training): that batch is the split as it lies.
+        if bufs.idx.len() == self.len() {
             return ContextBatch {
                 inputs: inputs.clone(),
                 targets: targets.clone(),
             };
         }
-        let idx: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
-        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [indices.len()]), device);
+        let idx: Vec<i64> = bufs.idx.iter().map(|&i| i as i64).collect();
+        let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [bufs.idx.len()]), device);
         ContextBatch {
             inputs: inputs.clone().select(0, idx.clone()),
             targets: targets.clone().select(0, idx),
@@ -540,7 +536,7 @@ impl StepSettings {
 pub(crate) fn train_step<B: FusedAutodiff>(
     model: Mlp<B>,
     optim: &mut TrainOptimizer<B>,
-    train: &DeviceExamples<'_, B>,
+    train: &StepExamples<'_, B>,
     sampler: &MinibatchSampler,
     settings: &StepSettings,
     bufs: &mut StepBuffers,
@@ -548,9 +544,7 @@ pub(crate) fn train_step<B: FusedAutodiff>(
 ) -> (Mlp<B>, Tensor<B::InnerBackend, 1>) {
     let step = settings.step;
     sampler.fill(step, settings.batch_size, train.len(), &mut bufs.idx);
-    let idx = std::mem::take(&mut bufs.idx);
-    let batch = train.gather(&idx, bufs, device);
-    bufs.idx = idx;
+    let batch = train.gather(bufs, device);
     // Dropout masks depend only on the batch seed and the step: a resume redraws them exactly.
     let dropout = (settings.dropout > 0.0).then(|| DropoutStep {
         p: settings.dropout,
@@ -597,7 +591,7 @@ pub fn lr_find<B: FusedAutodiff>(
         ));
     }
     let sampler = MinibatchSampler::new(config.batch_seed);
-    let train = DeviceExamples::<B>::new(&data.train, device);
+    let train = StepExamples::<B>::new(&data.train, device);
     let mut model = config.model.init::<B>(device);
     let mut optim = TrainOptimizer::new(config.optimizer);
     let mut bufs = StepBuffers::default();

@@ -7,7 +7,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::backend::{Autodiff, NdArray};
-use makemore_train::{prepare, train, Checkpoint, OptimizerKind, TrainEvent, TrainingConfig};
+use makemore_train::{
+    prepare, train, Checkpoint, OptimizerKind, PreparedData, TrainError, TrainEvent, TrainSummary,
+    TrainingConfig,
+};
 
 type B = Autodiff<NdArray<f32>>;
 
@@ -85,14 +88,8 @@ fn run_interrupted(dir: &Path, c: &TrainingConfig, stop_after: u64) {
     run_interrupted_and_edited(dir, c, stop_after, &|_| {});
 }
 
-/// Stops after `stop_after` steps, lets `edit` change the checkpoint, and resumes.
-fn run_interrupted_and_edited(
-    dir: &Path,
-    c: &TrainingConfig,
-    stop_after: u64,
-    edit: &dyn Fn(&Path),
-) {
-    let data = prepare(words(), c).unwrap();
+/// Trains from scratch and stops after `stop_after` steps, as Ctrl-C would.
+fn run_until(dir: &Path, c: &TrainingConfig, data: &PreparedData, stop_after: u64) {
     let stop = AtomicBool::new(false);
     let mut on_event = |e: &TrainEvent| {
         if let TrainEvent::Step { step, .. } = e {
@@ -102,7 +99,7 @@ fn run_interrupted_and_edited(
         }
     };
     let s = train::<B>(
-        &data,
+        data,
         c,
         dir,
         None,
@@ -113,21 +110,35 @@ fn run_interrupted_and_edited(
     .unwrap();
     assert!(s.interrupted);
     assert_eq!(s.steps_done, stop_after);
-    edit(dir);
+}
+
+/// Resumes the run in `dir` with its own config, to the end.
+fn resume(dir: &Path, data: &PreparedData) -> Result<TrainSummary, TrainError> {
     let ckpt = Checkpoint::open(dir).unwrap();
-    assert_eq!(ckpt.state.step, stop_after);
-    let stop = AtomicBool::new(false);
     let config = ckpt.config.clone();
-    let s = train::<B>(
-        &data,
+    train::<B>(
+        data,
         &config,
         dir,
         Some(ckpt),
         &Default::default(),
-        &stop,
+        &AtomicBool::new(false),
         &mut |_: &TrainEvent| {},
     )
-    .unwrap();
+}
+
+/// Stops after `stop_after` steps, lets `edit` change the checkpoint, and resumes.
+fn run_interrupted_and_edited(
+    dir: &Path,
+    c: &TrainingConfig,
+    stop_after: u64,
+    edit: &dyn Fn(&Path),
+) {
+    let data = prepare(words(), c).unwrap();
+    run_until(dir, c, &data, stop_after);
+    edit(dir);
+    assert_eq!(Checkpoint::open(dir).unwrap().state.step, stop_after);
+    let s = resume(dir, &data).unwrap();
     assert_eq!(s.steps_done, c.steps);
 }
 
@@ -265,36 +276,9 @@ fn adamw_resume_without_optimizer_state_is_refused() {
     let c = config(OptimizerKind::Adamw { weight_decay: 0.01 });
     let dir = tempfile::tempdir().unwrap();
     let data = prepare(words(), &c).unwrap();
-    let stop = AtomicBool::new(false);
-    let mut on_event = |e: &TrainEvent| {
-        if matches!(e, TrainEvent::Step { step: 20, .. }) {
-            stop.store(true, Ordering::Relaxed);
-        }
-    };
-    let s = train::<B>(
-        &data,
-        &c,
-        dir.path(),
-        None,
-        &Default::default(),
-        &stop,
-        &mut on_event,
-    )
-    .unwrap();
-    assert!(s.interrupted);
+    run_until(dir.path(), &c, &data, 20);
     std::fs::remove_file(dir.path().join("optimizer.mpk")).unwrap();
-    let ckpt = Checkpoint::open(dir.path()).unwrap();
-    let err = train::<B>(
-        &data,
-        &c,
-        dir.path(),
-        Some(ckpt),
-        &Default::default(),
-        &AtomicBool::new(false),
-        &mut |_: &TrainEvent| {},
-    )
-    .unwrap_err()
-    .to_string();
+    let err = resume(dir.path(), &data).unwrap_err().to_string();
     assert!(err.contains("optimizer.mpk is missing"), "{err}");
 }
 

@@ -2,8 +2,9 @@
 //! step spends its time on a CPU, `tanh` and the cross-entropy.
 //!
 //! [`FusedOps`] is a [`Backend`] extension trait. Its default methods compose burn's own
-//! tensor operations, so every backend gets a correct implementation for free (wgpu uses
-//! them). The ndarray CPU backend overrides them with single-pass `f32` kernels
+//! tensor operations, so every backend gets a correct implementation for free. burn's CubeCL
+//! backends (wgpu, CUDA) override them with CubeCL kernels (`cube.rs`, with the
+//! `wgpu`/`cuda` features). The ndarray CPU backend overrides them with single-pass `f32` kernels
 //! ([`kernels`]: a vectorisable rational `tanh`, a softmax cross-entropy that keeps its
 //! probabilities for the backward pass), and `Autodiff<B>` overrides them with hand-written
 //! backward passes that use the saved outputs (`1 − y²` for tanh, `softmax − onehot` for the
