@@ -19,6 +19,36 @@
 //! at its path (so a schedule given as a table replaces the schedule). A seed sets both
 //! `model.init_seed` and `batch_seed`.
 //!
+//! **Random search.** A `[search]` table draws `runs` points from ranges instead of (or as
+//! well as: each drawn point is crossed with the axes) listing values:
+//!
+//! ```toml
+//! [search]
+//! runs = 12                                        # the budget
+//! seed = 1                                         # of the draws
+//! ranges."schedule.lr" = { log_uniform = [0.001, 0.01] }
+//! ranges."optimizer.weight_decay" = { log_uniform = [0.001, 0.1] }
+//! ranges."model.dropout" = { uniform = [0.0, 0.3] }
+//! ranges."model.n_hidden" = { int = [128, 384] }   # inclusive
+//! ranges."model.n_embd" = { choice = [24, 32] }
+//! ```
+//!
+//! Draw `i` of a range depends only on the seed, `i` and the range's path, so raising
+//! `runs` keeps the runs already drawn (and their results). Drawn numbers are rounded to
+//! three significant digits.
+//!
+//! **Successive halving.** A `[halving]` table stops hopeless runs early:
+//!
+//! ```toml
+//! [halving]
+//! rungs = [20000, 60000]   # steps at which the runs still going are compared
+//! keep = 0.5               # the fraction that goes on at each rung (the rest stop)
+//! ```
+//!
+//! Every run trains with its full config (its learning-rate schedule is the full run's) but
+//! stops at each rung with a checkpoint; the best `keep` fraction by dev loss continues from
+//! there, so nothing is recomputed.
+//!
 //! A run's id is a digest of the grid's base and the run's axis values (and seed), so adding
 //! values to an axis keeps the ids, and the results, of the runs a sweep already has.
 
@@ -45,6 +75,106 @@ pub struct Grid {
     /// Axis path → values.
     #[serde(default)]
     pub axes: BTreeMap<String, Vec<toml::Value>>,
+    /// Random search: points drawn from ranges.
+    pub search: Option<Search>,
+    /// Successive halving: rungs at which the worst runs stop.
+    pub halving: Option<Halving>,
+}
+
+/// The `[search]` table of a grid.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Search {
+    /// Points to draw.
+    pub runs: usize,
+    /// Seed of the draws.
+    #[serde(default)]
+    pub seed: u64,
+    /// Config path → range.
+    pub ranges: BTreeMap<String, Range>,
+}
+
+/// Where a searched value is drawn from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Range {
+    /// Uniform in `[low, high]`.
+    Uniform([f64; 2]),
+    /// Log-uniform in `[low, high]` (both > 0): learning rates, weight decay.
+    LogUniform([f64; 2]),
+    /// A uniform integer in `low..=high`.
+    Int([i64; 2]),
+    /// One of the values, uniformly.
+    Choice(Vec<toml::Value>),
+}
+
+/// The `[halving]` table of a grid.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Halving {
+    /// Steps at which the runs still going are compared, increasing.
+    pub rungs: Vec<u64>,
+    /// Fraction of the runs compared at a rung that go on (at least one does).
+    #[serde(default = "half")]
+    pub keep: f64,
+}
+
+fn half() -> f64 {
+    0.5
+}
+
+impl Halving {
+    /// How many of `n` runs compared at a rung go on.
+    pub fn survivors(&self, n: usize) -> usize {
+        ((n as f64 * self.keep).ceil() as usize).clamp(1.min(n), n)
+    }
+}
+
+impl Range {
+    fn check(&self, path: &str) -> Result<()> {
+        let ok = match self {
+            Range::Uniform([a, b]) => a.is_finite() && b.is_finite() && a <= b,
+            Range::LogUniform([a, b]) => a.is_finite() && b.is_finite() && *a > 0.0 && a <= b,
+            Range::Int([a, b]) => a <= b,
+            Range::Choice(v) => !v.is_empty(),
+        };
+        if !ok {
+            bail!("[search] range {path:?}: {self:?} is empty or invalid");
+        }
+        Ok(())
+    }
+
+    /// The value of draw `u` in [0, 1).
+    fn value(&self, u: f64) -> Value {
+        let round = |x: f64| -> Value {
+            if x == 0.0 {
+                return Value::from(0.0);
+            }
+            let scale = 10f64.powi(2 - x.abs().log10().floor() as i32);
+            Value::from((x * scale).round() / scale)
+        };
+        match self {
+            Range::Uniform([a, b]) => round(a + u * (b - a)),
+            Range::LogUniform([a, b]) => round((a.ln() + u * (b.ln() - a.ln())).exp()),
+            Range::Int([a, b]) => {
+                let span = (b - a + 1) as f64;
+                Value::from(a + ((u * span) as i64).min(b - a))
+            }
+            Range::Choice(v) => toml_to_json(&v[((u * v.len() as f64) as usize).min(v.len() - 1)]),
+        }
+    }
+}
+
+/// A uniform number in [0, 1) that depends only on `seed`, `index` and `path`
+/// (SplitMix64 over their digest).
+fn draw(seed: u64, index: usize, path: &str) -> f64 {
+    let digest = Sha256::digest(format!("{seed}/{index}/{path}").as_bytes());
+    let mut z = u64::from_le_bytes(digest[..8].try_into().unwrap_or_default());
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// One run of a grid.
@@ -98,12 +228,43 @@ impl Grid {
             .with_context(|| format!("cannot read grid {}", path.display()))?;
         let grid: Grid =
             toml::from_str(&text).with_context(|| format!("in grid {}", path.display()))?;
-        for (axis, values) in &grid.axes {
+        grid.check()
+            .with_context(|| format!("in grid {}", path.display()))?;
+        Ok(grid)
+    }
+
+    fn check(&self) -> Result<()> {
+        for (axis, values) in &self.axes {
             if values.is_empty() {
-                bail!("{}: axis {axis:?} has no values", path.display());
+                bail!("axis {axis:?} has no values");
             }
         }
-        Ok(grid)
+        if let Some(search) = &self.search {
+            if search.runs == 0 {
+                bail!("[search] runs must be at least 1");
+            }
+            for (path, range) in &search.ranges {
+                range.check(path)?;
+                if self.axes.contains_key(path) {
+                    bail!("{path:?} is both an axis and a [search] range");
+                }
+            }
+        }
+        if let Some(h) = &self.halving {
+            if h.rungs.is_empty() || h.rungs.windows(2).any(|w| w[0] >= w[1]) || h.rungs[0] == 0 {
+                bail!(
+                    "[halving] rungs must be increasing step counts above 0, got {:?}",
+                    h.rungs
+                );
+            }
+            if !(h.keep > 0.0 && h.keep < 1.0) {
+                bail!(
+                    "[halving] keep must be a fraction in (0, 1), got {}",
+                    h.keep
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Expands the grid over `defaults` (a full config as JSON) in a stable order.
@@ -121,6 +282,19 @@ impl Grid {
                 for v in values {
                     let mut q = p.clone();
                     q.insert(axis.clone(), toml_to_json(v));
+                    next.push(q);
+                }
+            }
+            points = next;
+        }
+        if let Some(search) = &self.search {
+            let mut next = Vec::with_capacity(points.len() * search.runs);
+            for p in &points {
+                for i in 0..search.runs {
+                    let mut q = p.clone();
+                    for (path, range) in &search.ranges {
+                        q.insert(path.clone(), range.value(draw(search.seed, i, path)));
+                    }
                     next.push(q);
                 }
             }
@@ -153,6 +327,15 @@ impl Grid {
                 });
                 let digest = Sha256::digest(spec.to_string().as_bytes());
                 let id: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+                if let Some(h) = &self.halving {
+                    let steps = config["steps"].as_u64().unwrap_or(0);
+                    if h.rungs.last().is_some_and(|&r| r >= steps) {
+                        bail!(
+                            "[halving] rungs {:?} must all be below the runs' steps ({steps})",
+                            h.rungs
+                        );
+                    }
+                }
                 runs.push(RunSpec { id, point, config });
             }
         }
@@ -280,5 +463,93 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("step"));
+    }
+
+    #[test]
+    fn random_search_draws_stable_points_in_range() {
+        let text = r#"
+            [search]
+            runs = 20
+            seed = 3
+            ranges."schedule.lr" = { log_uniform = [0.001, 0.01] }
+            ranges."model.n_hidden" = { int = [100, 102] }
+            ranges."model.n_embd" = { choice = [8, 16] }
+            [axes]
+            steps = [50, 60]
+            [halving]
+            rungs = [10, 20]
+        "#;
+        let grid: Grid = toml::from_str(text).unwrap();
+        grid.check().unwrap();
+        let runs = grid.expand(&defaults()).unwrap();
+        assert_eq!(runs.len(), 40);
+        let mut hidden = std::collections::BTreeSet::new();
+        for r in &runs {
+            let lr = r.config["schedule"]["lr"].as_f64().unwrap();
+            assert!((0.001..=0.01).contains(&lr), "{lr}");
+            // Three significant digits.
+            assert_eq!(format!("{lr:.3e}").parse::<f64>().unwrap(), lr);
+            hidden.insert(r.config["model"]["n_hidden"].as_i64().unwrap());
+            assert!([8, 16].contains(&r.config["model"]["n_embd"].as_i64().unwrap()));
+        }
+        assert_eq!(hidden.into_iter().collect::<Vec<_>>(), [100, 101, 102]);
+        // The learning rates spread over the decade (log-uniform), not bunched at the top.
+        let low = runs
+            .iter()
+            .filter(|r| r.config["schedule"]["lr"].as_f64().unwrap() < 0.00316)
+            .count();
+        assert!(
+            (8..=32).contains(&low),
+            "{low} of 40 below the geometric middle"
+        );
+        // A bigger budget keeps the runs already drawn.
+        let more: Grid = toml::from_str(&text.replace("runs = 20", "runs = 25")).unwrap();
+        let more: Vec<String> = more
+            .expand(&defaults())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        for r in &runs {
+            assert!(more.contains(&r.id));
+        }
+        // Rungs must come before the end of every run.
+        let late: Grid = toml::from_str(&text.replace("[10, 20]", "[10, 55]")).unwrap();
+        assert!(late
+            .expand(&defaults())
+            .unwrap_err()
+            .to_string()
+            .contains("below the runs' steps"));
+    }
+
+    #[test]
+    fn bad_search_and_halving_tables_are_errors() {
+        for (text, needle) in [
+            ("[search]\nruns = 0\nranges = {}\n", "runs"),
+            (
+                "[search]\nruns = 2\nranges.\"schedule.lr\" = { log_uniform = [0.0, 1.0] }\n",
+                "schedule.lr",
+            ),
+            ("[search]\nruns = 2\nranges.x = { int = [3, 1] }\n", "\"x\""),
+            ("[halving]\nrungs = [20, 10]\n", "increasing"),
+            ("[halving]\nrungs = [10]\nkeep = 1.0\n", "keep"),
+        ] {
+            let grid: Grid = toml::from_str(text).unwrap();
+            let e = grid.check().unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+        let h = Halving {
+            rungs: vec![1],
+            keep: 0.5,
+        };
+        assert_eq!(
+            [
+                h.survivors(0),
+                h.survivors(1),
+                h.survivors(5),
+                h.survivors(8)
+            ],
+            [0, 1, 3, 4]
+        );
     }
 }

@@ -96,7 +96,14 @@ pub fn run(args: &[String]) -> Result<()> {
         .unwrap_or("sweep")
         .to_string();
     let mut ok: Vec<&Value> = records.values().filter(|r| r["status"] == "ok").collect();
-    let failed: Vec<&Value> = records.values().filter(|r| r["status"] != "ok").collect();
+    let mut stopped: Vec<&Value> = records
+        .values()
+        .filter(|r| r["status"] == "stopped")
+        .collect();
+    let failed: Vec<&Value> = records
+        .values()
+        .filter(|r| r["status"] == "failed")
+        .collect();
     ok.sort_by(|a, b| {
         let d = |r: &Value| r["dev_loss"].as_f64().unwrap_or(f64::INFINITY);
         d(a).total_cmp(&d(b))
@@ -114,21 +121,18 @@ pub fn run(args: &[String]) -> Result<()> {
     let mut md = String::new();
     md.push_str(&format!("## Sweep `{name}`\n\n"));
     md.push_str(&format!(
-        "Rendered by `cargo xtask report {}` from {} finished and {} failed runs.\n\n",
+        "Rendered by `cargo xtask report {}` from {} finished, {} stopped early (successive \
+         halving) and {} failed runs.\n\n",
         args.dir.display(),
         ok.len(),
+        stopped.len(),
         failed.len()
     ));
-    if let Some(data) = ok.first().and_then(|r| r["data"].as_str()) {
-        md.push_str(&format!(
-            "Corpus: `{}`, default split (seed 42, 80/10/10).\n\n",
-            tidy_path(Path::new(data)).display()
-        ));
-    } else {
-        md.push_str(
-            "Corpus: the built-in `data/names.txt`, default split (seed 42, 80/10/10).\n\n",
-        );
-    }
+    let corpus = match ok.first().and_then(|r| r["data"].as_str()) {
+        Some(data) => format!("`{}`", tidy_path(Path::new(data)).display()),
+        None => "the built-in `data/names.txt`".to_string(),
+    };
+    md.push_str(&format!("Corpus: {corpus}, {}.\n\n", splits(&ok)));
 
     // Leaderboard.
     md.push_str(
@@ -149,6 +153,27 @@ pub fn run(args: &[String]) -> Result<()> {
         ));
     }
     md.push('\n');
+    if !stopped.is_empty() {
+        stopped.sort_by(|a, b| {
+            let d = |r: &Value| r["dev_loss"].as_f64().unwrap_or(f64::INFINITY);
+            d(a).total_cmp(&d(b))
+        });
+        md.push_str(
+            "Stopped early by successive halving (dev loss at the step where it was compared):\n\n\
+             | dev loss | at step | parameters | settings | run |\n|---:|---:|---:|---|---|\n",
+        );
+        for r in &stopped {
+            md.push_str(&format!(
+                "| {:.4} | {} | {} | {} | `{}` |\n",
+                r["dev_loss"].as_f64().unwrap_or(f64::NAN),
+                r["stopped_at"],
+                r["params"],
+                r["label"].as_str().unwrap_or(""),
+                r["id"].as_str().unwrap_or("")
+            ));
+        }
+        md.push('\n');
+    }
     if !failed.is_empty() {
         md.push_str("Failed runs:\n\n");
         for r in &failed {
@@ -359,4 +384,54 @@ pub fn write_section(path: &Path, marker: &str, heading: &str, body: &str) -> Re
     let tmp = path.with_extension("md.tmp");
     std::fs::write(&tmp, new).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// How the finished runs split their corpus: "split seed 42, 80/10/10" when they agree,
+/// else each recipe with its number of runs.
+fn splits(runs: &[&Value]) -> String {
+    let mut recipes: BTreeMap<String, usize> = BTreeMap::new();
+    for r in runs {
+        let c = &r["config"];
+        let pct = |k: &str| {
+            c["split"][k]
+                .as_f64()
+                .map_or("?".into(), |f| format!("{:.0}", f * 100.0))
+        };
+        let recipe = format!(
+            "split seed {}, {}/{}/{}",
+            c["split_seed"],
+            pct("train"),
+            pct("dev"),
+            pct("test")
+        );
+        *recipes.entry(recipe).or_default() += 1;
+    }
+    match recipes.len() {
+        0 => "no finished runs".into(),
+        1 => recipes.into_keys().next().unwrap_or_default(),
+        _ => recipes
+            .into_iter()
+            .map(|(k, n)| format!("{k} ({n} run{})", if n == 1 { "" } else { "s" }))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_text_comes_from_the_runs_configs() {
+        let run = |seed: u64, train: f64| {
+            serde_json::json!({"config": {"split_seed": seed,
+                "split": {"train": train, "dev": 0.1, "test": 0.9 - train}}})
+        };
+        let (a, b) = (run(42, 0.8), run(7, 0.7));
+        assert_eq!(splits(&[&a, &a]), "split seed 42, 80/10/10");
+        assert_eq!(
+            splits(&[&a, &b]),
+            "split seed 42, 80/10/10 (1 run); split seed 7, 70/10/20 (1 run)"
+        );
+    }
 }

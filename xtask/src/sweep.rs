@@ -143,9 +143,10 @@ pub fn makemore_bin(explicit: Option<PathBuf>) -> Result<PathBuf> {
     Ok(target.join("release").join("makemore"))
 }
 
-/// All result records in `dir` (every `results*.jsonl`), the last one per run id.
-pub fn read_results(dir: &Path) -> Result<BTreeMap<String, Value>> {
-    let mut out = BTreeMap::new();
+/// Every record in `dir`'s `results*.jsonl` files, in file order: rung records (successive
+/// halving's part-way results, with a `rung` field) and final ones.
+pub fn read_records(dir: &Path) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Ok(out);
     };
@@ -167,16 +168,28 @@ pub fn read_results(dir: &Path) -> Result<BTreeMap<String, Value>> {
             }
             // A line cut short by a crash is skipped, not fatal: its run simply reruns.
             match serde_json::from_str::<Value>(line) {
-                Ok(v) => {
-                    if let Some(id) = v["id"].as_str() {
-                        out.insert(id.to_string(), v);
-                    }
-                }
+                Ok(v) if v["id"].is_string() => out.push(v),
+                Ok(_) => eprintln!("warning: {}:{}: skipped (no id)", f.display(), i + 1),
                 Err(e) => eprintln!("warning: {}:{}: skipped ({e})", f.display(), i + 1),
             }
         }
     }
     Ok(out)
+}
+
+/// The last final record of each run in `dir` (`ok`, `stopped` by successive halving, or
+/// `failed`), by run id.
+pub fn read_results(dir: &Path) -> Result<BTreeMap<String, Value>> {
+    Ok(read_records(dir)?
+        .into_iter()
+        .filter(|r| r.get("rung").is_none())
+        .filter_map(|r| Some((r["id"].as_str()?.to_string(), r)))
+        .collect())
+}
+
+/// A run that needs no more training: finished, or stopped by successive halving.
+fn settled(record: Option<&Value>) -> bool {
+    record.is_some_and(|r| r["status"] == "ok" || r["status"] == "stopped")
 }
 
 /// Runs `cargo xtask sweep`.
@@ -227,19 +240,16 @@ pub fn run(args: &[String]) -> Result<()> {
         None => out.join("results.jsonl"),
     };
     let done = read_results(&out)?;
-    let mut queue = VecDeque::new();
     let mut skipped = 0;
-    for (index, spec) in mine {
-        if done.get(&spec.id).is_some_and(|r| r["status"] == "ok") {
+    for (_, spec) in &mine {
+        if settled(done.get(&spec.id)) {
             skipped += 1;
             continue;
         }
         let cfg_path = out.join("configs").join(format!("{}.json", spec.id));
         std::fs::write(&cfg_path, serde_json::to_string_pretty(&spec.config)?)
             .with_context(|| format!("cannot write {}", cfg_path.display()))?;
-        queue.push_back((index, spec));
     }
-    let todo = queue.len();
     eprintln!(
         "sweep {}: {} runs in the grid{}, {} already done, {} to run, {} at a time -> {}",
         args.grid.display(),
@@ -248,11 +258,11 @@ pub fn run(args: &[String]) -> Result<()> {
             .map(|(i, n)| format!(", shard {i}/{n}"))
             .unwrap_or_default(),
         skipped,
-        todo,
-        args.jobs.min(todo.max(1)),
+        mine.len() - skipped,
+        args.jobs.min((mine.len() - skipped).max(1)),
         results_path.display()
     );
-    if todo == 0 {
+    if skipped == mine.len() {
         eprintln!(
             "nothing to do; `cargo xtask report {}` renders the results",
             out.display()
@@ -266,52 +276,220 @@ pub fn run(args: &[String]) -> Result<()> {
         // Ctrl-C reaches the runs too; they save a checkpoint and exit. We stop starting new ones.
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
     }
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let ctx = Arc::new(Ctx {
+    let started = Instant::now();
+    let results = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&results_path)
+        .with_context(|| format!("cannot open {}", results_path.display()))?;
+    // One sweep per results file (shards have their own): a second one would train the same
+    // runs in the same directories.
+    match results.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another sweep is writing {}; wait for it to finish, or use another --out",
+            results_path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {}
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("cannot lock {}", results_path.display()))
+        }
+    }
+    let phases = Phases {
         bin,
         data,
         out: out.clone(),
-        results: Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&results_path)
-                .with_context(|| format!("cannot open {}", results_path.display()))?,
-        ),
-        threads_per_run: (cores / args.jobs.min(todo)).max(1),
-        queue: Mutex::new(queue),
-        progress: Mutex::new(Progress {
-            done: 0,
-            failed: 0,
-            todo,
-            started: Instant::now(),
-        }),
+        results: Arc::new(Mutex::new(results)),
+        jobs: args.jobs,
         stop: stop.clone(),
-    });
-    let workers: Vec<_> = (0..args.jobs.min(todo))
-        .map(|_| {
-            let ctx = ctx.clone();
-            std::thread::spawn(move || worker(&ctx))
-        })
-        .collect();
-    for w in workers {
-        w.join().map_err(|_| anyhow!("a sweep worker panicked"))??;
+    };
+    let mut mine: Vec<(usize, RunSpec)> = mine;
+    let (mut done_runs, mut failed) = (0, 0);
+    if let Some(halving) = &grid.halving {
+        // Every shard computes the same decisions from everyone's rung records.
+        let mut alive: Vec<(usize, RunSpec)> =
+            grid.expand(&defaults)?.into_iter().enumerate().collect();
+        for &rung in &halving.rungs {
+            let records = read_records(&out)?;
+            let final_ = read_results(&out)?;
+            let todo: Vec<(usize, RunSpec)> = mine
+                .iter()
+                .filter(|(_, spec)| {
+                    !settled(final_.get(&spec.id)) && rung_loss(&records, &spec.id, rung).is_none()
+                })
+                .cloned()
+                .collect();
+            let (d, f) = phases.run(todo, Some(rung))?;
+            done_runs += d;
+            failed += f;
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let losses = wait_for_rung(&out, &alive, rung, &stop)?;
+            let Some(losses) = losses else { break };
+            let mut ranked: Vec<((usize, RunSpec), f64)> = alive.into_iter().zip(losses).collect();
+            ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0 .1.id.cmp(&b.0 .1.id)));
+            let keep = halving.survivors(ranked.len());
+            let final_ = read_results(&out)?;
+            for ((index, spec), _) in &ranked[keep..] {
+                let mine_too = mine.iter().any(|(_, m)| m.id == spec.id);
+                if mine_too && !settled(final_.get(&spec.id)) {
+                    phases.stopped(*index, spec, rung, &out)?;
+                }
+            }
+            eprintln!(
+                "rung {rung}: {} of {} runs go on (best dev {:.4})",
+                keep,
+                ranked.len(),
+                ranked.first().map_or(f64::NAN, |r| r.1)
+            );
+            alive = ranked.into_iter().take(keep).map(|(run, _)| run).collect();
+            mine.retain(|(_, spec)| alive.iter().any(|(_, a)| a.id == spec.id));
+        }
     }
-    let p = ctx.progress.lock().map_err(|_| anyhow!("poisoned"))?;
+    if !stop.load(Ordering::SeqCst) {
+        let final_ = read_results(&out)?;
+        let todo: Vec<(usize, RunSpec)> = mine
+            .into_iter()
+            .filter(|(_, spec)| !settled(final_.get(&spec.id)))
+            .collect();
+        let (d, f) = phases.run(todo, None)?;
+        done_runs += d;
+        failed += f;
+    }
     if stop.load(Ordering::SeqCst) {
-        eprintln!(
-            "interrupted: {} of {} runs finished; run the same command again to continue",
-            p.done, p.todo
-        );
+        eprintln!("interrupted after {done_runs} runs; run the same command again to continue");
         std::process::exit(130);
     }
     eprintln!(
-        "sweep finished: {} runs, {} failed, in {:.0} s; `cargo xtask report {}` renders the results",
-        p.done,
-        p.failed,
-        p.started.elapsed().as_secs_f64(),
+        "sweep finished: {done_runs} trainings (rungs included), {failed} failed, in {:.0} s; `cargo xtask report {}` renders the results",
+        started.elapsed().as_secs_f64(),
         out.display()
     );
+    Ok(())
+}
+
+/// The dev loss a run reported at `rung` (infinite when it failed there), if it did.
+fn rung_loss(records: &[Value], id: &str, rung: u64) -> Option<f64> {
+    records
+        .iter()
+        .rev()
+        .find(|r| r["id"] == id && r["rung"] == rung)
+        .map(|r| r["dev_loss"].as_f64().unwrap_or(f64::INFINITY))
+}
+
+/// Waits until every run in `alive` (of every shard) has reported at `rung`, and returns
+/// their dev losses in order; `None` when interrupted while waiting.
+fn wait_for_rung(
+    out: &Path,
+    alive: &[(usize, RunSpec)],
+    rung: u64,
+    stop: &AtomicBool,
+) -> Result<Option<Vec<f64>>> {
+    let mut said = false;
+    loop {
+        let records = read_records(out)?;
+        let losses: Vec<Option<f64>> = alive
+            .iter()
+            .map(|(_, spec)| rung_loss(&records, &spec.id, rung))
+            .collect();
+        let missing = losses.iter().filter(|l| l.is_none()).count();
+        if missing == 0 {
+            return Ok(Some(losses.into_iter().flatten().collect()));
+        }
+        if !said {
+            eprintln!("rung {rung}: waiting for {missing} runs of other shards to report");
+            said = true;
+        }
+        for _ in 0..20 {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+}
+
+/// What every phase of a sweep shares.
+struct Phases {
+    bin: PathBuf,
+    data: Option<PathBuf>,
+    out: PathBuf,
+    results: Arc<Mutex<std::fs::File>>,
+    jobs: usize,
+    stop: Arc<AtomicBool>,
+}
+
+impl Phases {
+    /// Trains `todo` to `until` (a rung) or to the end, `jobs` at a time; returns how many
+    /// runs reported and how many of them failed.
+    fn run(&self, todo: Vec<(usize, RunSpec)>, until: Option<u64>) -> Result<(usize, usize)> {
+        if todo.is_empty() {
+            return Ok((0, 0));
+        }
+        let n = todo.len();
+        let jobs = self.jobs.min(n);
+        if let Some(rung) = until {
+            eprintln!("rung {rung}: training {n} runs to step {rung}");
+        }
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let ctx = Arc::new(Ctx {
+            bin: self.bin.clone(),
+            data: self.data.clone(),
+            out: self.out.clone(),
+            results: self.results.clone(),
+            threads_per_run: (cores / jobs).max(1),
+            until,
+            queue: Mutex::new(todo.into_iter().collect()),
+            progress: Mutex::new(Progress {
+                done: 0,
+                failed: 0,
+                todo: n,
+                started: Instant::now(),
+            }),
+            stop: self.stop.clone(),
+        });
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                let ctx = ctx.clone();
+                std::thread::spawn(move || worker(&ctx))
+            })
+            .collect();
+        for w in workers {
+            w.join().map_err(|_| anyhow!("a sweep worker panicked"))??;
+        }
+        let p = ctx.progress.lock().map_err(|_| anyhow!("poisoned"))?;
+        Ok((p.done, p.failed))
+    }
+
+    /// Records that successive halving stopped `spec` at `rung`, with its rung results.
+    fn stopped(&self, index: usize, spec: &RunSpec, rung: u64, out: &Path) -> Result<()> {
+        let records = read_records(out)?;
+        let Some(at) = records
+            .iter()
+            .rev()
+            .find(|r| r["id"] == spec.id.as_str() && r["rung"] == rung)
+        else {
+            return Ok(());
+        };
+        let mut line = at.clone();
+        if let Some(m) = line.as_object_mut() {
+            m.remove("rung");
+            m.insert("index".into(), json!(index));
+            m.insert("stopped_at".into(), json!(rung));
+            if at["status"] == "rung" {
+                m.insert("status".into(), json!("stopped"));
+            }
+        }
+        append(&self.results, &line)
+    }
+}
+
+fn append(results: &Mutex<std::fs::File>, line: &Value) -> Result<()> {
+    let mut f = results.lock().map_err(|_| anyhow!("poisoned"))?;
+    writeln!(f, "{line}")?;
+    f.flush()?;
+    f.sync_data()?;
     Ok(())
 }
 
@@ -353,8 +531,10 @@ struct Ctx {
     bin: PathBuf,
     data: Option<PathBuf>,
     out: PathBuf,
-    results: Mutex<std::fs::File>,
+    results: Arc<Mutex<std::fs::File>>,
     threads_per_run: usize,
+    /// The rung to stop at (successive halving), or `None`: to the end.
+    until: Option<u64>,
     queue: Mutex<VecDeque<(usize, RunSpec)>>,
     progress: Mutex<Progress>,
     stop: Arc<AtomicBool>,
@@ -400,7 +580,7 @@ fn worker(ctx: &Ctx) -> Result<()> {
                 for key in ["params", "train_loss", "dev_loss", "steps", "train_secs"] {
                     record[key] = summary[key].clone();
                 }
-                record["status"] = json!("ok");
+                record["status"] = json!(if ctx.until.is_some() { "rung" } else { "ok" });
                 record
             }
             Outcome::Failed(error) => {
@@ -409,17 +589,19 @@ fn worker(ctx: &Ctx) -> Result<()> {
                 record
             }
         };
-        {
-            let mut f = ctx.results.lock().map_err(|_| anyhow!("poisoned"))?;
-            writeln!(f, "{line}")?;
-            f.flush()?;
-            f.sync_data()?;
+        let mut line = line;
+        if let Some(rung) = ctx.until {
+            line["rung"] = json!(rung);
         }
+        append(&ctx.results, &line)?;
         let mut p = ctx.progress.lock().map_err(|_| anyhow!("poisoned"))?;
         p.done += 1;
-        let status = if line["status"] == "ok" {
+        let status = if line["status"] != "failed" {
             format!(
-                "dev {:.4}  train {:.4}  {} params",
+                "{}dev {:.4}  train {:.4}  {} params",
+                ctx.until
+                    .map(|r| format!("at step {r}: "))
+                    .unwrap_or_default(),
                 line["dev_loss"].as_f64().unwrap_or(f64::NAN),
                 line["train_loss"].as_f64().unwrap_or(f64::NAN),
                 line["params"]
@@ -447,6 +629,7 @@ enum Outcome {
 }
 
 fn run_one(ctx: &Ctx, spec: &RunSpec) -> Outcome {
+    let until = ctx.until.map(|r| r.to_string());
     let dir = ctx.out.join("runs").join(&spec.id);
     let cfg = ctx.out.join("configs").join(format!("{}.json", spec.id));
     let mut cmd = Command::new(&ctx.bin);
@@ -472,6 +655,9 @@ fn run_one(ctx: &Ctx, spec: &RunSpec) -> Outcome {
     }
     if let Some(d) = &ctx.data {
         cmd.arg("--data").arg(d);
+    }
+    if let Some(step) = &until {
+        cmd.args(["--until", step]);
     }
     cmd.args(["--json", "-q", "--samples", "0"])
         .env("RAYON_NUM_THREADS", ctx.threads_per_run.to_string())
@@ -521,44 +707,13 @@ fn finished_summary(ctx: &Ctx, dir: &Path, state: &Value) -> Outcome {
         Ok(v) => v,
         Err(e) => return Outcome::Failed(format!("unreadable eval output: {e}")),
     };
-    let config: Value = std::fs::read_to_string(dir.join("config.json"))
-        .ok()
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null);
     Outcome::Done(json!({
-        "params": num_params(&config["model"]),
+        "params": eval["params"],
         "train_loss": eval["train"]["loss"],
         "dev_loss": eval["dev"]["loss"],
         "steps": state["step"],
         "train_secs": state["elapsed_secs"],
     }))
-}
-
-/// Parameter count of an MLP config (the same formula as `MlpConfig::num_params`).
-pub fn num_params(model: &Value) -> Option<u64> {
-    let g = |k: &str| model[k].as_u64();
-    let (v, b, e, h, l) = (
-        g("vocab_size")?,
-        g("block_size")?,
-        g("n_embd")?,
-        g("n_hidden")?,
-        g("n_layers")?,
-    );
-    let input = b * e;
-    let mut n = v * e;
-    let mut fan_in = input;
-    for _ in 0..l {
-        n += fan_in * h + h;
-        fan_in = h;
-    }
-    n += fan_in * v + v;
-    if model["direct"] == true {
-        n += input * v;
-    }
-    if model["norm"] == "Layer" {
-        n += 2 * l * h;
-    }
-    Some(n)
 }
 
 #[cfg(test)]
@@ -576,19 +731,5 @@ mod tests {
             PathBuf::from("../shared/x.txt")
         );
         assert_eq!(tidy_path(Path::new("./a/./b")), PathBuf::from("a/b"));
-    }
-
-    #[test]
-    fn params_formula_matches_the_model() {
-        let m = serde_json::json!({"vocab_size": 27, "block_size": 6, "n_embd": 24,
-            "n_hidden": 300, "n_layers": 1, "direct": false, "norm": "None"});
-        assert_eq!(num_params(&m), Some(52_275));
-        let m = serde_json::json!({"vocab_size": 27, "block_size": 8, "n_embd": 32,
-            "n_hidden": 512, "n_layers": 1, "direct": false, "norm": "Layer"});
-        assert_eq!(
-            num_params(&m),
-            Some(147_323),
-            "the stretch sweep's reported size"
-        );
     }
 }

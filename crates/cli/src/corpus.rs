@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use makemore_train::Checkpoint;
 
 /// The shipped `data/names.txt`, compiled in so the tool works from any directory.
 const BUILTIN: &[u8] = include_bytes!("../../../data/names.txt");
@@ -20,4 +21,21 @@ pub fn load_words(data: Option<&PathBuf>) -> Result<Vec<String>> {
 /// The name of the corpus, for messages.
 pub fn describe(data: Option<&PathBuf>) -> String {
     data.map_or_else(|| BUILTIN_NAME.to_string(), |p| p.display().to_string())
+}
+
+/// The corpus of a command on an existing run: `--data` when given (a resume checks it
+/// against the run's fingerprint), else the file the run was trained on, else the built-in
+/// corpus.
+pub fn of_run(data: Option<&PathBuf>, ckpt: &Checkpoint) -> Result<Option<PathBuf>> {
+    if let Some(path) = data {
+        return Ok(Some(path.clone()));
+    }
+    match &ckpt.state.corpus_path {
+        Some(path) if !path.exists() => bail!(
+            "the run in {} was trained on {}, which no longer exists; pass --data",
+            ckpt.dir.display(),
+            path.display()
+        ),
+        path => Ok(path.clone()),
+    }
 }

@@ -58,7 +58,7 @@ fn ndarray_and_wgpu_agree() {
                 std::env::var_os("MAKEMORE_REQUIRE_WGPU").is_none(),
                 "MAKEMORE_REQUIRE_WGPU is set but {e}"
             );
-            eprintln!("SKIPPED: {e}");
+            common::skipped(&e.to_string());
             return;
         }
     }
@@ -89,7 +89,7 @@ fn ndarray_and_wgpu_agree() {
 #[test]
 fn wgpu_samples_and_evaluates_like_ndarray() {
     if makemore_model::device::wgpu_adapter().is_err() {
-        eprintln!("SKIPPED: no wgpu adapter (see ndarray_and_wgpu_agree)");
+        common::skipped("no wgpu adapter (see ndarray_and_wgpu_agree)");
         return;
     }
     let words =
@@ -157,7 +157,7 @@ fn wgpu_without_an_adapter_is_a_clean_error() {
 #[test]
 fn wgpu_reports_the_first_non_finite_step_like_ndarray() {
     if makemore_model::device::wgpu_adapter().is_err() {
-        eprintln!("SKIPPED: no wgpu adapter (see ndarray_and_wgpu_agree)");
+        common::skipped("no wgpu adapter (see ndarray_and_wgpu_agree)");
         return;
     }
     fn diverge<B: FusedAutodiff>(dir: &Path) -> u64 {

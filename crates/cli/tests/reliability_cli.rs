@@ -212,25 +212,30 @@ fn resume_refuses_a_different_corpus_or_config() {
         .unwrap();
     assert_clean_error(&out, "corpus");
 
+    // An edited config.json (here the step count) is refused, naming the field; clap
+    // already refuses `--config` with `--resume`, so the run's own file is the way in.
     let cfg = unfinished.join("config.json");
-    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
-    v["lr"] = serde_json::json!(0.5);
-    let edited = dir.path().join("edited.json");
-    std::fs::write(&edited, v.to_string()).unwrap();
+    let original = std::fs::read(&cfg).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    v["steps"] = serde_json::json!(100_001);
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    let before_edit = snapshot(&unfinished);
     let out = makemore()
         .args(["train", "-q", "--resume"])
         .arg(&unfinished)
-        .arg("--config")
-        .arg(&edited)
         .output()
         .unwrap();
-    assert!(!out.status.success(), "resume with a different config");
-    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    assert_clean_error(
+        &out,
+        "config.json was edited after the run started (in: steps)",
+    );
     assert_eq!(
-        before,
+        before_edit,
         snapshot(&unfinished),
         "a refused resume changes nothing"
     );
+    std::fs::write(&cfg, &original).unwrap();
+    assert_eq!(before, snapshot(&unfinished));
 
     // A finished run is not resumed, but not damaged either.
     let before = snapshot(&run);
@@ -331,4 +336,79 @@ fn bad_eval_and_data_flags_give_one_line_errors() {
         .output()
         .unwrap();
     assert_clean_error(&out, "block");
+}
+
+#[test]
+fn a_run_directory_in_use_is_refused_to_a_second_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("busy");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_makemore"))
+        .args([
+            "train",
+            "-q",
+            "--samples",
+            "0",
+            "--steps",
+            "1000000",
+            "--out",
+        ])
+        .arg(&run)
+        .args(["--n-hidden", "8", "--checkpoint-every", "50"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The holder has written its pid once it trains.
+    let pid = format!("pid {}", child.id());
+    while !std::fs::read_to_string(run.join(".lock"))
+        .unwrap_or_default()
+        .contains(&pid)
+    {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended early: {status}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for extra in [&["--force"][..], &[]] {
+        let out = makemore()
+            .arg("train")
+            .arg("--out")
+            .arg(&run)
+            .args(SMALL)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_clean_error(
+            &out,
+            &format!("is in use by another makemore process ({pid})"),
+        );
+    }
+    let out = makemore()
+        .args(["train", "-q", "--resume"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert_clean_error(&out, &pid);
+    assert!(child.try_wait().unwrap().is_none(), "the first run goes on");
+    // The lock dies with its holder, however it ends: kill -9, then resume.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = makemore()
+        .args([
+            "train",
+            "-q",
+            "--samples",
+            "0",
+            "--until",
+            "120",
+            "--resume",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -54,6 +54,8 @@ fn train_eval_sample_round_trip() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!((v["dev"]["loss"].as_f64().unwrap() - dev).abs() < 1e-4);
     assert!((v["dev"]["perplexity"].as_f64().unwrap() - dev.exp()).abs() < 1e-3);
+    // SMALL's model: 27·10 embeddings, 30→32 hidden, 32→27 output (what sweeps report).
+    assert_eq!(v["params"], 270 + 30 * 32 + 32 + 32 * 27 + 27);
     assert!(
         v.get("test").is_none(),
         "test is evaluated only when asked for"
@@ -121,7 +123,7 @@ fn train_eval_sample_round_trip() {
 fn gpu_backend_without_a_device_is_a_clean_error() {
     // This machine kind has no NVIDIA driver; where one exists, there is nothing to check.
     if std::path::Path::new("/proc/driver/nvidia").exists() {
-        eprintln!("SKIPPED: this machine has an NVIDIA driver");
+        common::skipped("this machine has an NVIDIA driver");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -275,4 +277,79 @@ fn sigkill_and_resume_give_the_same_weights() {
     );
     let metrics = |d: &Path| std::fs::read_to_string(d.join("metrics.csv")).unwrap();
     assert_eq!(metrics(&reference), metrics(&run));
+}
+
+#[test]
+fn until_then_resume_is_the_straight_run_and_finds_its_own_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let words = dir.path().join("words.txt");
+    let list: Vec<String> = ["an", "bel", "cor", "dan", "eli", "fay", "gus", "hal"]
+        .iter()
+        .flat_map(|a| ["a", "ie", "o", "ette", "us"].map(|b| format!("{a}{b}")))
+        .collect();
+    std::fs::write(&words, list.join("\n")).unwrap();
+    let (straight, halves) = (dir.path().join("straight"), dir.path().join("halves"));
+    let data = ["--data", words.to_str().unwrap()];
+    let out = train_small(&straight, &data);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Stopped at step 100 with a checkpoint, unfinished.
+    let out = train_small(&halves, &[&data[..], &["--until", "100"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(halves.join("state.json")).unwrap()).unwrap();
+    assert_eq!(
+        (state["step"].as_u64(), state["finished"].as_bool()),
+        (Some(100), Some(false))
+    );
+    // Resumed without --data: the run's corpus is read again (the built-in one would be
+    // refused as a different corpus).
+    let out = makemore()
+        .args(["train", "-q", "--samples", "0", "--resume"])
+        .arg(&halves)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(straight.join("model.safetensors")).unwrap(),
+        std::fs::read(halves.join("model.safetensors")).unwrap(),
+        "stopping and resuming gives the straight run's weights"
+    );
+
+    // eval without --data uses the run's corpus too.
+    let eval = |extra: &[&str]| {
+        let out = makemore()
+            .args(["eval", "--json", "--checkpoint"])
+            .arg(&halves)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["dev"]["loss"].clone()
+    };
+    assert_eq!(eval(&[]), eval(&data));
+    // When the file is gone, the error says so and asks for --data.
+    std::fs::rename(&words, dir.path().join("moved.txt")).unwrap();
+    let out = makemore()
+        .args(["eval", "--checkpoint"])
+        .arg(&halves)
+        .output()
+        .unwrap();
+    assert_clean_error(&out, "which no longer exists; pass --data");
 }

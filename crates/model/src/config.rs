@@ -22,6 +22,12 @@ pub enum NormKind {
     /// `nn.LayerNorm`, eps 1e-5). Unlike BatchNorm it needs no running statistics, so
     /// training and evaluation compute the same function.
     Layer,
+    /// BatchNorm (makemore part 3, PyTorch's `nn.BatchNorm1d`: eps 1e-5, momentum 0.1) over
+    /// the rows of each batch, with a learned scale and shift; the hidden layers then have no
+    /// bias (the shift replaces it). Training normalises with the batch's statistics and
+    /// updates running estimates; evaluation and sampling use the running estimates, which
+    /// are saved in the checkpoint.
+    Batch,
 }
 
 /// Shape and initialisation of an [`Mlp`](crate::Mlp).
@@ -40,6 +46,12 @@ pub struct MlpConfig {
     /// Number of tanh hidden layers (the notebook has 1).
     #[config(default = 1)]
     pub n_layers: usize,
+    /// The hierarchical model of makemore part 5 (a WaveNet-like tree): the first hidden
+    /// layer reads each pair of neighbouring characters, and each further layer a pair of
+    /// neighbouring outputs of the one below, so `block_size` must be `2^n_layers` (context
+    /// 8: three layers). Off: the flat MLP, whose first layer reads the whole context.
+    #[config(default = false)]
+    pub hierarchical: bool,
     /// Bengio et al.'s direct connections from the embeddings to the output.
     #[config(default = false)]
     pub direct: bool,
@@ -67,23 +79,50 @@ pub const MAX_DIM: usize = 1 << 20;
 pub const MAX_PARAMS: usize = 1 << 29;
 
 impl MlpConfig {
-    /// Number of trainable parameters this config gives.
+    /// Number of trainable parameters this config gives (BatchNorm's running statistics
+    /// are state, not parameters, and are not counted).
     pub fn num_params(&self) -> usize {
         let input = self.block_size * self.n_embd;
         let mut n = self.vocab_size * self.n_embd;
-        let mut fan_in = input;
-        for _ in 0..self.n_layers {
-            n += fan_in * self.n_hidden + self.n_hidden;
-            fan_in = self.n_hidden;
+        for i in 0..self.n_layers {
+            n += self.fan_in(i) * self.n_hidden;
+            if self.hidden_bias() {
+                n += self.n_hidden;
+            }
         }
-        n += fan_in * self.vocab_size + self.vocab_size;
+        n += self.output_fan_in() * self.vocab_size + self.vocab_size;
         if self.direct {
             n += input * self.vocab_size;
         }
-        if self.norm == NormKind::Layer {
+        if self.norm != NormKind::None {
             n += 2 * self.n_layers * self.n_hidden;
         }
         n
+    }
+
+    /// Inputs of hidden layer `i`: the whole context (flat) or two neighbours (hierarchical)
+    /// for the first layer, the layer below's width (or two of its outputs) after it.
+    pub fn fan_in(&self, i: usize) -> usize {
+        match (self.hierarchical, i) {
+            (false, 0) => self.block_size * self.n_embd,
+            (false, _) => self.n_hidden,
+            (true, 0) => 2 * self.n_embd,
+            (true, _) => 2 * self.n_hidden,
+        }
+    }
+
+    /// Inputs of the output layer.
+    pub fn output_fan_in(&self) -> usize {
+        if self.n_layers == 0 {
+            self.block_size * self.n_embd
+        } else {
+            self.n_hidden
+        }
+    }
+
+    /// Whether the hidden layers have a bias (not before BatchNorm, whose shift replaces it).
+    pub fn hidden_bias(&self) -> bool {
+        self.norm != NormKind::Batch
     }
 
     /// Checks every size is positive and the model fits in memory; says which field is wrong.
@@ -109,6 +148,17 @@ impl MlpConfig {
         }
         if self.vocab_size < 2 {
             return Err("vocab_size must be at least 2 (the boundary and one character)".into());
+        }
+        if self.hierarchical
+            && (self.n_layers == 0
+                || self.n_layers >= usize::BITS as usize
+                || self.block_size != 1 << self.n_layers)
+        {
+            return Err(format!(
+                "the hierarchical model merges pairs, so block_size must be 2^n_layers: \
+                 block_size {} and n_layers {} do not fit (block_size 8 needs n_layers 3)",
+                self.block_size, self.n_layers
+            ));
         }
         if self.n_layers > 64 {
             return Err(format!(

@@ -1,7 +1,7 @@
 //! Host-side initial weights: the same numbers on every backend for a given seed.
 
-use burn::module::{Param, ParamId};
-use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear};
+use burn::module::{Param, ParamId, RunningState};
+use burn::nn::{BatchNorm, BatchNormConfig, Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -98,6 +98,21 @@ impl NormalStream {
         let mut norm = LayerNormConfig::new(d).init(device);
         norm.gamma = self.param(Tensor::ones([d], device));
         norm.beta = Some(self.param(Tensor::zeros([d], device)));
+        norm
+    }
+
+    /// A batch norm (scale 1, shift 0, running mean 0 and variance 1) with sequential ids
+    /// for its parameters and running statistics; draws nothing.
+    pub(crate) fn batch_norm<B: Backend>(&mut self, d: usize, device: &B::Device) -> BatchNorm<B> {
+        let mut norm = BatchNormConfig::new(d).init(device);
+        norm.gamma = self.param(Tensor::ones([d], device));
+        norm.beta = self.param(Tensor::zeros([d], device));
+        self.next_id += 1;
+        norm.running_mean =
+            RunningState::with_id(ParamId::from(self.next_id), Tensor::zeros([d], device));
+        self.next_id += 1;
+        norm.running_var =
+            RunningState::with_id(ParamId::from(self.next_id), Tensor::ones([d], device));
         norm
     }
 }

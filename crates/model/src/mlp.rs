@@ -1,5 +1,5 @@
 use burn::module::Module;
-use burn::nn::{Embedding, LayerNorm, Linear};
+use burn::nn::{BatchNorm, Embedding, LayerNorm, Linear};
 use burn::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -7,12 +7,20 @@ use rand_chacha::ChaCha8Rng;
 use crate::init::NormalStream;
 use crate::{fused, FusedOps, InitScheme, Kernels, MlpConfig, NormKind};
 
-/// Embedding → concatenated context → (Linear → [LayerNorm] → tanh → [dropout]) × n_layers
-/// → Linear → logits.
+/// Embedding → concatenated context → (Linear → [LayerNorm | BatchNorm] → tanh → [dropout])
+/// × n_layers → Linear → logits.
+///
+/// In the hierarchical model each hidden layer first views its input as pairs of
+/// neighbours (part 5's `FlattenConsecutive(2)`): the `[rows, 8·n_embd]` embeddings become
+/// `[4·rows, 2·n_embd]`, the first layer's `[4·rows, n_hidden]` becomes `[2·rows, 2·n_hidden]`,
+/// and so on down to `[rows, n_hidden]`. In row-major order that is a reshape, so every layer
+/// stays a 2-d matrix product, and BatchNorm's statistics run over the batch and the positions
+/// together, as the lecture's fixed `BatchNorm1d` does.
 ///
 /// Parameter names (as stored in safetensors): `embedding.weight`, `hidden.{i}.weight`,
-/// `hidden.{i}.bias`, `output.weight`, `output.bias`, `direct.weight` when enabled, and
-/// `norm.{i}.weight`, `norm.{i}.bias` with LayerNorm.
+/// `hidden.{i}.bias` (not with BatchNorm), `output.weight`, `output.bias`, `direct.weight`
+/// when enabled, `norm.{i}.weight`, `norm.{i}.bias` with LayerNorm, and
+/// `batch_norm.{i}.weight`, `.bias`, `.running_mean`, `.running_var` with BatchNorm.
 #[derive(Module, Debug)]
 pub struct Mlp<B: Backend> {
     /// Character embeddings `[vocab, n_embd]` (the notebook's `C`).
@@ -25,6 +33,9 @@ pub struct Mlp<B: Backend> {
     pub direct: Option<Linear<B>>,
     /// One LayerNorm per hidden layer, or none.
     pub norm: Vec<LayerNorm<B>>,
+    /// One BatchNorm per hidden layer, or none. It normalises with the batch's statistics
+    /// on an autodiff backend (training) and with its running statistics otherwise.
+    pub batch_norm: Vec<BatchNorm<B>>,
     /// Which tanh and loss kernels [`Mlp::forward`] and [`Mlp::loss`] use (not a parameter).
     #[module(skip)]
     pub kernels: Kernels,
@@ -48,18 +59,18 @@ impl MlpConfig {
         let notebook = self.init == InitScheme::Notebook;
         let embedding = rng.embedding(self.vocab_size, self.n_embd, device);
         let mut hidden = Vec::with_capacity(self.n_layers);
-        let mut fan_in = input;
-        for _ in 0..self.n_layers {
+        for i in 0..self.n_layers {
+            let fan_in = self.fan_in(i);
             let (w, b) = if notebook {
                 (1.0, 1.0)
             } else {
                 ((5.0 / 3.0) / (fan_in as f32).sqrt(), 0.01)
             };
-            hidden.push(rng.linear(fan_in, self.n_hidden, w, Some(b), device));
-            fan_in = self.n_hidden;
+            let b = self.hidden_bias().then_some(b);
+            hidden.push(rng.linear(fan_in, self.n_hidden, w, b, device));
         }
         let (w, b) = if notebook { (1.0, 1.0) } else { (0.01, 0.0) };
-        let output = rng.linear(fan_in, self.vocab_size, w, Some(b), device);
+        let output = rng.linear(self.output_fan_in(), self.vocab_size, w, Some(b), device);
         let direct = self.direct.then(|| {
             rng.linear(
                 input,
@@ -70,18 +81,20 @@ impl MlpConfig {
             )
         });
         // Created last, so configs without norms keep their parameter ids.
-        let norm = match self.norm {
-            NormKind::None => Vec::new(),
-            NormKind::Layer => (0..self.n_layers)
-                .map(|_| rng.layer_norm(self.n_hidden, device))
-                .collect(),
-        };
+        let layers = |kind: NormKind| if self.norm == kind { self.n_layers } else { 0 };
+        let norm = (0..layers(NormKind::Layer))
+            .map(|_| rng.layer_norm(self.n_hidden, device))
+            .collect();
+        let batch_norm = (0..layers(NormKind::Batch))
+            .map(|_| rng.batch_norm(self.n_hidden, device))
+            .collect();
         Mlp {
             embedding,
             hidden,
             output,
             direct,
             norm,
+            batch_norm,
             kernels: self.kernels,
         }
     }
@@ -119,9 +132,17 @@ impl<B: FusedOps> Mlp<B> {
         let mut h = emb.clone();
         let mut rng = dropout.map(|d| ChaCha8Rng::seed_from_u64(d.seed));
         for (i, layer) in self.hidden.iter().enumerate() {
-            h = match self.norm.get(i) {
-                None => self.dense(layer, h, true),
-                Some(norm) => self.tanh(norm.forward(self.dense(layer, h, false))),
+            // The hierarchical model's pairs of neighbours; the flat model's rows already
+            // have the layer's width.
+            let [rows, cols] = h.dims();
+            let [fan_in, _] = layer.weight.dims();
+            if cols != fan_in {
+                h = h.reshape([rows * cols / fan_in, fan_in]);
+            }
+            h = match (self.norm.get(i), self.batch_norm.get(i)) {
+                (Some(norm), _) => self.tanh(norm.forward(self.dense(layer, h, false))),
+                (_, Some(norm)) => self.tanh(norm.forward(self.dense(layer, h, false))),
+                _ => self.dense(layer, h, true),
             };
             if let (Some(d), Some(rng)) = (dropout.filter(|d| d.p > 0.0), rng.as_mut()) {
                 let [rows, cols] = h.dims();
@@ -179,6 +200,16 @@ impl<B: FusedOps> Mlp<B> {
 }
 
 impl<B: Backend> Mlp<B> {
+    /// Folds BatchNorm's latest running-statistics update into the value that is saved and
+    /// read at evaluation (burn keeps the latest update aside until it is asked for it).
+    /// Checkpoints call it before saving; `valid()` does it by itself.
+    pub fn sync_running_stats(&self) {
+        for norm in &self.batch_norm {
+            norm.running_mean.value_sync();
+            norm.running_var.value_sync();
+        }
+    }
+
     /// Embedding table as host values, `[vocab][n_embd]`, for plots.
     pub fn embedding_table(&self) -> Vec<Vec<f32>> {
         let table = self.embedding.weight.val();
@@ -203,17 +234,78 @@ mod tests {
     #[test]
     fn param_count_matches_config() {
         let device = Default::default();
-        for (layers, direct, norm) in [
-            (1, false, NormKind::None),
-            (2, true, NormKind::Layer),
-            (3, false, NormKind::Layer),
+        for (block, layers, direct, norm, hierarchical) in [
+            (4, 1, false, NormKind::None, false),
+            (4, 2, true, NormKind::Layer, false),
+            (4, 3, false, NormKind::Layer, false),
+            (4, 2, false, NormKind::Batch, false),
+            (8, 3, false, NormKind::Batch, true),
+            (4, 2, true, NormKind::None, true),
         ] {
-            let config = MlpConfig::new(27, 4)
+            let config = MlpConfig::new(27, block)
                 .with_n_layers(layers)
                 .with_direct(direct)
-                .with_norm(norm);
-            assert_eq!(config.init::<B>(&device).num_params(), config.num_params());
+                .with_norm(norm)
+                .with_hierarchical(hierarchical);
+            config.validate().unwrap();
+            // burn counts BatchNorm's running mean and variance too; they are not trained.
+            let running = if norm == NormKind::Batch {
+                2 * layers * 200
+            } else {
+                0
+            };
+            assert_eq!(
+                config.init::<B>(&device).num_params(),
+                config.num_params() + running
+            );
         }
+        // makemore part 5's hierarchical model: 76,579 parameters.
+        let wavenet = MlpConfig::new(27, 8)
+            .with_n_embd(24)
+            .with_n_hidden(128)
+            .with_n_layers(3)
+            .with_norm(NormKind::Batch)
+            .with_hierarchical(true);
+        assert_eq!(wavenet.num_params(), 76_579);
+        let bad = wavenet.clone().with_n_layers(2).validate().unwrap_err();
+        assert!(bad.contains("block_size must be 2^n_layers"), "{bad}");
+    }
+
+    #[test]
+    fn hierarchical_batch_norm_model_runs_and_evaluates_with_running_statistics() {
+        use burn::backend::Autodiff;
+        use burn::module::AutodiffModule;
+        let device = Default::default();
+        let config = MlpConfig::new(27, 8)
+            .with_n_embd(4)
+            .with_n_hidden(16)
+            .with_n_layers(3)
+            .with_norm(NormKind::Batch)
+            .with_hierarchical(true);
+        let model = config.init::<Autodiff<B>>(&device);
+        let contexts = Tensor::<Autodiff<B>, 2, Int>::from_data(
+            TensorData::new(
+                (0..80i64).map(|i| (i * 7) % 27).collect::<Vec<_>>(),
+                [10, 8],
+            ),
+            &device,
+        );
+        // Fresh running statistics are mean 0, variance 1: evaluation is then the plain
+        // affine map, training normalises by the batch: the two differ.
+        let before = model.valid().forward(contexts.clone().inner()).into_data();
+        let train = model.forward(contexts.clone());
+        assert_eq!(train.dims(), [10, 27]);
+        let after = model.valid().forward(contexts.inner()).into_data();
+        assert_ne!(train.inner().into_data(), before);
+        // One training forward moved the running statistics (momentum 0.1).
+        assert_ne!(before, after);
+        let mean: Vec<f32> = model.valid().batch_norm[0]
+            .running_mean
+            .value()
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert!(mean.iter().any(|m| *m != 0.0));
     }
 
     #[test]

@@ -71,3 +71,31 @@ fn ndarray_f32_runs_the_fused_kernel_not_burns_tanh() {
     // The two differ in the last bits somewhere, so the comparisons above are not vacuous.
     assert_ne!(fused, plain);
 }
+
+#[test]
+fn threaded_training_steps_are_deterministic_whatever_the_threads() {
+    use makemore_model::fused::kernels::PARALLEL_MIN;
+    // A batch whose hidden activations cross the kernels' threading threshold: the
+    // element-wise kernels split the work over the pool (and matrixmultiply uses its own
+    // threads where it judges the product large enough), and every value must come out the
+    // same as on one thread, run after run.
+    let (rows, hidden) = (2048, 128);
+    assert!(rows * hidden > PARALLEL_MIN);
+    let config = MlpConfig::new(27, 3).with_n_hidden(hidden);
+    let model = config.init::<Autodiff<NdArray<f32>>>(&Default::default());
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            assert_eq!(rayon::current_num_threads(), threads);
+            common::batch_loss_and_grads(&model, 3, rows, None)
+        })
+    };
+    let one = on(1);
+    let (two, two_again) = (on(2), on(2));
+    assert_eq!(two, two_again, "two runs on two threads");
+    assert_eq!(one, two, "one thread against two");
+    assert_eq!(makemore_model::fused::fallbacks(), 0);
+}

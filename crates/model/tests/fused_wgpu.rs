@@ -24,7 +24,7 @@ fn have_adapter() -> bool {
                 std::env::var_os("MAKEMORE_REQUIRE_WGPU").is_none(),
                 "MAKEMORE_REQUIRE_WGPU is set but {e}"
             );
-            eprintln!("SKIPPED: {e}");
+            common::skipped(&e.to_string());
             false
         }
         Err(e) => panic!("{e}"),
@@ -41,8 +41,8 @@ fn wgpu_kernels_match_ndarray_kernels() {
         let config = config.with_kernels(Kernels::Fused);
         let cpu = config.init::<Autodiff<NdArray<f32>>>(&device_cpu());
         let gpu = config.init::<Autodiff<Wgpu>>(&device);
-        let (lc, gc) = loss_and_grads(&cpu, dropout);
-        let (lg, gg) = loss_and_grads(&gpu, dropout);
+        let (lc, gc) = loss_and_grads(&cpu, config.block_size, dropout);
+        let (lg, gg) = loss_and_grads(&gpu, config.block_size, dropout);
         // f32 on both sides, sums in different orders: a few parts in 10^5.
         let tol = 1e-4;
         assert!(

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
-use makemore_model::Mlp;
+use makemore_model::{Mlp, NormKind};
 use makemore_vocab::Vocab;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +57,24 @@ pub struct TrainingState {
     pub dev_loss: Option<f64>,
     /// True once all configured steps ran.
     pub finished: bool,
+    /// The corpus file the run trains on (absolute), when it is not the built-in one: a
+    /// resume without `--data` reads it again (and its sha256 must still match).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corpus_path: Option<PathBuf>,
+    /// The config the run started with, so that a resume notices an edited `config.json`
+    /// (absent in checkpoints from before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<serde_json::Value>,
+}
+
+impl TrainingState {
+    /// The config the run started with, if the checkpoint recorded it.
+    pub fn started_config(&self) -> Result<Option<TrainingConfig>, TrainError> {
+        self.config
+            .as_ref()
+            .map(|v| TrainingConfig::from_checkpoint_json(&v.to_string()))
+            .transpose()
+    }
 }
 
 /// An opened checkpoint directory.
@@ -224,21 +242,31 @@ pub fn expected_tensors(config: &TrainingConfig) -> BTreeMap<String, Vec<usize>>
     let input = m.block_size * m.n_embd;
     let mut out = BTreeMap::new();
     out.insert("embedding.weight".to_string(), vec![m.vocab_size, m.n_embd]);
-    let mut fan_in = input;
     for i in 0..m.n_layers {
-        out.insert(format!("hidden.{i}.weight"), vec![m.n_hidden, fan_in]);
-        out.insert(format!("hidden.{i}.bias"), vec![m.n_hidden]);
-        fan_in = m.n_hidden;
+        out.insert(format!("hidden.{i}.weight"), vec![m.n_hidden, m.fan_in(i)]);
+        if m.hidden_bias() {
+            out.insert(format!("hidden.{i}.bias"), vec![m.n_hidden]);
+        }
     }
-    out.insert("output.weight".to_string(), vec![m.vocab_size, fan_in]);
+    out.insert(
+        "output.weight".to_string(),
+        vec![m.vocab_size, m.output_fan_in()],
+    );
     out.insert("output.bias".to_string(), vec![m.vocab_size]);
     if m.direct {
         out.insert("direct.weight".to_string(), vec![m.vocab_size, input]);
     }
-    if m.norm == makemore_model::NormKind::Layer {
-        for i in 0..m.n_layers {
-            out.insert(format!("norm.{i}.weight"), vec![m.n_hidden]);
-            out.insert(format!("norm.{i}.bias"), vec![m.n_hidden]);
+    let norm = match m.norm {
+        NormKind::None => return out,
+        NormKind::Layer => ("norm", &["weight", "bias"][..]),
+        NormKind::Batch => (
+            "batch_norm",
+            &["weight", "bias", "running_mean", "running_var"][..],
+        ),
+    };
+    for i in 0..m.n_layers {
+        for tensor in norm.1 {
+            out.insert(format!("{}.{i}.{tensor}", norm.0), vec![m.n_hidden]);
         }
     }
     out
@@ -287,6 +315,7 @@ pub fn model_bytes<B: Backend>(model: &Mlp<B>, step: u64) -> Result<Vec<u8>, Tra
         .with_to_adapter(BurnToPyTorchAdapter)
         .metadata("format", "makemore-mlp")
         .metadata("step", step.to_string());
+    model.sync_running_stats();
     model
         .save_into(&mut store)
         .map_err(|e| TrainError::checkpoint(MODEL_FILE, format!("cannot serialise: {e}")))?;

@@ -95,6 +95,7 @@ impl TrainingConfig {
 
     /// Parses a config file from JSON, naming the problem. Model fields added after the first
     /// release take their defaults when absent (`model.norm`: none, `model.dropout`: 0,
+    /// `model.hierarchical`: false,
     /// `model.kernels`: fused), so older config files keep working.
     pub fn from_json(json: &str) -> Result<Self, TrainError> {
         Self::parse(json, Kernels::Fused)
@@ -113,6 +114,7 @@ impl TrainingConfig {
         if let Some(model) = value.get_mut("model").and_then(|m| m.as_object_mut()) {
             model.entry("norm").or_insert_with(|| "None".into());
             model.entry("dropout").or_insert_with(|| 0.0.into());
+            model.entry("hierarchical").or_insert_with(|| false.into());
             if !model.contains_key("kernels") {
                 model.insert(
                     "kernels".into(),
@@ -141,6 +143,7 @@ mod tests {
         let model = v["model"].as_object_mut().unwrap();
         model.remove("norm");
         model.remove("dropout");
+        model.remove("hierarchical");
         model.remove("kernels");
         // A config file without the new fields gets the defaults...
         assert_eq!(TrainingConfig::from_json(&v.to_string()).unwrap(), c);

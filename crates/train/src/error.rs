@@ -47,6 +47,14 @@ pub enum TrainError {
         /// The checkpoint directory.
         dir: PathBuf,
     },
+    /// Another process holds the run directory's lock.
+    #[error("{dir} is in use by another makemore process ({holder}); wait for it to finish, or choose another directory")]
+    InUse {
+        /// The run directory.
+        dir: PathBuf,
+        /// Who holds it, as the holder wrote it ("pid 1234").
+        holder: String,
+    },
     /// Resuming with data or settings that differ from the run's.
     #[error("cannot resume {path}: {reason}")]
     Resume {

@@ -31,6 +31,7 @@ mod checkpoint;
 mod config;
 mod error;
 mod evaluate;
+mod lock;
 mod metrics;
 mod optimizer;
 mod prepare;
@@ -42,11 +43,12 @@ pub use checkpoint::{Checkpoint, TrainingState};
 pub use config::{OptimizerKind, TrainingConfig};
 pub use error::TrainError;
 pub use evaluate::{evaluate, evaluate_split};
+pub use lock::{RunLock, LOCK_FILE};
 pub use metrics::MetricsWriter;
 pub use prepare::{prepare, prepare_with_vocab, PreparedData};
 pub use sample::{sample, Origin, Sample, SampleOptions};
 pub use schedule::LrSchedule;
 pub use trainer::{
     check_data_fits, check_resume, lr_find, suggest_lr, train, LrFindPoint, TrainEvent,
-    TrainSummary, LR_SUGGESTION_RULE,
+    TrainSummary, Trained, Trainer, LR_SUGGESTION_RULE,
 };

@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::checkpoint::{self, Checkpoint, TrainingState, METRICS_FILE};
 use crate::optimizer::TrainOptimizer;
+use crate::RunLock;
 use crate::{evaluate, MetricsWriter, PreparedData, TrainError, TrainingConfig};
 
 /// What the trainer reports while it runs (for progress bars and logs).
@@ -54,8 +55,10 @@ pub enum TrainEvent {
 pub struct TrainSummary {
     /// Steps completed in total (including before a resume).
     pub steps_done: u64,
-    /// True when the run stopped early because it was asked to.
+    /// True when the run stopped early because it was asked to (the stop flag).
     pub interrupted: bool,
+    /// True when the run has done all its steps; false after a stop or [`Trainer::until`].
+    pub finished: bool,
     /// Full train-split loss.
     pub train_loss: f64,
     /// Full dev-split loss (`None` for an empty dev split).
@@ -77,7 +80,8 @@ struct Run<'a, B: FusedAutodiff> {
     state: TrainingState,
 }
 
-/// Trains (or, with `resume`, continues) a run whose checkpoints go to `dir`.
+/// Trains (or, with `resume`, continues) a run whose checkpoints go to `dir`: the short
+/// form of [`Trainer`] for a run that only needs a stop flag and an event callback.
 ///
 /// `config.model.vocab_size` is taken from the data. A fresh run writes `config.json`,
 /// `vocab.json` and a step-0 checkpoint before the first step, so a last good checkpoint
@@ -92,16 +96,157 @@ pub fn train<B: FusedAutodiff>(
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(&TrainEvent),
 ) -> Result<TrainSummary, TrainError> {
-    let config = sized_config(config, data)?;
-    if let Some(ckpt) = &resume {
-        check_resume(ckpt, data, &config)?;
+    let mut trainer = Trainer::new(data, config, dir)
+        .stop(stop)
+        .on_event(on_event);
+    if let Some(ckpt) = resume {
+        trainer = trainer.resume(ckpt);
     }
-    check_data_fits(&config, data)?;
-    let mut run: Run<'_, B> = match resume {
-        Some(ckpt) => Run::resume(data, &config, dir, ckpt, device)?,
-        None => Run::fresh(data, &config, dir, device)?,
-    };
-    run.go(stop, on_event)
+    Ok(trainer.fit::<B>(device)?.summary)
+}
+
+/// One training run, set up step by step, then [`Trainer::fit`]:
+///
+/// ```
+/// use burn::backend::{Autodiff, NdArray};
+/// use makemore_train::{prepare, Trainer, TrainingConfig};
+///
+/// let words: Vec<String> = ["emma", "olivia", "ava", "isabella", "sophia", "mia"]
+///     .iter().map(|w| w.to_string()).collect();
+/// let mut config = TrainingConfig::default();
+/// config.steps = 40;
+/// config.batch_size = 8;
+/// let data = prepare(words, &config).unwrap();
+/// let out = tempfile::tempdir().unwrap();
+/// // Stop half-way (with a checkpoint), then continue the same run to the end.
+/// let half = Trainer::new(&data, &config, out.path()).until(20).fit::<Autodiff<NdArray>>(&Default::default()).unwrap();
+/// assert_eq!((half.summary.steps_done, half.summary.finished), (20, false));
+/// let ckpt = makemore_train::Checkpoint::open(out.path()).unwrap();
+/// let done = Trainer::new(&data, &config, out.path()).resume(ckpt).fit::<Autodiff<NdArray>>(&Default::default()).unwrap();
+/// assert!(done.summary.finished);
+/// let logits = done.model.forward(burn::prelude::Tensor::zeros([1, 3], &Default::default()));
+/// assert_eq!(logits.dims(), [1, data.vocab.len()]);
+/// ```
+pub struct Trainer<'a> {
+    data: &'a PreparedData,
+    config: &'a TrainingConfig,
+    dir: &'a Path,
+    resume: Option<Checkpoint>,
+    stop: Option<&'a AtomicBool>,
+    until: Option<u64>,
+    corpus_path: Option<PathBuf>,
+    lock: Option<RunLock>,
+    on_event: Option<&'a mut dyn FnMut(&TrainEvent)>,
+}
+
+/// What [`Trainer::fit`] returns: the model as training left it (on the inner backend, ready
+/// to evaluate and sample) and how the run ended.
+pub struct Trained<B: Backend> {
+    /// The model after the last step.
+    pub model: Mlp<B>,
+    /// Steps, losses and time.
+    pub summary: TrainSummary,
+}
+
+impl<'a> Trainer<'a> {
+    /// A fresh run of `config` on `data`, checkpointing into `dir`.
+    pub fn new(data: &'a PreparedData, config: &'a TrainingConfig, dir: &'a Path) -> Self {
+        Self {
+            data,
+            config,
+            dir,
+            resume: None,
+            stop: None,
+            until: None,
+            corpus_path: None,
+            lock: None,
+            on_event: None,
+        }
+    }
+
+    /// The run directory's lock, when the caller took it earlier (to clean the directory
+    /// first, say); otherwise [`Trainer::fit`] takes it.
+    pub fn lock(mut self, lock: RunLock) -> Self {
+        self.lock = Some(lock);
+        self
+    }
+
+    /// Records where the corpus came from (a file; made absolute) in the checkpoint, so that
+    /// a resume can read it again without being told.
+    pub fn corpus_path(mut self, path: &Path) -> Self {
+        self.corpus_path = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
+        self
+    }
+
+    /// Continues the run saved in `ckpt` (which must be `dir`'s) instead of starting afresh;
+    /// its corpus, vocabulary and config must be this run's ([`check_resume`]).
+    pub fn resume(mut self, ckpt: Checkpoint) -> Self {
+        self.resume = Some(ckpt);
+        self
+    }
+
+    /// When `stop` becomes true, the run saves a checkpoint and returns at the next step
+    /// boundary, with `interrupted: true`.
+    pub fn stop(mut self, stop: &'a AtomicBool) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Stops after `step` steps in all (counting those before a resume) with a checkpoint,
+    /// unfinished: resuming continues exactly as if the run had not stopped. Successive
+    /// halving uses it to compare runs part-way. At or past `config.steps` it changes nothing.
+    pub fn until(mut self, step: u64) -> Self {
+        self.until = Some(step);
+        self
+    }
+
+    /// Called with each step's loss, each evaluation and each checkpoint.
+    pub fn on_event(mut self, on_event: &'a mut dyn FnMut(&TrainEvent)) -> Self {
+        self.on_event = Some(on_event);
+        self
+    }
+
+    /// Runs the training on `device` and returns the trained model and a summary.
+    pub fn fit<B: FusedAutodiff>(
+        self,
+        device: &B::Device,
+    ) -> Result<Trained<B::InnerBackend>, TrainError> {
+        let mut lock = match self.lock {
+            Some(lock) => lock,
+            None => {
+                std::fs::create_dir_all(self.dir).map_err(|e| TrainError::io(self.dir, e))?;
+                RunLock::acquire(self.dir)?
+            }
+        };
+        let config = sized_config(self.config, self.data)?;
+        if let Some(ckpt) = &self.resume {
+            check_resume(ckpt, self.data, &config)?;
+        }
+        check_data_fits(&config, self.data)?;
+        lock.claim()?;
+        let mut run: Run<'_, B> = match self.resume {
+            Some(ckpt) => {
+                let mut run = Run::resume(self.data, &config, self.dir, ckpt, device)?;
+                if self.corpus_path.is_some() {
+                    run.state.corpus_path = self.corpus_path;
+                }
+                run
+            }
+            None => Run::fresh(self.data, &config, self.dir, self.corpus_path, device)?,
+        };
+        let never = AtomicBool::new(false);
+        let mut ignore = |_: &TrainEvent| {};
+        let on_event = match self.on_event {
+            Some(f) => f,
+            None => &mut ignore,
+        };
+        let until = self.until.unwrap_or(u64::MAX).min(config.steps);
+        let summary = run.go(self.stop.unwrap_or(&never), until, on_event)?;
+        Ok(Trained {
+            model: run.model.valid(),
+            summary,
+        })
+    }
 }
 
 /// The config with the corpus's vocabulary size filled in, validated.
@@ -132,6 +277,16 @@ pub fn check_resume(
     }
     if ckpt.vocab != data.vocab {
         return Err(refuse("the vocabulary differs from the run's".into()));
+    }
+    if let Some(started) = ckpt.state.started_config()? {
+        let mut started = started;
+        started.model.vocab_size = ckpt.config.model.vocab_size;
+        if started != ckpt.config {
+            let fields = config_differences(&started, &ckpt.config).join(", ");
+            return Err(refuse(format!(
+                "config.json was edited after the run started (in: {fields}); restore it, or start a new run with --config"
+            )));
+        }
     }
     if &ckpt.config != config {
         let fields = config_differences(&ckpt.config, config).join(", ");
@@ -196,6 +351,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         data: &'a PreparedData,
         config: &'a TrainingConfig,
         dir: &'a Path,
+        corpus_path: Option<PathBuf>,
         device: &'a B::Device,
     ) -> Result<Self, TrainError> {
         checkpoint::write_run_files(dir, config, &data.vocab)?;
@@ -215,6 +371,8 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
                 train_loss: None,
                 dev_loss: None,
                 finished: false,
+                corpus_path,
+                config: serde_json::to_value(config).ok(),
             },
         };
         run.save()?;
@@ -269,10 +427,11 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
     fn go(
         &mut self,
         stop: &AtomicBool,
+        until: u64,
         on_event: &mut dyn FnMut(&TrainEvent),
     ) -> Result<TrainSummary, TrainError> {
         let config = self.config;
-        let params = self.model.num_params();
+        let params = config.model.num_params();
         on_event(&TrainEvent::Start {
             params,
             start_step: self.state.step,
@@ -284,7 +443,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         let mut pending = PendingLosses::default();
         let mut interrupted = false;
         let mut clock = Instant::now();
-        while self.state.step < config.steps {
+        while self.state.step < until {
             if stop.load(Ordering::Relaxed) {
                 interrupted = true;
                 break;
@@ -329,7 +488,8 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         let inner_device = self.device;
         let train_loss = evaluate(&valid, &self.data.train, inner_device).unwrap_or(f64::NAN);
         let dev_loss = evaluate(&valid, &self.data.dev, inner_device);
-        if !interrupted {
+        let finished = self.state.step >= config.steps;
+        if finished {
             self.state.finished = true;
             self.state.train_loss = Some(train_loss);
             self.state.dev_loss = dev_loss;
@@ -341,6 +501,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         Ok(TrainSummary {
             steps_done: self.state.step,
             interrupted,
+            finished,
             train_loss,
             dev_loss,
             params,

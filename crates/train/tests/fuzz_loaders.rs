@@ -246,9 +246,15 @@ fn undamaged_copy_resumes() {
 #[test]
 fn config_asking_for_endless_training_is_stopped_by_the_harness() {
     let (_keep, dir) = copy_template();
+    let steps = serde_json::Value::from(1_000_000_000_000_000_000u64);
     let mut v = base_json("config.json");
-    v["steps"] = serde_json::Value::from(1_000_000_000_000_000_000u64);
+    v["steps"] = steps.clone();
     std::fs::write(dir.join("config.json"), v.to_string()).unwrap();
+    // A run that started with this config (state.json records it, and a resume refuses an
+    // edited config.json).
+    let mut state = base_json("state.json");
+    state["config"]["steps"] = steps;
+    std::fs::write(dir.join("state.json"), state.to_string()).unwrap();
     exercise(&dir).unwrap();
     let ckpt = Checkpoint::open(&dir).unwrap();
     assert!(!ckpt.state.finished);

@@ -293,3 +293,75 @@ fn identical_runs_write_identical_weight_files() {
     let read = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
     assert_eq!(read(a.path()), read(b.path()));
 }
+
+#[test]
+fn hierarchical_batch_norm_run_resumes_exactly() {
+    // The running statistics are part of the checkpoint: a resumed run normalises with
+    // the same estimates, and ends with the same weights and statistics.
+    let mut c = config(OptimizerKind::Sgd);
+    c.model.block_size = 4;
+    c.model.n_layers = 2;
+    c.model.hierarchical = true;
+    c.model.norm = makemore_model::NormKind::Batch;
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run_straight(a.path(), &c);
+    run_interrupted(b.path(), &c, 23);
+    assert_eq!(weights(a.path()), weights(b.path()));
+    assert_trained(a.path(), &c);
+
+    // As after kill -9: resume from a periodic checkpoint (step 20), taken mid-run.
+    let killed = tempfile::tempdir().unwrap();
+    let copy = |from: &Path, to: &Path| {
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    };
+    let data = prepare(words(), &c).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let mut on_event = |e: &TrainEvent| {
+        if let TrainEvent::Checkpoint { step: 20 } = e {
+            copy(scratch.path(), killed.path());
+        }
+    };
+    train::<B>(
+        &data,
+        &c,
+        scratch.path(),
+        None,
+        &Default::default(),
+        &AtomicBool::new(false),
+        &mut on_event,
+    )
+    .unwrap();
+    assert_eq!(Checkpoint::open(killed.path()).unwrap().state.step, 20);
+    resume(killed.path(), &data).unwrap();
+    assert_eq!(weights(a.path()), weights(killed.path()));
+}
+
+#[test]
+fn resume_refuses_a_different_config_naming_the_fields() {
+    let c = config(OptimizerKind::Sgd);
+    let dir = tempfile::tempdir().unwrap();
+    run_interrupted(dir.path(), &c, 5);
+    let mut other = c.clone();
+    other.batch_size = 8;
+    other.model.n_hidden = 16;
+    let data = prepare(words(), &other).unwrap();
+    let err = train::<B>(
+        &data,
+        &other,
+        dir.path(),
+        Some(Checkpoint::open(dir.path()).unwrap()),
+        &Default::default(),
+        &AtomicBool::new(false),
+        &mut |_: &TrainEvent| {},
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains(
+            "the config differs from the run's config.json in: batch_size, model.n_hidden"
+        ),
+        "{err}"
+    );
+}

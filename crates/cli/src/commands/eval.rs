@@ -40,7 +40,7 @@ pub struct EvalArgs {
     /// Checkpoint directory (a run's --out).
     #[arg(long, value_name = "DIR")]
     pub checkpoint: PathBuf,
-    /// Word list (default: the built-in data/names.txt).
+    /// Word list (default: the corpus the run was trained on).
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     /// Splits to evaluate (repeatable; default train and dev; test only when asked for).
@@ -74,7 +74,7 @@ struct EvalJob {
 /// Runs `makemore eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     let ckpt = Checkpoint::open(&args.checkpoint).context("cannot evaluate")?;
-    let words = corpus::load_words(args.data.as_ref())?;
+    let words = corpus::load_words(corpus::of_run(args.data.as_ref(), &ckpt)?.as_ref())?;
     dispatch(args.backend, EvalJob { args, ckpt, words })
 }
 
@@ -109,7 +109,12 @@ impl WithBackend for EvalJob {
             }
         }
         if args.json {
-            let keyed: BTreeMap<_, _> = out.into_iter().collect();
+            // One key per split, and the model's trainable parameter count.
+            let mut keyed: BTreeMap<_, _> = out
+                .into_iter()
+                .map(|(name, l)| Ok((name, serde_json::to_value(l)?)))
+                .collect::<Result<_>>()?;
+            keyed.insert("params", ckpt.config.model.num_params().into());
             println!("{}", serde_json::to_string(&keyed)?);
         } else {
             // In the order asked for (train before dev by default).

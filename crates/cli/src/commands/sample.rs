@@ -38,7 +38,7 @@ pub struct SampleArgs {
     /// Only words that are in no split of the corpus.
     #[arg(long)]
     pub only_new: bool,
-    /// Word list to mark samples against (default: the built-in data/names.txt).
+    /// Word list to mark samples against (default: the run's own corpus).
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     /// Print JSON lines: {"word", "origin", "truncated"}.
@@ -58,7 +58,7 @@ struct SampleJob {
 /// Runs `makemore sample`.
 pub fn run(args: SampleArgs) -> Result<()> {
     let ckpt = Checkpoint::open(&args.checkpoint).context("cannot sample")?;
-    let words = corpus::load_words(args.data.as_ref())?;
+    let words = corpus::load_words(corpus::of_run(args.data.as_ref(), &ckpt)?.as_ref())?;
     let split = Split::new(words, ckpt.config.split_seed, ckpt.config.split)?;
     dispatch(args.backend, SampleJob { args, ckpt, split })
 }

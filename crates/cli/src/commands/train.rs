@@ -10,8 +10,8 @@ use makemore_data::SplitRatios;
 use makemore_model::FusedAutodiff;
 use makemore_model::InitScheme;
 use makemore_train::{
-    prepare, sample, train, Checkpoint, LrSchedule, OptimizerKind, SampleOptions, TrainEvent,
-    TrainingConfig,
+    prepare, sample, Checkpoint, LrSchedule, OptimizerKind, RunLock, SampleOptions, TrainEvent,
+    Trained, Trainer, TrainingConfig,
 };
 use serde::Serialize;
 
@@ -53,6 +53,8 @@ pub enum NormArg {
     None,
     /// LayerNorm before each tanh.
     Layer,
+    /// BatchNorm before each tanh (running statistics at evaluation; no hidden bias).
+    Batch,
 }
 
 /// tanh and cross-entropy kernels.
@@ -98,7 +100,8 @@ pub enum OptimizerArg {
 /// 0.01 from step 100,000, 80/10/10 split with seed 42).
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Word list, one word per line (default: the built-in data/names.txt).
+    /// Word list, one word per line (default: the built-in data/names.txt; with --resume,
+    /// the run's own corpus).
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     /// Checkpoint directory for this run.
@@ -113,6 +116,11 @@ pub struct TrainArgs {
     /// Replace a different run already in --out.
     #[arg(long)]
     pub force: bool,
+    /// Stop after STEP steps in all, with a checkpoint, unfinished (as Ctrl-C would):
+    /// `--resume` later continues the same run bit for bit. Successive halving in
+    /// `cargo xtask sweep` compares runs this way part-way through.
+    #[arg(long, value_name = "STEP")]
+    pub until: Option<u64>,
     /// Print the resolved config (defaults, --config, then flags) as JSON and exit
     /// without training; the result works as a --config file.
     #[arg(long)]
@@ -136,7 +144,12 @@ pub struct TrainArgs {
     /// Add Bengio et al.'s direct embedding-to-output connections.
     #[arg(long, help_heading = "Model")]
     pub direct: Option<bool>,
-    /// Normalise each hidden layer before tanh (`layer`: LayerNorm; default `none`).
+    /// The hierarchical model of makemore part 5: each layer merges pairs of neighbours, so
+    /// `--block-size 8` has 3 layers (set from the block size unless `--layers` is given).
+    #[arg(long, help_heading = "Model")]
+    pub hierarchical: Option<bool>,
+    /// Normalise each hidden layer before tanh (`layer`: LayerNorm, `batch`: BatchNorm;
+    /// default `none`).
     #[arg(long, value_enum, help_heading = "Model")]
     pub norm: Option<NormArg>,
     /// Dropout probability after each tanh, during training only (default 0: off).
@@ -223,6 +236,7 @@ impl TrainArgs {
             || self.n_hidden.is_some()
             || self.layers.is_some()
             || self.direct.is_some()
+            || self.hierarchical.is_some()
             || self.norm.is_some()
             || self.dropout.is_some()
             || self.init.is_some()
@@ -254,11 +268,16 @@ impl TrainArgs {
         set(&mut m.n_hidden, self.n_hidden);
         set(&mut m.n_layers, self.layers);
         set(&mut m.direct, self.direct);
+        set(&mut m.hierarchical, self.hierarchical);
+        if m.hierarchical && self.layers.is_none() && m.block_size.is_power_of_two() {
+            m.n_layers = m.block_size.trailing_zeros() as usize;
+        }
         set(&mut m.dropout, self.dropout);
         if let Some(norm) = self.norm {
             m.norm = match norm {
                 NormArg::None => makemore_model::NormKind::None,
                 NormArg::Layer => makemore_model::NormKind::Layer,
+                NormArg::Batch => makemore_model::NormKind::Batch,
             };
         }
         set(&mut m.init_seed, self.init_seed);
@@ -369,6 +388,7 @@ struct Summary {
     params: usize,
     steps: u64,
     interrupted: bool,
+    finished: bool,
     train_loss: f64,
     dev_loss: Option<f64>,
     train_secs: f64,
@@ -380,16 +400,26 @@ struct TrainJob {
     config: TrainingConfig,
     dir: PathBuf,
     resume: Option<Checkpoint>,
+    /// The run directory's lock, held from before any file in it changes.
+    lock: Option<RunLock>,
+    /// The corpus file (`None`: the built-in corpus).
+    data: Option<PathBuf>,
     words: Vec<String>,
 }
 
 /// Runs `makemore train`.
 pub fn run(args: TrainArgs) -> Result<()> {
-    let (config, dir, resume) = match &args.resume {
+    let (config, dir, resume, lock) = match &args.resume {
         Some(dir) => {
             if args.has_overrides() {
                 bail!("--resume continues a run with its own config.json; leave out the training flags (or start a new run with --config {}/config.json)", dir.display());
             }
+            // Taken before opening: opening may finish an interrupted save.
+            let lock = if dir.is_dir() {
+                Some(RunLock::acquire(dir)?)
+            } else {
+                None
+            };
             let ckpt = Checkpoint::open(dir).context("cannot resume")?;
             if ckpt.state.finished {
                 bail!(
@@ -398,7 +428,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     ckpt.config.steps
                 );
             }
-            (ckpt.config.clone(), dir.clone(), Some(ckpt))
+            (ckpt.config.clone(), dir.clone(), Some(ckpt), lock)
         }
         None => {
             let mut config = load_config(args.config.as_deref())?;
@@ -412,11 +442,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 println!("{}", config.to_json());
                 return Ok(());
             }
-            check_out_dir(&args.out, args.force)?;
-            (config, args.out.clone(), None)
+            let lock = check_out_dir(&args.out, args.force)?;
+            (config, args.out.clone(), None, Some(lock))
         }
     };
-    let words = corpus::load_words(args.data.as_ref())?;
+    let data = match &resume {
+        Some(ckpt) => corpus::of_run(args.data.as_ref(), ckpt)?,
+        None => args.data.clone(),
+    };
+    let words = corpus::load_words(data.as_ref())?;
     let backend = args.backend;
     dispatch(
         backend,
@@ -425,16 +459,21 @@ pub fn run(args: TrainArgs) -> Result<()> {
             config,
             dir,
             resume,
+            lock,
+            data,
             words,
         },
     )
 }
 
-/// Refuses to overwrite a directory that holds another run unless `force`.
-fn check_out_dir(out: &std::path::Path, force: bool) -> Result<()> {
+/// Refuses to overwrite a directory that holds another run unless `force`, or one that
+/// another process is using at all; returns its lock.
+fn check_out_dir(out: &std::path::Path, force: bool) -> Result<RunLock> {
     if out.exists() && !out.is_dir() {
         bail!("--out {} exists and is not a directory", out.display());
     }
+    // A directory another process trains in is refused first, --force or not.
+    let held = out.is_dir().then(|| RunLock::acquire(out)).transpose()?;
     if Checkpoint::exists(out) && !force {
         bail!(
             "--out {} already holds a run; pass --force to replace it, --resume {} to continue it, or choose another --out",
@@ -444,6 +483,10 @@ fn check_out_dir(out: &std::path::Path, force: bool) -> Result<()> {
     }
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create --out {}", out.display()))?;
+    let lock = match held {
+        Some(lock) => lock,
+        None => RunLock::acquire(out)?,
+    };
     if force {
         // Leave nothing of the old run that the new one could be mistaken for.
         for name in [
@@ -460,7 +503,7 @@ fn check_out_dir(out: &std::path::Path, force: bool) -> Result<()> {
     std::fs::write(&probe, b"")
         .with_context(|| format!("cannot write to --out {}", out.display()))?;
     let _ = std::fs::remove_file(probe);
-    Ok(())
+    Ok(lock)
 }
 
 impl WithBackend for TrainJob {
@@ -472,6 +515,8 @@ impl WithBackend for TrainJob {
             mut config,
             dir,
             resume,
+            lock,
+            data: data_path,
             words,
         } = self;
         let data = prepare(words, &config)?;
@@ -494,7 +539,7 @@ impl WithBackend for TrainJob {
             eprintln!(
                 "training {} parameters on {} ({} train / {} dev examples) -> {}",
                 config.model.num_params(),
-                corpus::describe(args.data.as_ref()),
+                corpus::describe(data_path.as_ref()),
                 data.train.len(),
                 data.dev.len(),
                 dir.display()
@@ -512,10 +557,24 @@ impl WithBackend for TrainJob {
             }
             _ => {}
         };
-        let summary = train::<B>(&data, &config, &dir, resume, &device, &stop, &mut on_event);
+        let mut trainer = Trainer::new(&data, &config, &dir)
+            .stop(&stop)
+            .on_event(&mut on_event);
+        if let Some(ckpt) = resume {
+            trainer = trainer.resume(ckpt);
+        }
+        if let Some(step) = args.until {
+            trainer = trainer.until(step);
+        }
+        if let Some(path) = &data_path {
+            trainer = trainer.corpus_path(path);
+        }
+        if let Some(lock) = lock {
+            trainer = trainer.lock(lock);
+        }
+        let trained = trainer.fit::<B>(&device);
         bar.finish_and_clear();
-        let summary = summary?;
-        let model = Checkpoint::open(&dir)?.load_model::<B::InnerBackend>(&device)?;
+        let Trained { model, summary } = trained?;
         let options = SampleOptions {
             n: args.samples,
             ..SampleOptions::default()
@@ -537,6 +596,7 @@ impl WithBackend for TrainJob {
             params: summary.params,
             steps: summary.steps_done,
             interrupted: summary.interrupted,
+            finished: summary.finished,
             train_loss: summary.train_loss,
             dev_loss: summary.dev_loss,
             train_secs: summary.train_secs,
@@ -546,9 +606,14 @@ impl WithBackend for TrainJob {
             println!("{}", serde_json::to_string(&out)?);
             return Ok(());
         }
-        if summary.interrupted {
+        if !summary.finished {
             println!(
-                "interrupted at step {}; continue with: makemore train --resume {}",
+                "{} at step {}; continue with: makemore train --resume {}",
+                if summary.interrupted {
+                    "interrupted"
+                } else {
+                    "stopped"
+                },
                 summary.steps_done,
                 dir.display()
             );

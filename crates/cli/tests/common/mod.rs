@@ -20,7 +20,7 @@ pub fn canonical_names() -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("skipping: {} is absent", p.display());
+        skipped(&format!("{} is absent", p.display()));
         None
     }
 }
@@ -105,4 +105,17 @@ pub fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
         .collect();
     out.sort();
     out
+}
+
+/// Says that a test skipped where the test runner shows it even for a passing test: straight
+/// to the process's stderr, past libtest's output capture (a skip counts as a pass, so it
+/// must not be silent).
+#[allow(dead_code)] // not every test binary skips
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
