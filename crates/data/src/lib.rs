@@ -44,3 +44,8 @@ pub use corpus::{parse_words, read_words};
 pub use error::DataError;
 pub use pyrandom::PyRandom;
 pub use split::{Split, SplitName, SplitRatios};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -39,3 +39,8 @@ pub use config::{InitScheme, MlpConfig, NormKind, MAX_DIM, MAX_PARAMS};
 pub use fused::{FusedAutodiff, FusedOps, Kernels};
 pub use loss::cross_entropy;
 pub use mlp::{DropoutStep, Mlp};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -7,7 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::init::NormalStream;
 use crate::{fused, FusedOps, InitScheme, Kernels, MlpConfig, NormKind};
 
-/// Embedding → concatenated context → (Linear → [LayerNorm | BatchNorm] → tanh → [dropout])
+/// Embedding → concatenated context → (Linear → \[LayerNorm | BatchNorm\] → tanh → \[dropout\])
 /// × n_layers → Linear → logits.
 ///
 /// In the hierarchical model each hidden layer first views its input as pairs of

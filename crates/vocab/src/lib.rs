@@ -23,3 +23,8 @@ mod vocab;
 
 pub use error::VocabError;
 pub use vocab::{Vocab, BOUNDARY};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
