@@ -12,8 +12,10 @@ use makemore_train::{evaluate_split, prepare, sample, SampleOptions, Trainer, Tr
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The shipped names, the notebook's model, a short run.
     let words = read_words(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/names.txt"))?;
-    let mut config = TrainingConfig::default();
-    config.steps = 3_000;
+    let config = TrainingConfig {
+        steps: 3_000,
+        ..TrainingConfig::default()
+    };
     let data = prepare(words, &config)?;
     let out = std::env::temp_dir().join(format!("makemore-example-{}", std::process::id()));
     let device = Default::default();
