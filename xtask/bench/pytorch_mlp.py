@@ -5,7 +5,11 @@ Used by `cargo xtask bench --pytorch PYTHON [--device cuda]` to compare with mak
 same machine. PyTorch is not a dependency of makemore: install it yourself (`pip install torch`).
 
 usage: python pytorch_mlp.py NAMES_TXT [--task train|eval|sample] --batch-size 32 --steps 3000
-       --warmup 100 --threads 1 [--device cpu|cuda]
+       --warmup 100 --threads 1 [--device cpu|cuda] [--model notebook|wide]
+
+--model wide trains the kind of model the quality sweeps train, written as a PyTorch user
+would (nn.Module, AdamW): context 8, 24-d embeddings, two 512-unit tanh layers with
+LayerNorm and dropout 0.2 (examples/configs/wide.json).
 prints one JSON object: {"steps_per_s": ..., "examples_per_s": ..., ...}
 """
 import argparse
@@ -24,6 +28,7 @@ p.add_argument("--warmup", type=int, default=100)
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--device", default="cpu")
 p.add_argument("--task", choices=["train", "eval", "sample"], default="train")
+p.add_argument("--model", choices=["notebook", "wide"], default="notebook")
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 dev = torch.device(args.device)
@@ -38,7 +43,7 @@ words = [w.strip() for w in open(args.names) if w.strip()]
 chars = sorted(set("".join(words)))
 stoi = {s: i + 1 for i, s in enumerate(chars)}
 stoi["."] = 0
-block_size = 3
+block_size = 8 if args.model == "wide" else 3
 
 
 def build_dataset(words):
@@ -121,6 +126,36 @@ def sample_word(gen):
             return out
 
 
+class Wide(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.emb = nn.Embedding(27, 24)
+        self.net = nn.Sequential(
+            nn.Linear(8 * 24, 512), nn.LayerNorm(512), nn.Tanh(), nn.Dropout(0.2),
+            nn.Linear(512, 512), nn.LayerNorm(512), nn.Tanh(), nn.Dropout(0.2),
+            nn.Linear(512, 27))
+
+    def forward(self, x):
+        return self.net(self.emb(x).flatten(1))
+
+
+if args.model == "wide":
+    torch.manual_seed(2147483647)
+    wide = Wide().to(dev)
+    opt = torch.optim.AdamW(wide.parameters(), lr=1e-3, weight_decay=0.01)
+
+    def step(i):  # noqa: F811 (the wide model's step replaces the notebook's)
+        ix = torch.randint(0, Xtr.shape[0], (args.batch_size,), device=dev)
+        loss = F.cross_entropy(wide(Xtr[ix]), Ytr[ix])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    if args.task != "train":
+        raise SystemExit("--model wide times training only")
+
 if args.task == "train":
     for i in range(args.warmup):
         step(i)
@@ -131,7 +166,7 @@ if args.task == "train":
     loss.item()
     secs = time.perf_counter() - t0
     report(args.steps, secs, steps_per_s=args.steps / secs,
-           examples_per_s=args.steps * args.batch_size / secs)
+           examples_per_s=args.steps * args.batch_size / secs, model=args.model)
 elif args.task == "eval":
     evaluate()
     t0 = time.perf_counter()

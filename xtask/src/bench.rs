@@ -131,6 +131,9 @@ fn bench_flags(
     flags
 }
 
+/// Environment variables of one bench case.
+type Env = &'static [(&'static str, &'static str)];
+
 /// Runs `cargo xtask bench`.
 pub fn run(args: &[String]) -> Result<()> {
     let args = parse(args)?;
@@ -140,38 +143,70 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let scale = |n: u64| if args.quick { (n / 10).max(5) } else { n };
     let mut rows: Vec<(String, String, Value)> = Vec::new();
-    let cases: Vec<(&str, Vec<String>)> = vec![
+    let wide = crate::workspace_root().join("examples/configs/wide.json");
+    let mut wide_flags = bench_flags("train", Some(128), scale(1000), Some(20), false);
+    wide_flags.extend(["--config".to_string(), wide.display().to_string()]);
+    // One thread: RAYON_NUM_THREADS for the element-wise kernels, MATMUL_NUM_THREADS for
+    // matrixmultiply's products.
+    let one_thread: Env = &[("RAYON_NUM_THREADS", "1"), ("MATMUL_NUM_THREADS", "1")];
+    let cases: Vec<(&str, Vec<String>, Env)> = vec![
         (
             "train, batch 32",
             bench_flags("train", Some(32), scale(5000), None, false),
+            &[],
         ),
         (
             "train, batch 4096",
             bench_flags("train", Some(4096), scale(100), Some(5), false),
+            &[],
+        ),
+        (
+            "train, batch 4096, 1 thread",
+            bench_flags("train", Some(4096), scale(100), Some(5), false),
+            one_thread,
+        ),
+        ("train, wide model, batch 128", wide_flags.clone(), &[]),
+        (
+            "train, wide model, batch 128, 1 thread",
+            wide_flags,
+            one_thread,
         ),
         (
             "evaluate the train split",
             bench_flags("eval", None, scale(5), None, false),
+            &[],
         ),
         (
             "sample words",
             bench_flags("sample", None, scale(5000), None, false),
+            &[],
         ),
         (
             "train, batch 32, plain kernels",
             bench_flags("train", Some(32), scale(2000), None, true),
+            &[],
         ),
         (
             "train, batch 4096, plain kernels",
             bench_flags("train", Some(4096), scale(30), Some(5), true),
+            &[],
         ),
     ];
-    for (name, flags) in &cases {
-        eprintln!("makemore bench {}", flags.join(" "));
-        let v = run_json(Command::new(&bin).arg("bench").args(flags).arg("--json"))?;
+    for (name, flags, env) in &cases {
+        let env_text: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+        eprintln!("{env_text}makemore bench {}", flags.join(" "));
+        let mut cmd = Command::new(&bin);
+        cmd.arg("bench").args(flags).arg("--json");
+        for (k, v) in env.iter() {
+            cmd.env(k, v);
+        }
+        let v = run_json(&mut cmd)?;
+        let shown = flags
+            .join(" ")
+            .replace(&format!("{}/", crate::workspace_root().display()), "");
         rows.push((
             name.to_string(),
-            format!("makemore bench {} --json", flags.join(" ")),
+            format!("{env_text}makemore bench {shown} --json"),
             v,
         ));
     }
@@ -181,27 +216,28 @@ pub fn run(args: &[String]) -> Result<()> {
         let root = crate::workspace_root();
         let data = torch_data(&args);
         let script = root.join("xtask/bench/pytorch_mlp.py");
-        for (batch, steps) in [(32u64, scale(5000)), (4096, scale(100))] {
+        let torch_cases = [
+            ("notebook", 32u64, scale(5000), "100"),
+            ("notebook", 4096, scale(100), "5"),
+            ("wide", 128, scale(1000), "20"),
+        ];
+        for (model, batch, steps, warmup) in torch_cases {
             for threads in [1, 2] {
-                eprintln!("pytorch batch {batch}, {threads} thread(s)");
+                let name = match model {
+                    "wide" => format!("wide model, batch {batch}, {threads} thread(s)"),
+                    _ => format!("batch {batch}, {threads} thread(s)"),
+                };
+                eprintln!("pytorch {name}");
                 let v = run_json(
                     Command::new(python)
                         .arg(&script)
                         .arg(&data)
-                        .args([
-                            "--batch-size",
-                            &batch.to_string(),
-                            "--steps",
-                            &steps.to_string(),
-                        ])
-                        .args([
-                            "--threads",
-                            &threads.to_string(),
-                            "--warmup",
-                            if batch > 1000 { "5" } else { "100" },
-                        ]),
+                        .args(["--model", model])
+                        .args(["--batch-size", &batch.to_string()])
+                        .args(["--steps", &steps.to_string()])
+                        .args(["--threads", &threads.to_string(), "--warmup", warmup]),
                 )?;
-                torch_rows.push((format!("batch {batch}, {threads} thread(s)"), v));
+                torch_rows.push((name, v));
             }
         }
     }
@@ -219,7 +255,10 @@ pub fn run(args: &[String]) -> Result<()> {
     md.push_str(
         "Model: the notebook's default (block 3, embedding 10, hidden 200; 11,897 parameters), \
 SGD, on the ndarray CPU backend (`Autodiff<NdArray<f32>>`), with the fused kernels (the \
-default) unless a row says `plain kernels` (burn's generic operations, `--kernels plain`).\n\n",
+default) unless a row says `plain kernels` (burn's generic operations, `--kernels plain`). \
+The wide model (`examples/configs/wide.json`) is the kind the quality sweeps train: context \
+8, 24-d embeddings, two 512-unit layers with LayerNorm and dropout 0.2, AdamW; 378,019 \
+parameters.\n\n",
     );
     md.push_str(&format!("Binary: `{}`.\n\n", bin.display()));
     md.push_str("### makemore\n\n| what | steps/s | examples/s | words/s | peak memory | command |\n|---|---:|---:|---:|---:|---|\n");
@@ -239,7 +278,8 @@ default) unless a row says `plain kernels` (burn's generic operations, `--kernel
         md.push_str("\n### PyTorch, same machine, same run\n\n");
         md.push_str(
             "The notebook's code (`xtask/bench/pytorch_mlp.py`: embedding lookup, `tanh`, \
-`F.cross_entropy`, `backward`, manual SGD), eager mode on the CPU.\n\n",
+`F.cross_entropy`, `backward`, manual SGD), eager mode on the CPU; the wide model as an \
+`nn.Module` with LayerNorm, dropout and `torch.optim.AdamW` (`--model wide`).\n\n",
         );
         md.push_str("| setting | steps/s | examples/s | torch |\n|---|---:|---:|---|\n");
         for (name, v) in &torch_rows {
@@ -257,11 +297,17 @@ default) unless a row says `plain kernels` (burn's generic operations, `--kernel
                 .filter_map(|(_, v)| v[key].as_f64())
                 .fold(0.0f64, f64::max)
         };
-        let ours = |i: usize, key: &str| rows[i].2[key].as_f64().unwrap_or(0.0);
+        let ours = |name: &str, key: &str| {
+            rows.iter()
+                .find(|(n, _, _)| n == name)
+                .and_then(|(_, _, v)| v[key].as_f64())
+                .unwrap_or(0.0)
+        };
         md.push_str(&format!(
-            "\nRatio makemore / best PyTorch setting: batch 32 steps/s **{:.2}×**, batch 4096 examples/s **{:.2}×**.\n",
-            ours(0, "steps_per_s") / best("batch 32,", "steps_per_s").max(1e-9),
-            ours(1, "examples_per_s") / best("batch 4096,", "examples_per_s").max(1e-9),
+            "\nRatio makemore / best PyTorch setting: batch 32 steps/s **{:.2}×**, batch 4096 examples/s **{:.2}×**, wide model at batch 128 steps/s **{:.2}×**.\n",
+            ours("train, batch 32", "steps_per_s") / best("batch 32,", "steps_per_s").max(1e-9),
+            ours("train, batch 4096", "examples_per_s") / best("batch 4096,", "examples_per_s").max(1e-9),
+            ours("train, wide model, batch 128", "steps_per_s") / best("wide model", "steps_per_s").max(1e-9),
         ));
     }
     crate::report::write_section(&args.out, "bench", "# Performance", &md)?;

@@ -67,9 +67,8 @@ fn generate(target: &Path) -> Result<()> {
             String::from_utf8_lossy(&out.stderr)
         );
         check(&out.stdout)?;
-        let tmp = target.with_extension("txt.tmp");
-        std::fs::write(&tmp, &out.stdout)?;
-        std::fs::rename(&tmp, target)?;
+        makemore_io::write_atomic(target, &out.stdout)
+            .with_context(|| format!("cannot write {}", target.display()))?;
         println!("wrote {}", target.display());
         Ok(())
     })();

@@ -8,6 +8,7 @@ mod data;
 mod grid;
 mod report;
 mod sweep;
+mod tutorial;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ commands:
                    [--out FILE] [--img DIR] [--test]
   bench            run the benchmark suite and write docs/performance.md
                    [--quick] [--pytorch PYTHON] [--out FILE]
+  tutorial         rerun docs/tutorial.md's commands and rewrite their output
+                   [--check] (only check that they parse) [--bin PATH]
 ";
 
 fn main() -> ExitCode {
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
         Some("sweep") => sweep::run(&args[1..]),
         Some("report") => report::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("tutorial") => tutorial::run(&args[1..]),
         Some("-h" | "--help") | None => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -381,9 +381,8 @@ pub fn write_section(path: &Path, marker: &str, heading: &str, body: &str) -> Re
         (Some(a), Some(b)) if b > a => format!("{}{section}{}", &old[..a], &old[b + end.len()..]),
         _ => format!("{}\n\n{section}\n", old.trim_end()),
     };
-    let tmp = path.with_extension("md.tmp");
-    std::fs::write(&tmp, new).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    makemore_io::write_atomic(path, new.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// How the finished runs split their corpus: "split seed 42, 80/10/10" when they agree,

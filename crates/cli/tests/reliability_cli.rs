@@ -199,6 +199,18 @@ fn resume_refuses_a_different_corpus_or_config() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    // The kill may have landed in the middle of a save: opening the checkpoint (any command
+    // does) finishes it. Let one do that before taking the snapshot.
+    let out = makemore()
+        .args(["eval", "--checkpoint"])
+        .arg(&unfinished)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let before = snapshot(&unfinished);
 
     let other = dir.path().join("other.txt");

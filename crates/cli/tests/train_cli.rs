@@ -353,3 +353,41 @@ fn until_then_resume_is_the_straight_run_and_finds_its_own_corpus() {
         .unwrap();
     assert_clean_error(&out, "which no longer exists; pass --data");
 }
+
+#[test]
+fn print_config_resolves_dependent_defaults() {
+    let config = |flags: &[&str]| -> serde_json::Value {
+        let out = makemore()
+            .args(["train", "--print-config"])
+            .args(flags)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // The final rate follows the peak: a cosine schedule never ends above where it starts.
+    let c = config(&["--lr-schedule", "cosine", "--lr", "0.002"]);
+    assert_eq!(c["schedule"]["kind"], "cosine");
+    assert!((c["schedule"]["final_lr"].as_f64().unwrap() - 0.0002).abs() < 1e-12);
+    // The defaults stay the notebook's: 0.1, then 0.01 from half the steps.
+    let c = config(&[]);
+    assert_eq!(c["schedule"]["decayed_lr"], 0.01);
+    assert_eq!(c["schedule"]["decay_at"], 100_000);
+    let c = config(&["--steps", "3000"]);
+    assert_eq!(c["schedule"]["decay_at"], 1500);
+    // The hierarchical model takes its layers from the block size.
+    let c = config(&[
+        "--block-size",
+        "8",
+        "--hierarchical",
+        "true",
+        "--norm",
+        "batch",
+    ]);
+    assert_eq!(c["model"]["n_layers"], 3);
+    assert_eq!(c["model"]["norm"], "Batch");
+}

@@ -204,7 +204,7 @@ fn save(figure: &Figure<'_>, path: &Path, format: ImageFormat) -> Result<()> {
             reason,
         });
     }
-    std::fs::rename(&tmp, path).map_err(|source| PlotError::Io {
+    makemore_io::replace(&tmp, path).map_err(|source| PlotError::Io {
         path: path.to_path_buf(),
         source,
     })

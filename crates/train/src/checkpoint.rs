@@ -12,8 +12,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use makemore_io::tmp_path;
 
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
@@ -22,7 +23,7 @@ use makemore_model::{Mlp, NormKind};
 use makemore_vocab::Vocab;
 use serde::{Deserialize, Serialize};
 
-use crate::{TrainError, TrainingConfig};
+use crate::{RunLock, TrainError, TrainingConfig};
 
 /// Name of the weights file.
 pub const MODEL_FILE: &str = "model.safetensors";
@@ -97,23 +98,13 @@ fn read_text(path: &Path) -> Result<String, TrainError> {
     })
 }
 
-/// Writes `bytes` to `path` atomically: a synced temp file renamed over the target.
+/// Writes `bytes` to `path` whole or not at all ([`makemore_io::write_atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let tmp = tmp_path(path);
-    write_synced(&tmp, bytes)?;
-    fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+    makemore_io::write_atomic(path, bytes).map_err(|e| TrainError::io(path, e))
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let mut f = fs::File::create(path).map_err(|e| TrainError::io(path, e))?;
-    f.write_all(bytes).map_err(|e| TrainError::io(path, e))?;
-    f.sync_all().map_err(|e| TrainError::io(path, e))
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
+    makemore_io::write_synced(path, bytes).map_err(|e| TrainError::io(path, e))
 }
 
 /// Finishes or discards an interrupted save (see the module docs).
@@ -180,6 +171,42 @@ impl Checkpoint {
             vocab,
             state,
         })
+    }
+
+    /// Makes `dir` ready for a fresh run and takes its lock ([`RunLock`]), before anything
+    /// in it changes: refuses a directory that another process trains in, or one that holds
+    /// a run unless `replace`; with `replace`, removes the old run's files, so that nothing
+    /// of it can be mistaken for the new one. Checks that the directory is writable.
+    pub fn prepare_dir(dir: &Path, replace: bool) -> Result<RunLock, TrainError> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(TrainError::checkpoint(dir, "exists and is not a directory"));
+        }
+        let held = dir.is_dir().then(|| RunLock::acquire(dir)).transpose()?;
+        if Self::exists(dir) && !replace {
+            return Err(TrainError::RunExists {
+                dir: dir.to_path_buf(),
+            });
+        }
+        fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+        let lock = match held {
+            Some(lock) => lock,
+            None => RunLock::acquire(dir)?,
+        };
+        if replace {
+            for name in [STATE_FILE, MODEL_FILE, OPTIMIZER_FILE, METRICS_FILE] {
+                for path in [dir.join(name), tmp_path(&dir.join(name))] {
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(TrainError::io(path, e)),
+                    }
+                }
+            }
+        }
+        let probe = dir.join(".write-test");
+        fs::write(&probe, b"").map_err(|e| TrainError::io(dir, e))?;
+        let _ = fs::remove_file(probe);
+        Ok(lock)
     }
 
     /// True when `dir` looks like a checkpoint directory (has a state file).
@@ -401,11 +428,7 @@ pub(crate) fn save_commit(
 /// Makes the renames in `dir` durable. A file system that cannot sync a directory says so
 /// with `InvalidInput` (nothing to do there); any other failure is reported.
 fn sync_dir(dir: &Path) -> Result<(), TrainError> {
-    let d = fs::File::open(dir).map_err(|e| TrainError::io(dir, e))?;
-    match d.sync_all() {
-        Err(e) if e.kind() != std::io::ErrorKind::InvalidInput => Err(TrainError::io(dir, e)),
-        _ => Ok(()),
-    }
+    makemore_io::sync_dir(dir).map_err(|e| TrainError::io(dir, e))
 }
 
 /// Optimiser state as bytes (burn's named MessagePack record, full precision).

@@ -47,6 +47,12 @@ pub enum TrainError {
         /// The checkpoint directory.
         dir: PathBuf,
     },
+    /// A fresh run was asked for in a directory that already holds one.
+    #[error("{dir} already holds a run")]
+    RunExists {
+        /// The run directory.
+        dir: PathBuf,
+    },
     /// Another process holds the run directory's lock.
     #[error("{dir} is in use by another makemore process ({holder}); wait for it to finish, or choose another directory")]
     InUse {

@@ -1,6 +1,5 @@
 //! `makemore lr-find`.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -112,10 +111,7 @@ impl WithBackend for LrFindJob {
         for p in &points {
             csv.push_str(&format!("{},{},{}\n", p.exponent, p.lr, p.loss));
         }
-        let tmp = csv_path.with_extension("csv.tmp");
-        std::fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(csv.as_bytes()))
-            .and_then(|()| std::fs::rename(&tmp, &csv_path))
+        makemore_io::write_atomic(&csv_path, csv.as_bytes())
             .with_context(|| format!("cannot write {}", csv_path.display()))?;
         let img = args
             .out

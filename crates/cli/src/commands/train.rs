@@ -7,11 +7,10 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use makemore_data::SplitRatios;
-use makemore_model::FusedAutodiff;
-use makemore_model::InitScheme;
+use makemore_model::{FusedAutodiff, InitScheme, NormKind};
 use makemore_train::{
-    prepare, sample, Checkpoint, LrSchedule, OptimizerKind, RunLock, SampleOptions, TrainEvent,
-    Trained, Trainer, TrainingConfig,
+    prepare, sample, Checkpoint, OptimizerChoice, RunLock, SampleOptions, ScheduleKind, TrainEvent,
+    Trained, Trainer, TrainingConfig, TrainingOverrides,
 };
 use serde::Serialize;
 
@@ -178,7 +177,8 @@ pub struct TrainArgs {
     /// Learning-rate schedule.
     #[arg(long, value_enum, help_heading = "Training")]
     pub lr_schedule: Option<ScheduleArg>,
-    /// Rate after the decay (step) or at the end (cosine).
+    /// Rate after the decay (step) or at the end (cosine); default: the config's ratio to
+    /// the peak (a tenth) times --lr.
     #[arg(long, allow_negative_numbers = true, help_heading = "Training")]
     pub lr_final: Option<f64>,
     /// First step of the decayed rate (step schedule; default: half the steps).
@@ -230,155 +230,73 @@ pub struct TrainArgs {
 }
 
 impl TrainArgs {
-    fn has_overrides(&self) -> bool {
-        let model = self.block_size.is_some()
-            || self.n_embd.is_some()
-            || self.n_hidden.is_some()
-            || self.layers.is_some()
-            || self.direct.is_some()
-            || self.hierarchical.is_some()
-            || self.norm.is_some()
-            || self.dropout.is_some()
-            || self.init.is_some()
-            || self.init_seed.is_some()
-            || self.kernels.is_some();
-        let training = self.steps.is_some()
-            || self.batch_size.is_some()
-            || self.lr.is_some()
-            || self.lr_schedule.is_some()
-            || self.lr_final.is_some()
-            || self.lr_decay_at.is_some()
-            || self.warmup.is_some()
-            || self.lr_list.is_some()
-            || self.optimizer.is_some()
-            || self.weight_decay.is_some()
-            || self.batch_seed.is_some()
-            || self.split.is_some()
-            || self.split_seed.is_some()
-            || self.eval_every.is_some()
-            || self.checkpoint_every.is_some();
-        model || training
-    }
-
-    /// Applies the flags that were given to `config`.
-    pub fn apply(&self, config: &mut TrainingConfig) -> Result<()> {
-        let m = &mut config.model;
-        set(&mut m.block_size, self.block_size);
-        set(&mut m.n_embd, self.n_embd);
-        set(&mut m.n_hidden, self.n_hidden);
-        set(&mut m.n_layers, self.layers);
-        set(&mut m.direct, self.direct);
-        set(&mut m.hierarchical, self.hierarchical);
-        if m.hierarchical && self.layers.is_none() && m.block_size.is_power_of_two() {
-            m.n_layers = m.block_size.trailing_zeros() as usize;
-        }
-        set(&mut m.dropout, self.dropout);
-        if let Some(norm) = self.norm {
-            m.norm = match norm {
-                NormArg::None => makemore_model::NormKind::None,
-                NormArg::Layer => makemore_model::NormKind::Layer,
-                NormArg::Batch => makemore_model::NormKind::Batch,
-            };
-        }
-        set(&mut m.init_seed, self.init_seed);
-        if let Some(init) = self.init {
-            m.init = init.into();
-        }
-        if let Some(kernels) = self.kernels {
-            m.kernels = kernels.into();
-        }
-        set(&mut config.steps, self.steps);
-        set(&mut config.batch_size, self.batch_size);
-        set(&mut config.batch_seed, self.batch_seed);
-        set(&mut config.split_seed, self.split_seed);
-        set(&mut config.eval_every, self.eval_every);
-        set(&mut config.checkpoint_every, self.checkpoint_every);
-        if let Some(s) = &self.split {
-            if s.len() != 3 {
-                bail!("--split takes three fractions train,dev,test (like 0.8,0.1,0.1), got {} values", s.len());
-            }
-            config.split = SplitRatios {
-                train: s[0],
-                dev: s[1],
-                test: s[2],
-            };
-        }
-        self.apply_schedule(config)?;
-        match (self.optimizer, self.weight_decay) {
-            (Some(OptimizerArg::Sgd), Some(_)) => bail!("--weight-decay needs --optimizer adamw"),
-            (Some(OptimizerArg::Sgd), None) => config.optimizer = OptimizerKind::Sgd,
-            (Some(OptimizerArg::Adamw), wd) => {
-                config.optimizer = OptimizerKind::Adamw {
-                    weight_decay: wd.unwrap_or(0.01),
-                }
-            }
-            (None, Some(wd)) => match &mut config.optimizer {
-                OptimizerKind::Adamw { weight_decay } => *weight_decay = wd,
-                OptimizerKind::Sgd => bail!("--weight-decay needs --optimizer adamw"),
-            },
-            (None, None) => {}
-        }
-        Ok(())
-    }
-
-    fn apply_schedule(&self, config: &mut TrainingConfig) -> Result<()> {
-        if let Some(path) = &self.lr_list {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --lr-list {}", path.display()))?;
-            let lrs = text
-                .lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| {
-                    l.trim().parse::<f64>().with_context(|| {
-                        format!("{}:{}: not a number: {l:?}", path.display(), i + 1)
+    /// The config flags that were given, as overrides (reads `--lr-list`).
+    pub fn overrides(&self) -> Result<TrainingOverrides> {
+        let lr_list = match &self.lr_list {
+            None => None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read --lr-list {}", path.display()))?;
+                let lrs = text
+                    .lines()
+                    .enumerate()
+                    .filter(|(_, l)| !l.trim().is_empty())
+                    .map(|(i, l)| {
+                        l.trim().parse::<f64>().with_context(|| {
+                            format!("{}:{}: not a number: {l:?}", path.display(), i + 1)
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            config.schedule = LrSchedule::List { lrs };
-            return Ok(());
-        }
-        let (cur_lr, cur_final) = match &config.schedule {
-            LrSchedule::Constant { lr } => (*lr, *lr * 0.1),
-            LrSchedule::Step { lr, decayed_lr, .. } => (*lr, *decayed_lr),
-            LrSchedule::Cosine { lr, final_lr, .. } => (*lr, *final_lr),
-            LrSchedule::List { lrs } => (lrs.first().copied().unwrap_or(0.1), 0.0),
-        };
-        let kind = match (self.lr_schedule, &config.schedule) {
-            (Some(k), _) => k,
-            (None, LrSchedule::Constant { .. }) => ScheduleArg::Constant,
-            (None, LrSchedule::Cosine { .. }) => ScheduleArg::Cosine,
-            (None, _) => ScheduleArg::Step,
-        };
-        let lr = self.lr.unwrap_or(cur_lr);
-        let final_lr = self.lr_final.unwrap_or(cur_final);
-        config.schedule = match kind {
-            ScheduleArg::Constant => LrSchedule::Constant { lr },
-            ScheduleArg::Step => {
-                let current_at = match &config.schedule {
-                    LrSchedule::Step { decay_at, .. } if self.steps.is_none() => Some(*decay_at),
-                    _ => None,
-                };
-                let decay_at = self.lr_decay_at.or(current_at).unwrap_or(config.steps / 2);
-                LrSchedule::Step {
-                    lr,
-                    decayed_lr: final_lr,
-                    decay_at,
-                }
+                    .collect::<Result<Vec<_>>>()?;
+                Some(lrs)
             }
-            ScheduleArg::Cosine => LrSchedule::Cosine {
-                lr,
-                final_lr,
-                warmup: self.warmup.unwrap_or(0),
-            },
         };
-        Ok(())
-    }
-}
-
-fn set<T>(field: &mut T, value: Option<T>) {
-    if let Some(v) = value {
-        *field = v;
+        let split = match self.split.as_deref() {
+            None => None,
+            Some(&[train, dev, test]) => Some(SplitRatios { train, dev, test }),
+            Some(s) => bail!(
+                "--split takes three fractions train,dev,test (like 0.8,0.1,0.1), got {} values",
+                s.len()
+            ),
+        };
+        Ok(TrainingOverrides {
+            block_size: self.block_size,
+            n_embd: self.n_embd,
+            n_hidden: self.n_hidden,
+            n_layers: self.layers,
+            direct: self.direct,
+            hierarchical: self.hierarchical,
+            norm: self.norm.map(|n| match n {
+                NormArg::None => NormKind::None,
+                NormArg::Layer => NormKind::Layer,
+                NormArg::Batch => NormKind::Batch,
+            }),
+            dropout: self.dropout,
+            init: self.init.map(Into::into),
+            init_seed: self.init_seed,
+            kernels: self.kernels.map(Into::into),
+            steps: self.steps,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            schedule: self.lr_schedule.map(|k| match k {
+                ScheduleArg::Constant => ScheduleKind::Constant,
+                ScheduleArg::Step => ScheduleKind::Step,
+                ScheduleArg::Cosine => ScheduleKind::Cosine,
+            }),
+            final_lr: self.lr_final,
+            decay_at: self.lr_decay_at,
+            warmup: self.warmup,
+            lr_list,
+            optimizer: self.optimizer.map(|o| match o {
+                OptimizerArg::Sgd => OptimizerChoice::Sgd,
+                OptimizerArg::Adamw => OptimizerChoice::Adamw,
+            }),
+            weight_decay: self.weight_decay,
+            batch_seed: self.batch_seed,
+            split,
+            split_seed: self.split_seed,
+            eval_every: self.eval_every,
+            checkpoint_every: self.checkpoint_every,
+        })
     }
 }
 
@@ -411,7 +329,7 @@ struct TrainJob {
 pub fn run(args: TrainArgs) -> Result<()> {
     let (config, dir, resume, lock) = match &args.resume {
         Some(dir) => {
-            if args.has_overrides() {
+            if !args.overrides()?.is_empty() {
                 bail!("--resume continues a run with its own config.json; leave out the training flags (or start a new run with --config {}/config.json)", dir.display());
             }
             // Taken before opening: opening may finish an interrupted save.
@@ -432,7 +350,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         None => {
             let mut config = load_config(args.config.as_deref())?;
-            args.apply(&mut config)?;
+            args.overrides()?.apply(&mut config)?;
             // Refuse bad settings before touching --out (vocab_size comes from the corpus later).
             let mut probe = config.clone();
             probe.model.vocab_size = probe.model.vocab_size.max(2);
@@ -442,7 +360,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 println!("{}", config.to_json());
                 return Ok(());
             }
-            let lock = check_out_dir(&args.out, args.force)?;
+            let lock = Checkpoint::prepare_dir(&args.out, args.force).map_err(|e| match e {
+                makemore_train::TrainError::RunExists { .. } => anyhow::anyhow!(
+                    "--out {e}; pass --force to replace it, --resume {} to continue it, or choose another --out",
+                    args.out.display()
+                ),
+                e => anyhow::Error::new(e).context(format!("cannot use --out {}", args.out.display())),
+            })?;
             (config, args.out.clone(), None, Some(lock))
         }
     };
@@ -464,46 +388,6 @@ pub fn run(args: TrainArgs) -> Result<()> {
             words,
         },
     )
-}
-
-/// Refuses to overwrite a directory that holds another run unless `force`, or one that
-/// another process is using at all; returns its lock.
-fn check_out_dir(out: &std::path::Path, force: bool) -> Result<RunLock> {
-    if out.exists() && !out.is_dir() {
-        bail!("--out {} exists and is not a directory", out.display());
-    }
-    // A directory another process trains in is refused first, --force or not.
-    let held = out.is_dir().then(|| RunLock::acquire(out)).transpose()?;
-    if Checkpoint::exists(out) && !force {
-        bail!(
-            "--out {} already holds a run; pass --force to replace it, --resume {} to continue it, or choose another --out",
-            out.display(),
-            out.display()
-        );
-    }
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("cannot create --out {}", out.display()))?;
-    let lock = match held {
-        Some(lock) => lock,
-        None => RunLock::acquire(out)?,
-    };
-    if force {
-        // Leave nothing of the old run that the new one could be mistaken for.
-        for name in [
-            "state.json",
-            "state.json.tmp",
-            "model.safetensors",
-            "optimizer.mpk",
-            "metrics.csv",
-        ] {
-            let _ = std::fs::remove_file(out.join(name));
-        }
-    }
-    let probe = out.join(".write-test");
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("cannot write to --out {}", out.display()))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(lock)
 }
 
 impl WithBackend for TrainJob {

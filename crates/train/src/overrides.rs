@@ -1,0 +1,261 @@
+//! Settings given one at a time (a command line's flags, a notebook's cell) on top of a
+//! [`TrainingConfig`]: the one place where defaults that depend on other choices are decided.
+
+use makemore_data::SplitRatios;
+use makemore_model::{InitScheme, Kernels, NormKind};
+
+use crate::{LrSchedule, OptimizerKind, TrainError, TrainingConfig};
+
+/// A learning-rate schedule's kind, without its rates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScheduleKind {
+    /// One rate throughout.
+    Constant,
+    /// A rate, then a lower one from a step on.
+    Step,
+    /// Linear warm-up, then a cosine down to a final rate.
+    Cosine,
+}
+
+/// An optimiser's kind, without its settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptimizerChoice {
+    /// Plain minibatch SGD.
+    Sgd,
+    /// AdamW (weight decay 0.01 unless given).
+    Adamw,
+}
+
+/// Changes to a [`TrainingConfig`]; every `None` keeps the config's value.
+///
+/// [`TrainingOverrides::apply`] resolves the defaults that depend on other settings, so that
+/// a config never contradicts itself:
+/// - a final learning rate that is not given follows the peak rate, keeping the config's
+///   ratio (a tenth by default): a cosine schedule with `lr` 0.002 ends at 0.0002;
+/// - the step schedule decays at half the steps unless `decay_at` is given (also when only
+///   `steps` changes);
+/// - AdamW's weight decay is 0.01 unless given, and weight decay without AdamW is refused;
+/// - the hierarchical model takes `n_layers = log2(block_size)` unless `n_layers` is given.
+///
+/// ```
+/// use makemore_train::{LrSchedule, ScheduleKind, TrainingConfig, TrainingOverrides};
+///
+/// let mut config = TrainingConfig::default();
+/// let overrides = TrainingOverrides {
+///     schedule: Some(ScheduleKind::Cosine),
+///     lr: Some(0.002),
+///     ..TrainingOverrides::default()
+/// };
+/// overrides.apply(&mut config).unwrap();
+/// assert!(matches!(config.schedule, LrSchedule::Cosine { final_lr, .. } if (final_lr - 0.0002).abs() < 1e-15));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrainingOverrides {
+    /// Characters of context.
+    pub block_size: Option<usize>,
+    /// Embedding dimensions.
+    pub n_embd: Option<usize>,
+    /// Hidden units per layer.
+    pub n_hidden: Option<usize>,
+    /// Hidden layers.
+    pub n_layers: Option<usize>,
+    /// Direct embedding-to-output connections.
+    pub direct: Option<bool>,
+    /// Part 5's hierarchical model.
+    pub hierarchical: Option<bool>,
+    /// Normalisation before tanh.
+    pub norm: Option<NormKind>,
+    /// Dropout probability.
+    pub dropout: Option<f64>,
+    /// Weight initialisation.
+    pub init: Option<InitScheme>,
+    /// Seed of the initialisation.
+    pub init_seed: Option<u64>,
+    /// Fused or plain kernels.
+    pub kernels: Option<Kernels>,
+    /// Training steps.
+    pub steps: Option<u64>,
+    /// Examples per step.
+    pub batch_size: Option<usize>,
+    /// Learning rate (the peak of a cosine).
+    pub lr: Option<f64>,
+    /// Schedule kind.
+    pub schedule: Option<ScheduleKind>,
+    /// Rate after the decay (step) or at the end (cosine).
+    pub final_lr: Option<f64>,
+    /// First step of the decayed rate (step schedule).
+    pub decay_at: Option<u64>,
+    /// Warm-up steps (cosine).
+    pub warmup: Option<u64>,
+    /// One rate per step (replaces the schedule).
+    pub lr_list: Option<Vec<f64>>,
+    /// Optimiser kind.
+    pub optimizer: Option<OptimizerChoice>,
+    /// AdamW's weight decay.
+    pub weight_decay: Option<f64>,
+    /// Seed of the minibatch sampler.
+    pub batch_seed: Option<u64>,
+    /// Train, dev and test fractions.
+    pub split: Option<SplitRatios>,
+    /// Seed of the shuffle before the split.
+    pub split_seed: Option<u64>,
+    /// Evaluate the dev split every this many steps.
+    pub eval_every: Option<u64>,
+    /// Save a checkpoint every this many steps.
+    pub checkpoint_every: Option<u64>,
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *field = v;
+    }
+}
+
+impl TrainingOverrides {
+    /// True when nothing is overridden.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Applies the overrides to `config` (see the type's docs for the dependent defaults).
+    /// The result is not validated here: [`TrainingConfig::validate`] does that.
+    pub fn apply(&self, config: &mut TrainingConfig) -> Result<(), TrainError> {
+        let m = &mut config.model;
+        set(&mut m.block_size, self.block_size);
+        set(&mut m.n_embd, self.n_embd);
+        set(&mut m.n_hidden, self.n_hidden);
+        set(&mut m.n_layers, self.n_layers);
+        set(&mut m.direct, self.direct);
+        set(&mut m.hierarchical, self.hierarchical);
+        if m.hierarchical && self.n_layers.is_none() && m.block_size.is_power_of_two() {
+            m.n_layers = m.block_size.trailing_zeros() as usize;
+        }
+        set(&mut m.dropout, self.dropout);
+        set(&mut m.norm, self.norm);
+        set(&mut m.init, self.init);
+        set(&mut m.init_seed, self.init_seed);
+        set(&mut m.kernels, self.kernels);
+        set(&mut config.steps, self.steps);
+        set(&mut config.batch_size, self.batch_size);
+        set(&mut config.batch_seed, self.batch_seed);
+        set(&mut config.split_seed, self.split_seed);
+        set(&mut config.split, self.split);
+        set(&mut config.eval_every, self.eval_every);
+        set(&mut config.checkpoint_every, self.checkpoint_every);
+        self.apply_schedule(config);
+        let no_adamw = || TrainError::Config("weight_decay needs the AdamW optimizer".into());
+        match (self.optimizer, self.weight_decay) {
+            (Some(OptimizerChoice::Sgd), Some(_)) => return Err(no_adamw()),
+            (Some(OptimizerChoice::Sgd), None) => config.optimizer = OptimizerKind::Sgd,
+            (Some(OptimizerChoice::Adamw), wd) => {
+                config.optimizer = OptimizerKind::Adamw {
+                    weight_decay: wd.unwrap_or(0.01),
+                }
+            }
+            (None, Some(wd)) => match &mut config.optimizer {
+                OptimizerKind::Adamw { weight_decay } => *weight_decay = wd,
+                OptimizerKind::Sgd => return Err(no_adamw()),
+            },
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    fn apply_schedule(&self, config: &mut TrainingConfig) {
+        if let Some(lrs) = &self.lr_list {
+            config.schedule = LrSchedule::List { lrs: lrs.clone() };
+            return;
+        }
+        let (cur_lr, cur_final) = match &config.schedule {
+            LrSchedule::Constant { lr } => (*lr, *lr * 0.1),
+            LrSchedule::Step { lr, decayed_lr, .. } => (*lr, *decayed_lr),
+            LrSchedule::Cosine { lr, final_lr, .. } => (*lr, *final_lr),
+            LrSchedule::List { lrs } => (lrs.first().copied().unwrap_or(0.1), 0.0),
+        };
+        let kind = match (self.schedule, &config.schedule) {
+            (Some(k), _) => k,
+            (None, LrSchedule::Constant { .. }) => ScheduleKind::Constant,
+            (None, LrSchedule::Cosine { .. }) => ScheduleKind::Cosine,
+            (None, _) => ScheduleKind::Step,
+        };
+        let lr = self.lr.unwrap_or(cur_lr);
+        // A final rate not given follows the peak, keeping the config's ratio (a tenth by
+        // default), rounded to 12 significant digits (0.0001, not 0.00009999999999999999).
+        let final_lr = self.final_lr.unwrap_or(if cur_lr > 0.0 {
+            format!("{:.11e}", lr * (cur_final / cur_lr))
+                .parse()
+                .unwrap_or(cur_final)
+        } else {
+            cur_final
+        });
+        config.schedule = match kind {
+            ScheduleKind::Constant => LrSchedule::Constant { lr },
+            ScheduleKind::Step => {
+                let current_at = match &config.schedule {
+                    LrSchedule::Step { decay_at, .. } if self.steps.is_none() => Some(*decay_at),
+                    _ => None,
+                };
+                let decay_at = self.decay_at.or(current_at).unwrap_or(config.steps / 2);
+                LrSchedule::Step {
+                    lr,
+                    decayed_lr: final_lr,
+                    decay_at,
+                }
+            }
+            ScheduleKind::Cosine => LrSchedule::Cosine {
+                lr,
+                final_lr,
+                warmup: self.warmup.unwrap_or(0),
+            },
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_overrides_change_nothing() {
+        let mut config = TrainingConfig::default();
+        assert!(TrainingOverrides::default().is_empty());
+        TrainingOverrides::default().apply(&mut config).unwrap();
+        assert_eq!(config, TrainingConfig::default());
+    }
+
+    #[test]
+    fn dependent_defaults_follow_their_choices() {
+        let apply = |o: TrainingOverrides| {
+            let mut c = TrainingConfig::default();
+            o.apply(&mut c).map(|()| c)
+        };
+        let c = apply(TrainingOverrides {
+            steps: Some(3000),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(matches!(
+            c.schedule,
+            LrSchedule::Step { decay_at: 1500, .. }
+        ));
+        let c = apply(TrainingOverrides {
+            optimizer: Some(OptimizerChoice::Adamw),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.optimizer, OptimizerKind::Adamw { weight_decay: 0.01 });
+        let e = apply(TrainingOverrides {
+            weight_decay: Some(0.1),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("AdamW"), "{e}");
+        let c = apply(TrainingOverrides {
+            block_size: Some(16),
+            hierarchical: Some(true),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.model.n_layers, 4);
+    }
+}
