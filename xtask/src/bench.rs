@@ -6,10 +6,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde_json::Value;
 
-use crate::sweep::makemore_bin;
+use crate::makemore::{bin as makemore_bin, run_json};
 
 const HELP: &str = "\
 usage: cargo xtask bench [--quick] [--pytorch PYTHON] [--device cpu|cuda] [--data PATH]
@@ -68,20 +68,6 @@ fn parse(args: &[String]) -> Result<BenchArgs> {
         }
     }
     Ok(out)
-}
-
-fn run_json(cmd: &mut Command) -> Result<Value> {
-    let shown = format!("{cmd:?}");
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {shown}"))?;
-    if !out.status.success() {
-        bail!(
-            "{shown} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    serde_json::from_slice(&out.stdout).with_context(|| format!("unreadable output of {shown}"))
 }
 
 fn machine() -> String {

@@ -6,6 +6,7 @@
 mod bench;
 mod data;
 mod grid;
+mod makemore;
 mod report;
 mod sweep;
 mod tutorial;

@@ -13,7 +13,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use makemore_plot::{labelled_scatter, line_chart, Chart, ImageFormat, Line};
 use serde_json::Value;
 
-use crate::sweep::{makemore_bin, read_results, tidy_path};
+use crate::makemore::bin as makemore_bin;
+use crate::sweep::{read_results, tidy_path};
 
 const HELP: &str = "\
 usage: cargo xtask report [DIR] [--out FILE] [--img DIR] [--test] [--bin PATH]
@@ -82,6 +83,20 @@ fn newest_sweep() -> Result<PathBuf> {
 pub fn run(args: &[String]) -> Result<()> {
     let args = parse(args)?;
     let records = read_results(&args.dir)?;
+    let all_records = crate::sweep::read_records(&args.dir)?;
+    // Wall time of a run over all its phases (successive halving trains a run in several);
+    // records from before `phase_secs` existed hold one phase's time each.
+    let wall = |r: &Value| -> f64 {
+        let own = r["wall_secs"].as_f64().unwrap_or(0.0);
+        if r.get("phase_secs").is_some() {
+            return own;
+        }
+        own + all_records
+            .iter()
+            .filter(|x| x["id"] == r["id"] && x["status"] == "rung")
+            .filter_map(|x| x["wall_secs"].as_f64())
+            .sum::<f64>()
+    };
     if records.is_empty() {
         bail!(
             "{} has no results yet; run `cargo xtask sweep GRID.toml --out {}` first",
@@ -136,18 +151,20 @@ pub fn run(args: &[String]) -> Result<()> {
 
     // Leaderboard.
     md.push_str(
-        "| rank | dev loss | train loss | parameters | steps | wall time | settings | run |\n",
+        "| rank | dev loss | train loss | parameters | steps | wall time | steps/s | settings | run |\n",
     );
-    md.push_str("|---:|---:|---:|---:|---:|---:|---|---|\n");
+    md.push_str("|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
     for (i, r) in ok.iter().enumerate() {
+        let steps = r["steps"].as_f64().unwrap_or(0.0);
         md.push_str(&format!(
-            "| {} | {:.4} | {:.4} | {} | {} | {:.0} s | {} | `{}` |\n",
+            "| {} | {:.4} | {:.4} | {} | {} | {:.0} s | {:.0} | {} | `{}` |\n",
             i + 1,
             r["dev_loss"].as_f64().unwrap_or(f64::NAN),
             r["train_loss"].as_f64().unwrap_or(f64::NAN),
             r["params"],
             r["steps"],
-            r["wall_secs"].as_f64().unwrap_or(0.0),
+            wall(r),
+            steps / r["train_secs"].as_f64().unwrap_or(f64::INFINITY),
             r["label"].as_str().unwrap_or(""),
             r["id"].as_str().unwrap_or("")
         ));
@@ -344,18 +361,9 @@ fn best_run_section(
             md.push_str("```\n\n");
         }
         if args.test {
-            let out = Command::new(&bin)
-                .args(["eval", "--json", "--split", "test", "--checkpoint"])
-                .arg(&ckpt)
-                .args(&data_args)
-                .output()?;
-            if !out.status.success() {
-                bail!(
-                    "test evaluation failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-            }
-            let v: Value = serde_json::from_slice(&out.stdout)?;
+            let data = data_args.get(1).map(PathBuf::from);
+            let v = crate::makemore::eval(&bin, &ckpt, data.as_deref(), &["test"])
+                .context("test evaluation failed")?;
             md.push_str(&format!(
                 "Test loss of this run, evaluated once after choosing it on dev: **{:.4}** (`makemore eval --split test --checkpoint …`).\n\n",
                 v["test"]["loss"].as_f64().unwrap_or(f64::NAN)

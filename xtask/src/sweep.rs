@@ -122,27 +122,6 @@ fn slurm_shard() -> Result<Option<(usize, usize)>> {
     Ok(Some(shard))
 }
 
-/// Builds (or finds) the makemore binary.
-pub fn makemore_bin(explicit: Option<PathBuf>) -> Result<PathBuf> {
-    if let Some(b) = explicit {
-        return Ok(b);
-    }
-    let root = crate::workspace_root();
-    eprintln!("building makemore (release)...");
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet", "-p", "makemore-cli"])
-        .current_dir(&root)
-        .status()
-        .context("cannot run cargo build")?;
-    if !status.success() {
-        bail!("cargo build --release -p makemore-cli failed");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    Ok(target.join("release").join("makemore"))
-}
-
 /// Every record in `dir`'s `results*.jsonl` files, in file order: rung records (successive
 /// halving's part-way results, with a `rung` field) and final ones.
 pub fn read_records(dir: &Path) -> Result<Vec<Value>> {
@@ -206,7 +185,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs/sweep").join(&stem));
-    let bin = makemore_bin(args.bin.clone())?;
+    let bin = crate::makemore::bin(args.bin.clone())?;
     let data = grid.data.as_ref().map(|d| resolve_data(d, &args.grid));
     if let Some(d) = &data {
         if !d.exists() {
@@ -214,17 +193,7 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
 
-    let defaults = Command::new(&bin)
-        .args(["train", "--print-config"])
-        .output()
-        .with_context(|| format!("cannot run {}", bin.display()))?;
-    if !defaults.status.success() {
-        bail!(
-            "makemore train --print-config failed: {}",
-            String::from_utf8_lossy(&defaults.stderr)
-        );
-    }
-    let defaults: Value = serde_json::from_slice(&defaults.stdout)?;
+    let defaults = crate::makemore::default_config(&bin)?;
     let all = grid.expand(&defaults)?;
     let total_in_grid = all.len();
     let mine: Vec<(usize, RunSpec)> = all
@@ -555,7 +524,18 @@ fn worker(ctx: &Ctx) -> Result<()> {
         };
         let started = Instant::now();
         let outcome = run_one(ctx, &spec);
-        let wall = started.elapsed().as_secs_f64();
+        // With successive halving a run trains in phases: its wall time is theirs together.
+        let earlier: f64 = read_records(&ctx.out)?
+            .iter()
+            .filter(|r| r["id"] == spec.id.as_str() && r["status"] == "rung")
+            .filter(|r| {
+                ctx.until
+                    .is_none_or(|u| r["rung"].as_u64().is_some_and(|at| at < u))
+            })
+            .filter_map(|r| r["phase_secs"].as_f64().or(r["wall_secs"].as_f64()))
+            .sum();
+        let phase = started.elapsed().as_secs_f64();
+        let wall = earlier + phase;
         let dir = ctx.out.join("runs").join(&spec.id);
         let mut record = json!({
             "id": spec.id,
@@ -564,6 +544,7 @@ fn worker(ctx: &Ctx) -> Result<()> {
             "point": spec.point,
             "checkpoint": dir.display().to_string(),
             "wall_secs": wall,
+            "phase_secs": phase,
             "data": ctx.data.as_ref().map(|d| d.display().to_string()),
             "config": spec.config,
         });
@@ -634,11 +615,9 @@ fn run_one(ctx: &Ctx, spec: &RunSpec) -> Outcome {
     let cfg = ctx.out.join("configs").join(format!("{}.json", spec.id));
     let mut cmd = Command::new(&ctx.bin);
     cmd.arg("train");
-    let state = std::fs::read_to_string(dir.join("state.json"))
-        .ok()
-        .and_then(|s| serde_json::from_str::<Value>(&s).ok());
+    let state = crate::makemore::run_state(&dir);
     match &state {
-        Some(s) if s["finished"] == true => {
+        Some(s) if s.finished => {
             // Finished before its result line was written: evaluate instead of retraining.
             return finished_summary(ctx, &dir, s);
         }
@@ -692,27 +671,17 @@ fn run_one(ctx: &Ctx, spec: &RunSpec) -> Outcome {
     }
 }
 
-fn finished_summary(ctx: &Ctx, dir: &Path, state: &Value) -> Outcome {
-    let mut cmd = Command::new(&ctx.bin);
-    cmd.args(["eval", "--json", "--checkpoint"]).arg(dir);
-    if let Some(d) = &ctx.data {
-        cmd.arg("--data").arg(d);
-    }
-    let out = match cmd.output() {
-        Ok(o) if o.status.success() => o,
-        Ok(o) => return Outcome::Failed(String::from_utf8_lossy(&o.stderr).trim().to_string()),
-        Err(e) => return Outcome::Failed(e.to_string()),
-    };
-    let eval: Value = match serde_json::from_slice(&out.stdout) {
+fn finished_summary(ctx: &Ctx, dir: &Path, state: &crate::makemore::RunState) -> Outcome {
+    let eval = match crate::makemore::eval(&ctx.bin, dir, ctx.data.as_deref(), &["train", "dev"]) {
         Ok(v) => v,
-        Err(e) => return Outcome::Failed(format!("unreadable eval output: {e}")),
+        Err(e) => return Outcome::Failed(format!("{e:#}")),
     };
     Outcome::Done(json!({
         "params": eval["params"],
         "train_loss": eval["train"]["loss"],
         "dev_loss": eval["dev"]["loss"],
-        "steps": state["step"],
-        "train_secs": state["elapsed_secs"],
+        "steps": state.step,
+        "train_secs": state.elapsed_secs,
     }))
 }
 

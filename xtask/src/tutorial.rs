@@ -15,7 +15,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::sweep::makemore_bin;
+use crate::makemore::bin as makemore_bin;
 
 const HELP: &str = "\
 usage: cargo xtask tutorial [--check] [--bin PATH]

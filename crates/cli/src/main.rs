@@ -5,6 +5,7 @@
 
 mod backend;
 mod commands;
+mod config_flags;
 mod corpus;
 mod progress;
 

@@ -40,12 +40,15 @@ mod sample;
 mod schedule;
 mod trainer;
 
-pub use checkpoint::{Checkpoint, TrainingState};
+pub use checkpoint::{
+    Checkpoint, TrainingState, CONFIG_FILE, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE,
+    VOCAB_FILE,
+};
 pub use config::{OptimizerKind, TrainingConfig};
 pub use error::TrainError;
 pub use evaluate::{evaluate, evaluate_split};
 pub use lock::{RunLock, LOCK_FILE};
-pub use metrics::MetricsWriter;
+pub use metrics::{read_metrics, MetricsRow, MetricsWriter};
 pub use overrides::{OptimizerChoice, ScheduleKind, TrainingOverrides};
 pub use prepare::{prepare, prepare_with_vocab, PreparedData};
 pub use sample::{sample, Origin, Sample, SampleOptions};

@@ -14,6 +14,50 @@ pub struct MetricsWriter {
 
 const HEADER: &str = "step,lr,loss,dev_loss\n";
 
+/// One row of `metrics.csv`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MetricsRow {
+    /// Steps done.
+    pub step: u64,
+    /// Learning rate of that step.
+    pub lr: f64,
+    /// Minibatch loss of that step.
+    pub loss: f64,
+    /// Full dev-split loss, on the steps where it was evaluated.
+    pub dev_loss: Option<f64>,
+}
+
+/// Reads a `metrics.csv` that [`MetricsWriter`] wrote; an error names the file and line.
+pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let bad = || {
+            TrainError::checkpoint(
+                path,
+                format!(
+                    "line {}: expected step,lr,loss,dev_loss, got {line:?}",
+                    i + 1
+                ),
+            )
+        };
+        let f: Vec<&str> = line.split(',').collect();
+        let [step, lr, loss, dev] = f[..] else {
+            return Err(bad());
+        };
+        rows.push(MetricsRow {
+            step: step.parse().map_err(|_| bad())?,
+            lr: lr.parse().map_err(|_| bad())?,
+            loss: loss.parse().map_err(|_| bad())?,
+            dev_loss: match dev {
+                "" => None,
+                d => Some(d.parse().map_err(|_| bad())?),
+            },
+        });
+    }
+    Ok(rows)
+}
+
 impl MetricsWriter {
     /// Starts a new file (truncating any old one).
     pub fn create(path: &Path) -> Result<Self, TrainError> {
@@ -84,5 +128,43 @@ impl MetricsWriter {
             .sync_data()
             .map_err(|e| TrainError::io(&self.path, e))?;
         Ok(self.bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reader_reads_what_the_writer_wrote() {
+        let dir = std::env::temp_dir().join(format!("makemore-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.csv");
+        let mut w = MetricsWriter::create(&path).unwrap();
+        w.row(1, 0.1, 3.25, None).unwrap();
+        w.row(2, 0.01, 2.5, Some(2.75)).unwrap();
+        w.sync().unwrap();
+        let rows = read_metrics(&path).unwrap();
+        assert_eq!(
+            rows,
+            [
+                MetricsRow {
+                    step: 1,
+                    lr: 0.1,
+                    loss: 3.25,
+                    dev_loss: None
+                },
+                MetricsRow {
+                    step: 2,
+                    lr: 0.01,
+                    loss: 2.5,
+                    dev_loss: Some(2.75)
+                },
+            ]
+        );
+        std::fs::write(&path, "step,lr,loss,dev_loss\n1,0.1\n").unwrap();
+        let e = read_metrics(&path).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

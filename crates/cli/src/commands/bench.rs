@@ -53,7 +53,7 @@ pub struct BenchArgs {
     pub config: Option<PathBuf>,
     /// tanh and loss kernels (default: the config's, `fused` unless it says otherwise).
     #[arg(long, value_enum)]
-    pub kernels: Option<crate::commands::train::KernelsArg>,
+    pub kernels: Option<crate::config_flags::KernelsArg>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -87,7 +87,7 @@ struct BenchJob {
 
 /// Runs `makemore bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
-    let mut config = crate::commands::train::load_config(args.config.as_deref())?;
+    let mut config = crate::config_flags::load_config(args.config.as_deref())?;
     if args.batch_size == 0 {
         bail!("--batch-size must be at least 1");
     }

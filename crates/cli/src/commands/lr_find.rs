@@ -9,7 +9,7 @@ use makemore_train::{lr_find, prepare, suggest_lr, TrainingConfig, LR_SUGGESTION
 
 use crate::backend::{dispatch, BackendChoice, WithBackend};
 use crate::commands::plot::FormatArg;
-use crate::commands::train::{load_config, InitArg};
+use crate::config_flags::{load_config, InitArg};
 use crate::corpus;
 use makemore_plot::{line_chart, Chart, ImageFormat, Line};
 

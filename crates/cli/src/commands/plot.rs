@@ -72,29 +72,13 @@ fn out_path(args: &PlotArgs, stem: &str) -> PathBuf {
 
 fn loss(args: PlotArgs) -> Result<()> {
     let ckpt = Checkpoint::open(&args.checkpoint).context("cannot plot")?;
-    let path = ckpt.dir.join("metrics.csv");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let (mut steps, mut dev) = (Vec::new(), Vec::new());
-    for (i, line) in text.lines().enumerate().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let bad = || {
-            format!(
-                "{}:{}: expected step,lr,loss,dev_loss",
-                path.display(),
-                i + 1
-            )
-        };
-        if f.len() != 4 {
-            bail!(bad());
-        }
-        let step: f64 = f[0].parse().with_context(bad)?;
-        let loss: f64 = f[2].parse().with_context(bad)?;
-        steps.push((step, loss));
-        if !f[3].is_empty() {
-            dev.push((step, f[3].parse::<f64>().with_context(bad)?.log10()));
-        }
-    }
+    let path = ckpt.dir.join(makemore_train::METRICS_FILE);
+    let rows = makemore_train::read_metrics(&path)?;
+    let steps: Vec<(f64, f64)> = rows.iter().map(|r| (r.step as f64, r.loss)).collect();
+    let mut dev: Vec<(f64, f64)> = rows
+        .iter()
+        .filter_map(|r| Some((r.step as f64, r.dev_loss?.log10())))
+        .collect();
     if steps.is_empty() {
         bail!("{} has no steps yet", path.display());
     }

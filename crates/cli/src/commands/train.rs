@@ -1,98 +1,19 @@
 //! `makemore train`.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
-use makemore_data::SplitRatios;
-use makemore_model::{FusedAutodiff, InitScheme, NormKind};
+use clap::Args;
+use makemore_model::FusedAutodiff;
 use makemore_train::{
-    prepare, sample, Checkpoint, OptimizerChoice, RunLock, SampleOptions, ScheduleKind, TrainEvent,
-    Trained, Trainer, TrainingConfig, TrainingOverrides,
+    prepare, sample, Checkpoint, RunLock, SampleOptions, TrainEvent, Trained, Trainer,
+    TrainingConfig,
 };
 use serde::Serialize;
 
 use crate::backend::{dispatch, BackendChoice, WithBackend};
+use crate::config_flags::{load_config, ConfigFlags};
 use crate::{corpus, progress};
-
-/// Weight initialisation.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum InitArg {
-    /// Every parameter from N(0, 1), exactly as the notebook.
-    Notebook,
-    /// Scaled so tanh does not saturate and the first loss is ≈ ln(vocab) (the default).
-    Scaled,
-}
-
-impl From<InitArg> for InitScheme {
-    fn from(init: InitArg) -> Self {
-        match init {
-            InitArg::Notebook => InitScheme::Notebook,
-            InitArg::Scaled => InitScheme::Scaled,
-        }
-    }
-}
-
-/// Reads `--config FILE` (or the default config when there is none), naming the file on error.
-pub fn load_config(path: Option<&std::path::Path>) -> Result<TrainingConfig> {
-    let Some(path) = path else {
-        return Ok(TrainingConfig::default());
-    };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read --config {}", path.display()))?;
-    TrainingConfig::from_json(&text).with_context(|| format!("in {}", path.display()))
-}
-
-/// Hidden-layer normalisation.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum NormArg {
-    /// None (the notebook).
-    None,
-    /// LayerNorm before each tanh.
-    Layer,
-    /// BatchNorm before each tanh (running statistics at evaluation; no hidden bias).
-    Batch,
-}
-
-/// tanh and cross-entropy kernels.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum KernelsArg {
-    /// Single-pass kernels with hand-written gradients (fast on the CPU).
-    Fused,
-    /// burn's generic operations (bit-identical to runs made before fused kernels existed).
-    Plain,
-}
-
-impl From<KernelsArg> for makemore_model::Kernels {
-    fn from(k: KernelsArg) -> Self {
-        match k {
-            KernelsArg::Fused => Self::Fused,
-            KernelsArg::Plain => Self::Plain,
-        }
-    }
-}
-
-/// Learning-rate schedule.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ScheduleArg {
-    /// --lr at every step.
-    Constant,
-    /// --lr, then --lr-final from step --lr-decay-at (the notebook: 0.1 then 0.01 at half).
-    Step,
-    /// Linear warm-up over --warmup steps, then cosine from --lr to --lr-final.
-    Cosine,
-}
-
-/// Optimiser.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum OptimizerArg {
-    /// Plain minibatch SGD (the notebook).
-    Sgd,
-    /// AdamW with --weight-decay.
-    Adamw,
-}
 
 /// `makemore train`: every flag overrides the config (the defaults reproduce the notebook's
 /// final recipe: block 3, embedding 10, hidden 200, 200,000 steps of batch 32, lr 0.1 then
@@ -128,95 +49,9 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = BackendChoice::default())]
     pub backend: BackendChoice,
 
-    /// Characters of context.
-    #[arg(long, help_heading = "Model")]
-    pub block_size: Option<usize>,
-    /// Embedding dimensions per character.
-    #[arg(long, alias = "embedding-size", help_heading = "Model")]
-    pub n_embd: Option<usize>,
-    /// Units per hidden layer.
-    #[arg(long, alias = "hidden-size", help_heading = "Model")]
-    pub n_hidden: Option<usize>,
-    /// Number of tanh hidden layers.
-    #[arg(long, help_heading = "Model")]
-    pub layers: Option<usize>,
-    /// Add Bengio et al.'s direct embedding-to-output connections.
-    #[arg(long, help_heading = "Model")]
-    pub direct: Option<bool>,
-    /// The hierarchical model of makemore part 5: each layer merges pairs of neighbours, so
-    /// `--block-size 8` has 3 layers (set from the block size unless `--layers` is given).
-    #[arg(long, help_heading = "Model")]
-    pub hierarchical: Option<bool>,
-    /// Normalise each hidden layer before tanh (`layer`: LayerNorm, `batch`: BatchNorm;
-    /// default `none`).
-    #[arg(long, value_enum, help_heading = "Model")]
-    pub norm: Option<NormArg>,
-    /// Dropout probability after each tanh, during training only (default 0: off).
-    #[arg(long, allow_negative_numbers = true, help_heading = "Model")]
-    pub dropout: Option<f64>,
-    /// Weight initialisation.
-    #[arg(long, value_enum, help_heading = "Model")]
-    pub init: Option<InitArg>,
-    /// Seed of the weight initialisation.
-    #[arg(long, help_heading = "Model")]
-    pub init_seed: Option<u64>,
-    /// tanh and loss kernels: `fused` (default; same function, to f32 rounding, several
-    /// times faster on the CPU) or `plain` (burn's generic operations).
-    #[arg(long, value_enum, help_heading = "Model")]
-    pub kernels: Option<KernelsArg>,
-
-    /// Optimisation steps.
-    #[arg(long, help_heading = "Training")]
-    pub steps: Option<u64>,
-    /// Examples per step (>= the training examples: full batch).
-    #[arg(long, help_heading = "Training")]
-    pub batch_size: Option<usize>,
-    /// Learning rate (the peak rate for cosine).
-    #[arg(long, allow_negative_numbers = true, help_heading = "Training")]
-    pub lr: Option<f64>,
-    /// Learning-rate schedule.
-    #[arg(long, value_enum, help_heading = "Training")]
-    pub lr_schedule: Option<ScheduleArg>,
-    /// Rate after the decay (step) or at the end (cosine); default: the config's ratio to
-    /// the peak (a tenth) times --lr.
-    #[arg(long, allow_negative_numbers = true, help_heading = "Training")]
-    pub lr_final: Option<f64>,
-    /// First step of the decayed rate (step schedule; default: half the steps).
-    #[arg(long, help_heading = "Training")]
-    pub lr_decay_at: Option<u64>,
-    /// Warm-up steps (cosine schedule).
-    #[arg(long, help_heading = "Training")]
-    pub warmup: Option<u64>,
-    /// A file with one learning rate per line, one per step (overrides --lr-schedule).
-    #[arg(long, value_name = "FILE", help_heading = "Training")]
-    pub lr_list: Option<PathBuf>,
-    /// Optimiser.
-    #[arg(long, value_enum, help_heading = "Training")]
-    pub optimizer: Option<OptimizerArg>,
-    /// Weight decay (AdamW).
-    #[arg(long, help_heading = "Training")]
-    pub weight_decay: Option<f64>,
-    /// Seed of the minibatch sampler.
-    #[arg(long, help_heading = "Training")]
-    pub batch_seed: Option<u64>,
-    /// Split fractions train,dev,test.
-    #[arg(
-        long,
-        value_name = "T,D,T",
-        value_delimiter = ',',
-        allow_negative_numbers = true,
-        help_heading = "Training"
-    )]
-    pub split: Option<Vec<f64>>,
-    /// Seed of the shuffle before the split (Python's random.seed).
-    #[arg(long, help_heading = "Training")]
-    pub split_seed: Option<u64>,
-    /// Evaluate the dev split every N steps (0: only at the end).
-    #[arg(long, help_heading = "Training")]
-    pub eval_every: Option<u64>,
-    /// Save a checkpoint every N steps (0: only at the end).
-    #[arg(long, help_heading = "Training")]
-    pub checkpoint_every: Option<u64>,
+    /// Model and training settings (each overrides --config and the defaults).
+    #[command(flatten)]
+    pub settings: ConfigFlags,
 
     /// Words to sample at the end (0: none).
     #[arg(long, default_value_t = 10, help_heading = "Output")]
@@ -227,77 +62,6 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
-}
-
-impl TrainArgs {
-    /// The config flags that were given, as overrides (reads `--lr-list`).
-    pub fn overrides(&self) -> Result<TrainingOverrides> {
-        let lr_list = match &self.lr_list {
-            None => None,
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read --lr-list {}", path.display()))?;
-                let lrs = text
-                    .lines()
-                    .enumerate()
-                    .filter(|(_, l)| !l.trim().is_empty())
-                    .map(|(i, l)| {
-                        l.trim().parse::<f64>().with_context(|| {
-                            format!("{}:{}: not a number: {l:?}", path.display(), i + 1)
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Some(lrs)
-            }
-        };
-        let split = match self.split.as_deref() {
-            None => None,
-            Some(&[train, dev, test]) => Some(SplitRatios { train, dev, test }),
-            Some(s) => bail!(
-                "--split takes three fractions train,dev,test (like 0.8,0.1,0.1), got {} values",
-                s.len()
-            ),
-        };
-        Ok(TrainingOverrides {
-            block_size: self.block_size,
-            n_embd: self.n_embd,
-            n_hidden: self.n_hidden,
-            n_layers: self.layers,
-            direct: self.direct,
-            hierarchical: self.hierarchical,
-            norm: self.norm.map(|n| match n {
-                NormArg::None => NormKind::None,
-                NormArg::Layer => NormKind::Layer,
-                NormArg::Batch => NormKind::Batch,
-            }),
-            dropout: self.dropout,
-            init: self.init.map(Into::into),
-            init_seed: self.init_seed,
-            kernels: self.kernels.map(Into::into),
-            steps: self.steps,
-            batch_size: self.batch_size,
-            lr: self.lr,
-            schedule: self.lr_schedule.map(|k| match k {
-                ScheduleArg::Constant => ScheduleKind::Constant,
-                ScheduleArg::Step => ScheduleKind::Step,
-                ScheduleArg::Cosine => ScheduleKind::Cosine,
-            }),
-            final_lr: self.lr_final,
-            decay_at: self.lr_decay_at,
-            warmup: self.warmup,
-            lr_list,
-            optimizer: self.optimizer.map(|o| match o {
-                OptimizerArg::Sgd => OptimizerChoice::Sgd,
-                OptimizerArg::Adamw => OptimizerChoice::Adamw,
-            }),
-            weight_decay: self.weight_decay,
-            batch_seed: self.batch_seed,
-            split,
-            split_seed: self.split_seed,
-            eval_every: self.eval_every,
-            checkpoint_every: self.checkpoint_every,
-        })
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -329,7 +93,7 @@ struct TrainJob {
 pub fn run(args: TrainArgs) -> Result<()> {
     let (config, dir, resume, lock) = match &args.resume {
         Some(dir) => {
-            if !args.overrides()?.is_empty() {
+            if !args.settings.overrides()?.is_empty() {
                 bail!("--resume continues a run with its own config.json; leave out the training flags (or start a new run with --config {}/config.json)", dir.display());
             }
             // Taken before opening: opening may finish an interrupted save.
@@ -350,7 +114,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         None => {
             let mut config = load_config(args.config.as_deref())?;
-            args.overrides()?.apply(&mut config)?;
+            args.settings.overrides()?.apply(&mut config)?;
             // Refuse bad settings before touching --out (vocab_size comes from the corpus later).
             let mut probe = config.clone();
             probe.model.vocab_size = probe.model.vocab_size.max(2);
@@ -405,20 +169,12 @@ impl WithBackend for TrainJob {
         } = self;
         let data = prepare(words, &config)?;
         config.model.vocab_size = data.vocab.len();
+        // Refused before anything is printed (the trainer checks again).
         if let Some(ckpt) = &resume {
             makemore_train::check_resume(ckpt, &data, &config)?;
         }
         makemore_train::check_data_fits(&config, &data)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        {
-            let stop = stop.clone();
-            // A second Ctrl-C kills at once; the first asks for a clean checkpoint.
-            let _ = ctrlc::set_handler(move || {
-                if stop.swap(true, Ordering::Relaxed) {
-                    std::process::exit(130);
-                }
-            });
-        }
+        let stop = progress::stop_on_ctrl_c();
         if !args.json {
             eprintln!(
                 "training {} parameters on {} ({} train / {} dev examples) -> {}",

@@ -1,0 +1,86 @@
+//! The `makemore` binary as the other commands use it: found or built once, run with
+//! `--json`, its output parsed; and the one file of a run directory that xtask reads
+//! itself (`state.json`, through a typed struct with the fields xtask needs).
+//!
+//! xtask does not link the training stack (it would compile burn a second time with other
+//! features); everything else about a run comes from the binary's JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The binary: `explicit` when given, else `target/release/makemore`, built first.
+pub fn bin(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(b) = explicit {
+        return Ok(b);
+    }
+    let root = crate::workspace_root();
+    eprintln!("building makemore (release)...");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "--quiet", "-p", "makemore-cli"])
+        .current_dir(&root)
+        .status()
+        .context("cannot run cargo build")?;
+    if !status.success() {
+        bail!("cargo build --release -p makemore-cli failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target.join("release").join("makemore"))
+}
+
+/// Runs `cmd`, which must succeed and print one JSON value.
+pub fn run_json(cmd: &mut Command) -> Result<Value> {
+    let shown = format!("{cmd:?}");
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {shown}"))?;
+    if !out.status.success() {
+        bail!(
+            "{shown} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("unreadable output of {shown}"))
+}
+
+/// `makemore train --print-config`: the defaults, as a config.
+pub fn default_config(bin: &Path) -> Result<Value> {
+    run_json(Command::new(bin).args(["train", "--print-config"]))
+}
+
+/// `makemore eval --json` of a checkpoint on `splits` (with its corpus, or `data`):
+/// `{"train": {"loss", ...}, "dev": ..., "params": N}`.
+pub fn eval(bin: &Path, checkpoint: &Path, data: Option<&Path>, splits: &[&str]) -> Result<Value> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["eval", "--json", "--checkpoint"]).arg(checkpoint);
+    for s in splits {
+        cmd.args(["--split", s]);
+    }
+    if let Some(d) = data {
+        cmd.arg("--data").arg(d);
+    }
+    run_json(&mut cmd)
+}
+
+/// What xtask reads of a run's `state.json` (the full format is makemore-train's
+/// `TrainingState`, docs/checkpoint-format.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunState {
+    /// Steps done.
+    pub step: u64,
+    /// Seconds of training.
+    pub elapsed_secs: f64,
+    /// All steps done.
+    pub finished: bool,
+}
+
+/// The state of the run in `dir`, if it has one that parses.
+pub fn run_state(dir: &Path) -> Option<RunState> {
+    let text = std::fs::read_to_string(dir.join("state.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
