@@ -312,15 +312,10 @@ fn until_then_resume_is_the_straight_run_and_finds_its_own_corpus() {
     );
     // Resumed without --data: the run's corpus is read again (the built-in one would be
     // refused as a different corpus).
-    let out = makemore()
-        .args(["train", "-q", "--samples", "0", "--resume"])
-        .arg(&halves)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_ok(
+        makemore()
+            .args(["train", "-q", "--samples", "0", "--resume"])
+            .arg(&halves),
     );
     assert_eq!(
         std::fs::read(straight.join("model.safetensors")).unwrap(),
@@ -330,18 +325,13 @@ fn until_then_resume_is_the_straight_run_and_finds_its_own_corpus() {
 
     // eval without --data uses the run's corpus too.
     let eval = |extra: &[&str]| {
-        let out = makemore()
-            .args(["eval", "--json", "--checkpoint"])
-            .arg(&halves)
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = common::run_ok(
+            makemore()
+                .args(["eval", "--json", "--checkpoint"])
+                .arg(&halves)
+                .args(extra),
         );
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["dev"]["loss"].clone()
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["dev"]["loss"].clone()
     };
     assert_eq!(eval(&[]), eval(&data));
     // When the file is gone, the error says so and asks for --data.
@@ -357,17 +347,8 @@ fn until_then_resume_is_the_straight_run_and_finds_its_own_corpus() {
 #[test]
 fn print_config_resolves_dependent_defaults() {
     let config = |flags: &[&str]| -> serde_json::Value {
-        let out = makemore()
-            .args(["train", "--print-config"])
-            .args(flags)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        let out = common::run_ok(makemore().args(["train", "--print-config"]).args(flags));
+        serde_json::from_str(&out).unwrap()
     };
     // The final rate follows the peak: a cosine schedule never ends above where it starts.
     let c = config(&["--lr-schedule", "cosine", "--lr", "0.002"]);

@@ -110,7 +110,6 @@ pub fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
 /// Says that a test skipped where the test runner shows it even for a passing test: straight
 /// to the process's stderr, past libtest's output capture (a skip counts as a pass, so it
 /// must not be silent).
-#[allow(dead_code)] // not every test binary skips
 pub fn skipped(why: &str) {
     use std::io::Write;
     let test = std::thread::current()
@@ -118,4 +117,36 @@ pub fn skipped(why: &str) {
         .unwrap_or("a test")
         .to_string();
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
+/// Runs `cmd`, which must succeed (its stderr is the failure message); returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts a run in `out` long enough to be interrupted (a tiny model, a million steps,
+/// a checkpoint every 50), silent.
+pub fn long_run(out: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_makemore"))
+        .args([
+            "train",
+            "-q",
+            "--samples",
+            "0",
+            "--steps",
+            "1000000",
+            "--out",
+        ])
+        .arg(out)
+        .args(["--n-hidden", "8", "--checkpoint-every", "50"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
 }
