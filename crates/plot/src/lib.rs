@@ -22,6 +22,9 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
 
+mod pca;
+pub use pca::pca_2d;
+
 /// What can go wrong while drawing.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
