@@ -639,7 +639,8 @@ fn run_one(ctx: &Ctx, spec: &RunSpec) -> Outcome {
         cmd.args(["--until", step]);
     }
     cmd.args(["--json", "-q", "--samples", "0"])
-        .env("RAYON_NUM_THREADS", ctx.threads_per_run.to_string())
+        .arg("--threads")
+        .arg(ctx.threads_per_run.to_string())
         .stdin(Stdio::null());
     match cmd.output() {
         Err(e) => Outcome::Failed(format!("cannot start {}: {e}", ctx.bin.display())),

@@ -309,3 +309,40 @@ fn bench_reports_throughput_as_json() {
         .unwrap();
     assert_clean_error(&out, "--batch-size");
 }
+
+#[test]
+fn the_thread_count_changes_no_result() {
+    // Batch 2048 crosses the kernels' threading threshold; one thread and two must agree
+    // bit for bit (the loss is printed with all its digits in the JSON summary).
+    let dir = tempfile::tempdir().unwrap();
+    let run = |threads: &str| -> serde_json::Value {
+        let out = makemore()
+            .args([
+                "--threads",
+                threads,
+                "train",
+                "--json",
+                "--samples",
+                "0",
+                "--steps",
+                "3",
+            ])
+            .args(["--batch-size", "2048", "--n-hidden", "128", "--out"])
+            .arg(dir.path().join(threads))
+            .output()
+            .unwrap();
+        serde_json::from_str(&assert_ok(&out)).unwrap()
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert_eq!(one["train_loss"], two["train_loss"]);
+    assert_eq!(one["dev_loss"], two["dev_loss"]);
+    assert_eq!(
+        std::fs::read(dir.path().join("1/model.safetensors")).unwrap(),
+        std::fs::read(dir.path().join("2/model.safetensors")).unwrap()
+    );
+    let out = makemore()
+        .args(["--threads", "0", "bench"])
+        .output()
+        .unwrap();
+    assert_clean_error(&out, "--threads");
+}

@@ -36,7 +36,7 @@ mod mlp;
 
 pub use bigram::Bigram;
 pub use config::{InitScheme, MlpConfig, NormKind, MAX_DIM, MAX_PARAMS};
-pub use fused::{FusedAutodiff, FusedOps, Kernels};
+pub use fused::{AdamWStep, FusedAutodiff, FusedOps, Kernels};
 pub use loss::cross_entropy;
 pub use mlp::{DropoutStep, Mlp};
 

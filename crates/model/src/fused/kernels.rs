@@ -85,6 +85,44 @@ pub fn tanh_backward_in_place(grad: &mut [f32], y: &[f32]) {
     });
 }
 
+/// One AdamW update of every value, in the order of burn 0.21's `AdamW` operations (each
+/// rounded to `f32` as its tensor operation rounds): writes the new parameter, first and
+/// second moments. `moments` is `None` on the first step.
+pub fn adamw(
+    w: &[f32],
+    g: &[f32],
+    moments: Option<(&[f32], &[f32])>,
+    s: crate::AdamWStep,
+    out: (&mut [f32], &mut [f32], &mut [f32]),
+) {
+    let (factor_1, factor_2) = (1.0 - s.beta_1, 1.0 - s.beta_2);
+    let c1 = 1f32 - s.beta_1.powi(s.time);
+    let c2 = 1f32 - s.beta_2.powi(s.time);
+    let decay_rate = s.lr * (s.weight_decay as f64);
+    let decay = (1.0 - decay_rate) as f32;
+    let lr = s.lr as f32;
+    let (w_out, m_out, v_out) = out;
+    for i in 0..w.len() {
+        let gi = g[i];
+        let (m, v) = match moments {
+            Some((m, v)) => (
+                m[i] * s.beta_1 + gi * factor_1,
+                v[i] * s.beta_2 + (gi * gi) * factor_2,
+            ),
+            None => (gi * factor_1, (gi * gi) * factor_2),
+        };
+        let delta = (m / c1) / ((v / c2).sqrt() + s.epsilon);
+        let decayed = if decay_rate == 0.0 {
+            w[i]
+        } else {
+            w[i] * decay
+        };
+        w_out[i] = decayed - delta * lr;
+        m_out[i] = m;
+        v_out[i] = v;
+    }
+}
+
 /// Softmax cross-entropy of `logits` (`[rows, classes]`, row-major) against `targets`:
 /// writes each row's probabilities to `probs` and returns the mean negative log-likelihood
 /// (accumulated in `f64`). A target outside `0..classes` makes the loss NaN.

@@ -59,6 +59,24 @@ pub enum Kernels {
     Fused,
 }
 
+/// The settings of one AdamW update ([`FusedOps::fused_adamw`]): burn's `AdamW` with its
+/// defaults, whose arithmetic the update repeats operation by operation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamWStep {
+    /// Learning rate of this step.
+    pub lr: f64,
+    /// Steps taken, this one included (1 on the first).
+    pub time: i32,
+    /// Decay of the first moment (0.9).
+    pub beta_1: f32,
+    /// Decay of the second moment (0.999).
+    pub beta_2: f32,
+    /// Added to the second moment's square root (1e-5).
+    pub epsilon: f32,
+    /// Decoupled weight decay, as a fraction of the learning rate.
+    pub weight_decay: f32,
+}
+
 /// A [`Backend`] with fused tanh and cross-entropy; see the [module docs](self).
 ///
 /// Every method has a default built from burn's operations, so `impl FusedOps for MyBackend {}`
@@ -141,6 +159,19 @@ pub trait FusedOps: Backend {
         grad: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3] {
         plain::linear_backward::<Self>(x, w, y, grad)
+    }
+
+    /// One AdamW update of a parameter `w` with gradient `g` and moments `(m, v)` (`None` on
+    /// the first step): the new `[w, m, v]`. The default body is burn 0.21's `AdamW` step,
+    /// tensor operation for tensor operation; a backend's own kernel must give the same bits,
+    /// so that runs with AdamW keep their published losses and resume from older checkpoints.
+    fn fused_adamw<const D: usize>(
+        w: Tensor<Self, D>,
+        g: Tensor<Self, D>,
+        moments: Option<(Tensor<Self, D>, Tensor<Self, D>)>,
+        step: AdamWStep,
+    ) -> [Tensor<Self, D>; 3] {
+        plain::adamw(w, g, moments, step)
     }
 
     /// Mean cross-entropy of `logits` against `targets`, `[1]`.
@@ -301,6 +332,38 @@ mod plain {
             dw.into_primitive().tensor(),
             db.into_primitive().tensor(),
         ]
+    }
+
+    /// burn 0.21's `AdamW::step` and `AdaptiveMomentumW::transform` (no AMSGrad, no
+    /// cautious decay), in the same operations and order.
+    pub fn adamw<B: Backend, const D: usize>(
+        w: Tensor<B, D>,
+        g: Tensor<B, D>,
+        moments: Option<(Tensor<B, D>, Tensor<B, D>)>,
+        s: AdamWStep,
+    ) -> [Tensor<B, D>; 3] {
+        let factor_1 = 1.0 - s.beta_1;
+        let factor_2 = 1.0 - s.beta_2;
+        let (m, v) = match moments {
+            Some((m, v)) => (
+                m.mul_scalar(s.beta_1).add(g.clone().mul_scalar(factor_1)),
+                v.mul_scalar(s.beta_2).add(g.square().mul_scalar(factor_2)),
+            ),
+            None => (
+                g.clone().mul_scalar(factor_1),
+                g.square().mul_scalar(factor_2),
+            ),
+        };
+        let m_hat = m.clone().div_scalar(1f32 - s.beta_1.powi(s.time));
+        let v_hat = v.clone().div_scalar(1f32 - s.beta_2.powi(s.time));
+        let delta = m_hat.div(v_hat.sqrt().add_scalar(s.epsilon));
+        let decay_rate = s.lr * (s.weight_decay as f64);
+        let decayed = if decay_rate == 0.0 {
+            w
+        } else {
+            w.mul_scalar(1.0 - decay_rate)
+        };
+        [decayed - delta.mul_scalar(s.lr), m, v]
     }
 
     pub fn cross_entropy_forward<B: Backend>(

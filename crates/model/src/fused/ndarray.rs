@@ -4,7 +4,7 @@
 use burn::backend::ndarray::{NdArrayTensor, SharedArray};
 use burn::backend::NdArray;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
-use burn::tensor::TensorMetadata;
+use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView, ArrayView1, ArrayView2, Axis, Ix1, Ix2, IxDyn};
 
@@ -177,6 +177,61 @@ macro_rules! with_int_view2 {
 }
 
 impl FusedOps for NdArray<f32> {
+    fn fused_adamw<const D: usize>(
+        w: Tensor<Self, D>,
+        g: Tensor<Self, D>,
+        moments: Option<(Tensor<Self, D>, Tensor<Self, D>)>,
+        step: crate::AdamWStep,
+    ) -> [Tensor<Self, D>; 3] {
+        let dims = w.dims();
+        let f32s = |t: &Tensor<Self, D>| match t.clone().into_primitive().tensor() {
+            NdArrayTensor::F32(a) => Some(a),
+            _ => None,
+        };
+        let arrays = (
+            f32s(&w),
+            f32s(&g),
+            moments.as_ref().map(|(m, v)| (f32s(m), f32s(v))),
+        );
+        let (Some(wa), Some(ga), m) = arrays else {
+            count_fallback();
+            return plain::adamw(w, g, moments, step);
+        };
+        let mv = match m {
+            None => None,
+            Some((Some(m), Some(v))) => Some((m, v)),
+            Some(_) => {
+                count_fallback();
+                return plain::adamw(w, g, moments, step);
+            }
+        };
+        let (wv, gv) = (wa.view(), ga.view());
+        let (wv, gv) = (values(&wv), values(&gv));
+        let views = mv.as_ref().map(|(m, v)| (m.view(), v.view()));
+        let slices = views.as_ref().map(|(m, v)| (values(m), values(v)));
+        let n = wv.len();
+        let same = gv.len() == n
+            && slices
+                .as_ref()
+                .is_none_or(|(m, v)| m.len() == n && v.len() == n);
+        if !same {
+            count_fallback();
+            return plain::adamw(w, g, moments, step);
+        }
+        let (mut w_new, mut m_new, mut v_new) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+        kernels::adamw(
+            &wv,
+            &gv,
+            slices.as_ref().map(|(m, v)| (&m[..], &v[..])),
+            step,
+            (&mut w_new, &mut m_new, &mut v_new),
+        );
+        let wrap = |values: Vec<f32>| {
+            Tensor::from_primitive(TensorPrimitive::Float(from_vec(&dims, values)))
+        };
+        [wrap(w_new), wrap(m_new), wrap(v_new)]
+    }
+
     fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {
         if let Some(tv) = view2(&table) {
             if let Some(out) = with_int_view2!(&contexts, |c| embedding(tv, c)) {
