@@ -284,7 +284,9 @@ pub fn run(args: &[String]) -> Result<()> {
             let todo: Vec<(usize, RunSpec)> = mine
                 .iter()
                 .filter(|(_, spec)| {
-                    !settled(final_.get(&spec.id)) && rung_loss(&records, &spec.id, rung).is_none()
+                    // A run that failed at this rung before is tried again.
+                    !settled(final_.get(&spec.id))
+                        && !rung_loss(&records, &spec.id, rung).is_some_and(f64::is_finite)
                 })
                 .cloned()
                 .collect();
