@@ -8,7 +8,8 @@ use makemore_data::{MinibatchSampler, SplitName};
 use makemore_model::FusedAutodiff;
 
 use crate::optimizer::TrainOptimizer;
-use crate::trainer::{sized_config, train_step, StepBuffers, StepExamples, StepSettings};
+use crate::step::{train_step, StepBuffers, StepExamples, StepSettings};
+use crate::trainer::sized_config;
 use crate::{evaluate_split, sample, PreparedData, SampleOptions, TrainError, TrainingConfig};
 
 /// One timed measurement.

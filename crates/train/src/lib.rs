@@ -32,12 +32,15 @@ mod config;
 mod error;
 mod evaluate;
 mod lock;
+mod lr_find;
 mod metrics;
 mod optimizer;
 mod overrides;
 mod prepare;
+mod resume;
 mod sample;
 mod schedule;
+mod step;
 mod trainer;
 
 pub use checkpoint::{
@@ -48,12 +51,11 @@ pub use config::{OptimizerKind, TrainingConfig};
 pub use error::TrainError;
 pub use evaluate::{evaluate, evaluate_split};
 pub use lock::{RunLock, LOCK_FILE};
+pub use lr_find::{lr_find, suggest_lr, LrFindPoint, LR_SUGGESTION_RULE};
 pub use metrics::{read_metrics, MetricsRow, MetricsWriter};
 pub use overrides::{OptimizerChoice, ScheduleKind, TrainingOverrides};
 pub use prepare::{prepare, prepare_with_vocab, PreparedData};
+pub use resume::check_resume;
 pub use sample::{sample, Origin, Sample, SampleOptions};
 pub use schedule::LrSchedule;
-pub use trainer::{
-    check_data_fits, check_resume, lr_find, suggest_lr, train, LrFindPoint, TrainEvent,
-    TrainSummary, Trained, Trainer, LR_SUGGESTION_RULE,
-};
+pub use trainer::{check_data_fits, train, TrainEvent, TrainSummary, Trained, Trainer};
