@@ -209,6 +209,23 @@ impl Checkpoint {
         Ok(lock)
     }
 
+    /// Opens an unfinished run to continue it, holding its lock ([`RunLock`], taken before
+    /// opening: opening may finish an interrupted save). A finished run is refused.
+    pub fn open_to_resume(dir: &Path) -> Result<(Self, RunLock), TrainError> {
+        if !dir.is_dir() {
+            return Err(TrainError::checkpoint(dir, "no such checkpoint directory"));
+        }
+        let lock = RunLock::acquire(dir)?;
+        let ckpt = Self::open(dir)?;
+        if ckpt.state.finished {
+            return Err(TrainError::Resume {
+                path: dir.to_path_buf(),
+                reason: format!("the run already finished all {} steps", ckpt.config.steps),
+            });
+        }
+        Ok((ckpt, lock))
+    }
+
     /// True when `dir` looks like a checkpoint directory (has a state file).
     pub fn exists(dir: &Path) -> bool {
         dir.join(STATE_FILE).exists() || tmp_path(&dir.join(STATE_FILE)).exists()

@@ -83,7 +83,7 @@ struct TrainJob {
     dir: PathBuf,
     resume: Option<Checkpoint>,
     /// The run directory's lock, held from before any file in it changes.
-    lock: Option<RunLock>,
+    lock: RunLock,
     /// The corpus file (`None`: the built-in corpus).
     data: Option<PathBuf>,
     words: Vec<String>,
@@ -96,20 +96,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             if !args.settings.overrides()?.is_empty() {
                 bail!("--resume continues a run with its own config.json; leave out the training flags (or start a new run with --config {}/config.json)", dir.display());
             }
-            // Taken before opening: opening may finish an interrupted save.
-            let lock = if dir.is_dir() {
-                Some(RunLock::acquire(dir)?)
-            } else {
-                None
-            };
-            let ckpt = Checkpoint::open(dir).context("cannot resume")?;
-            if ckpt.state.finished {
-                bail!(
-                    "the run in {} already finished all {} steps",
-                    dir.display(),
-                    ckpt.config.steps
-                );
-            }
+            let (ckpt, lock) = Checkpoint::open_to_resume(dir).context("cannot resume")?;
             (ckpt.config.clone(), dir.clone(), Some(ckpt), lock)
         }
         None => {
@@ -131,7 +118,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 ),
                 e => anyhow::Error::new(e).context(format!("cannot use --out {}", args.out.display())),
             })?;
-            (config, args.out.clone(), None, Some(lock))
+            (config, args.out.clone(), None, lock)
         }
     };
     let data = match &resume {
@@ -198,6 +185,7 @@ impl WithBackend for TrainJob {
             _ => {}
         };
         let mut trainer = Trainer::new(&data, &config, &dir)
+            .lock(lock)
             .stop(&stop)
             .on_event(&mut on_event);
         if let Some(ckpt) = resume {
@@ -208,9 +196,6 @@ impl WithBackend for TrainJob {
         }
         if let Some(path) = &data_path {
             trainer = trainer.corpus_path(path);
-        }
-        if let Some(lock) = lock {
-            trainer = trainer.lock(lock);
         }
         let trained = trainer.fit::<B>(&device);
         bar.finish_and_clear();
