@@ -246,7 +246,12 @@ The wide model (`examples/configs/wide.json`) is the kind the quality sweeps tra
 8, 24-d embeddings, two 512-unit layers with LayerNorm and dropout 0.2, AdamW; 378,019 \
 parameters.\n\n",
     );
-    md.push_str(&format!("Binary: `{}`.\n\n", bin.display()));
+    let shown_bin = bin
+        .strip_prefix(crate::workspace_root())
+        .unwrap_or(&bin)
+        .display()
+        .to_string();
+    md.push_str(&format!("Binary: `{shown_bin}`.\n\n"));
     md.push_str("### makemore\n\n| what | steps/s | examples/s | words/s | peak memory | command |\n|---|---:|---:|---:|---:|---|\n");
     let num = |v: &Value, k: &str| v[k].as_f64().map_or("".to_string(), |x| format!("{x:.0}"));
     for (name, cmd, v) in &rows {

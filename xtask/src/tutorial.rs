@@ -159,7 +159,7 @@ pub fn run(args: &[String]) -> Result<()> {
             commands += 1;
             let mut cmd = Command::new("sh");
             cmd.args(["-c", &format!("{shell} 2>&1")])
-                .current_dir(&root);
+                .current_dir(&work);
             if check {
                 cmd.env("MAKEMORE_PARSE_ONLY", "1");
             } else {
