@@ -369,22 +369,17 @@ fn a_run_directory_in_use_is_refused_to_a_second_writer() {
     // The lock dies with its holder, however it ends: kill -9, then resume.
     child.kill().unwrap();
     child.wait().unwrap();
-    let out = makemore()
-        .args([
-            "train",
-            "-q",
-            "--samples",
-            "0",
-            "--until",
-            "120",
-            "--resume",
-        ])
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::run_ok(
+        makemore()
+            .args([
+                "train",
+                "-q",
+                "--samples",
+                "0",
+                "--until",
+                "120",
+                "--resume",
+            ])
+            .arg(&run),
     );
 }

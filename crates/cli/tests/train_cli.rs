@@ -205,10 +205,10 @@ fn sigkill_and_resume_give_the_same_weights() {
     let flags = [
         "--n-hidden",
         "32",
-        // Long enough that every kill below lands before the run ends, even with the fast
-        // kernels on an idle machine (a run that finishes first fails the test).
+        // Long enough that every kill below lands before the run ends (each waits for one
+        // new checkpoint and then a few milliseconds; a run that finishes first fails).
         "--steps",
-        "8000",
+        "20000",
         "--checkpoint-every",
         "40",
         "--eval-every",
@@ -229,7 +229,9 @@ fn sigkill_and_resume_give_the_same_weights() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let run = dir.path().join("killed");
-    let delays_ms = [150u64, 40, 260, 90, 10, 330, 60, 200];
+    // After a new checkpoint, how long to wait before the kill: different moments of a step
+    // and of a save.
+    let delays_ms = [15u64, 4, 26, 9, 1, 33, 6, 20];
     let mut kills = 0;
     for attempt in 0.. {
         assert!(attempt < 200, "the run never finished");
@@ -242,22 +244,29 @@ fn sigkill_and_resume_give_the_same_weights() {
                 break;
             }
             // Every committed checkpoint must load.
-            let ok = makemore()
-                .args(["eval", "--split", "dev", "--checkpoint"])
-                .arg(&run)
-                .output()
-                .unwrap();
-            assert!(
-                ok.status.success(),
-                "{}",
-                String::from_utf8_lossy(&ok.stderr)
+            common::run_ok(
+                makemore()
+                    .args(["eval", "--split", "dev", "--checkpoint"])
+                    .arg(&run),
             );
             cmd.arg("--resume").arg(&run);
         } else {
             cmd.arg("--out").arg(&run).arg("--force").args(flags);
         }
+        let step_now = |path: &Path| -> u64 {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v["step"].as_u64())
+                .unwrap_or(0)
+        };
+        let before = step_now(&state);
         let mut child = cmd.spawn().unwrap();
         if kills < delays_ms.len() {
+            // Progress, not a clock: wait for this process's first new checkpoint.
+            while step_now(&state) <= before && child.try_wait().unwrap().is_none() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             std::thread::sleep(Duration::from_millis(delays_ms[kills]));
             if child.try_wait().unwrap().is_none() {
                 child.kill().unwrap(); // SIGKILL
