@@ -8,6 +8,7 @@ mod commands;
 mod config_flags;
 mod corpus;
 mod progress;
+mod shared_args;
 
 use std::process::ExitCode;
 

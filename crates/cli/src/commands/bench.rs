@@ -10,7 +10,7 @@ use makemore_train::bench::{time_evaluation, time_sampling, time_training, Timin
 use makemore_train::{prepare, TrainingConfig};
 use serde::Serialize;
 
-use crate::backend::{dispatch, BackendChoice, WithBackend};
+use crate::backend::{dispatch, WithBackend};
 use crate::corpus;
 
 /// What to time.
@@ -33,9 +33,8 @@ pub struct BenchArgs {
     /// What to time.
     #[arg(long, value_enum, default_value_t = BenchTask::Train)]
     pub task: BenchTask,
-    /// Backend.
-    #[arg(long, value_enum, default_value_t = BackendChoice::default())]
-    pub backend: BackendChoice,
+    #[command(flatten)]
+    pub device: crate::shared_args::BackendArg,
     /// Examples per training step.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
@@ -45,9 +44,8 @@ pub struct BenchArgs {
     /// Untimed warm-up steps before timing (train).
     #[arg(long, default_value_t = 100)]
     pub warmup: u64,
-    /// Word list (default: the built-in data/names.txt).
-    #[arg(long, value_name = "PATH")]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub corpus: crate::shared_args::DataArg,
     /// Model and training settings as JSON (default: the notebook's recipe).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -98,9 +96,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(kernels) = args.kernels {
         config.model.kernels = kernels.into();
     }
-    let words = corpus::load_words(args.data.as_ref())?;
+    let words = corpus::load_words(args.corpus.data.as_ref())?;
     dispatch(
-        args.backend,
+        args.device.backend,
         BenchJob {
             args,
             config,
@@ -156,7 +154,7 @@ impl WithBackend for BenchJob {
         };
         let report = Report {
             task: args.task,
-            backend: args.backend.name().to_string(),
+            backend: args.device.backend.name().to_string(),
             device: device_name.to_string(),
             batch_size: args.batch_size,
             count: timing.count,

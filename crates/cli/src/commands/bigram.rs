@@ -1,7 +1,5 @@
 //! `makemore bigram`.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use clap::Args;
 use makemore_data::{Split, SplitRatios};
@@ -17,9 +15,8 @@ use crate::corpus;
 /// `makemore bigram`: the count-based bigram baseline (makemore part 1) on the same split.
 #[derive(Debug, Args)]
 pub struct BigramArgs {
-    /// Word list (default: the built-in data/names.txt).
-    #[arg(long, value_name = "PATH")]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub corpus: crate::shared_args::DataArg,
     /// Add-k smoothing of every count.
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub smoothing: f64,
@@ -54,7 +51,7 @@ pub fn run(args: BigramArgs) -> Result<()> {
             args.smoothing
         );
     }
-    let words = corpus::load_words(args.data.as_ref())?;
+    let words = corpus::load_words(args.corpus.data.as_ref())?;
     let vocab = Vocab::from_words(&words)?;
     let split = Split::new(words, args.split_seed, SplitRatios::default())?;
     let encode = |ws: &[String]| {

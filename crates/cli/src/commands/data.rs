@@ -1,7 +1,5 @@
 //! `makemore data stats|show`.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use makemore_data::{Examples, Split, SplitRatios};
@@ -22,9 +20,8 @@ pub enum DataCommand {
 /// Corpus and context options shared by the data verbs.
 #[derive(Debug, Args)]
 pub struct CorpusArgs {
-    /// Word list, one word per line (default: the built-in data/names.txt).
-    #[arg(long, value_name = "PATH")]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: crate::shared_args::DataArg,
     /// Characters of context per example.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub block_size: u32,
@@ -79,7 +76,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
 }
 
 fn stats(args: StatsArgs) -> Result<()> {
-    let words = corpus::load_words(args.corpus.data.as_ref())?;
+    let words = corpus::load_words(args.corpus.input.data.as_ref())?;
     let vocab = Vocab::from_words(&words)?;
     let block = args.corpus.block_size as usize;
     let longest = words
@@ -91,7 +88,7 @@ fn stats(args: StatsArgs) -> Result<()> {
     let split = Split::new(words, args.corpus.split_seed, SplitRatios::default())?;
     let count = |w: &[String]| Examples::from_words(w, &vocab, block).map(|e| e.len());
     let stats = Stats {
-        source: corpus::describe(args.corpus.data.as_ref()),
+        source: corpus::describe(args.corpus.input.data.as_ref()),
         words: n_words,
         vocab_size: vocab.len(),
         vocab: vocab.chars().iter().collect(),
@@ -139,7 +136,7 @@ fn stats(args: StatsArgs) -> Result<()> {
 }
 
 fn show(args: ShowArgs) -> Result<()> {
-    let words = corpus::load_words(args.corpus.data.as_ref())?;
+    let words = corpus::load_words(args.corpus.input.data.as_ref())?;
     let vocab = Vocab::from_words(&words)?;
     let block = args.corpus.block_size as usize;
     for word in words.iter().take(args.limit) {

@@ -10,7 +10,7 @@ use makemore_model::FusedAutodiff;
 use makemore_train::{evaluate_split, prepare_with_vocab, Checkpoint};
 use serde::Serialize;
 
-use crate::backend::{dispatch, BackendChoice, WithBackend};
+use crate::backend::{dispatch, WithBackend};
 use crate::corpus;
 
 /// A split to evaluate.
@@ -40,18 +40,16 @@ pub struct EvalArgs {
     /// Checkpoint directory (a run's --out).
     #[arg(long, value_name = "DIR")]
     pub checkpoint: PathBuf,
-    /// Word list (default: the corpus the run was trained on).
-    #[arg(long, value_name = "PATH")]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub corpus: crate::shared_args::DataArg,
     /// Splits to evaluate (repeatable; default train and dev; test only when asked for).
     #[arg(long, value_enum)]
     pub split: Vec<SplitArg>,
     /// Print one JSON object keyed by split name.
     #[arg(long)]
     pub json: bool,
-    /// Backend to evaluate on.
-    #[arg(long, value_enum, default_value_t = BackendChoice::default())]
-    pub backend: BackendChoice,
+    #[command(flatten)]
+    pub device: crate::shared_args::BackendArg,
 }
 
 /// The loss of one split.
@@ -74,8 +72,8 @@ struct EvalJob {
 /// Runs `makemore eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     let ckpt = Checkpoint::open(&args.checkpoint).context("cannot evaluate")?;
-    let words = corpus::load_words(corpus::of_run(args.data.as_ref(), &ckpt)?.as_ref())?;
-    dispatch(args.backend, EvalJob { args, ckpt, words })
+    let words = corpus::load_words(corpus::of_run(args.corpus.data.as_ref(), &ckpt)?.as_ref())?;
+    dispatch(args.device.backend, EvalJob { args, ckpt, words })
 }
 
 impl WithBackend for EvalJob {

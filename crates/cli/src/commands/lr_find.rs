@@ -7,7 +7,7 @@ use clap::Args;
 use makemore_model::FusedAutodiff;
 use makemore_train::{lr_find, prepare, suggest_lr, TrainingConfig, LR_SUGGESTION_RULE};
 
-use crate::backend::{dispatch, BackendChoice, WithBackend};
+use crate::backend::{dispatch, WithBackend};
 use crate::commands::plot::FormatArg;
 use crate::config_flags::{load_config, InitArg};
 use crate::corpus;
@@ -18,9 +18,8 @@ use makemore_plot::{line_chart, Chart, ImageFormat, Line};
 /// writes lr-find.csv and a plot of loss against e, and suggests a learning rate.
 #[derive(Debug, Args)]
 pub struct LrFindArgs {
-    /// Word list (default: the built-in data/names.txt).
-    #[arg(long, value_name = "PATH")]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub corpus: crate::shared_args::DataArg,
     /// Smallest exponent.
     #[arg(long, default_value_t = -3.0, allow_negative_numbers = true)]
     pub min_exp: f64,
@@ -51,9 +50,8 @@ pub struct LrFindArgs {
     /// Examples per step.
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Backend.
-    #[arg(long, value_enum, default_value_t = BackendChoice::default())]
-    pub backend: BackendChoice,
+    #[command(flatten)]
+    pub device: crate::shared_args::BackendArg,
 }
 
 struct LrFindJob {
@@ -77,9 +75,9 @@ pub fn run(args: LrFindArgs) -> Result<()> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create --out {}", args.out.display()))?;
-    let words = corpus::load_words(args.data.as_ref())?;
+    let words = corpus::load_words(args.corpus.data.as_ref())?;
     dispatch(
-        args.backend,
+        args.device.backend,
         LrFindJob {
             args,
             config,

@@ -8,7 +8,7 @@ use makemore_data::Split;
 use makemore_model::FusedAutodiff;
 use makemore_train::{sample, Checkpoint, SampleOptions};
 
-use crate::backend::{dispatch, BackendChoice, WithBackend};
+use crate::backend::{dispatch, WithBackend};
 use crate::corpus;
 
 /// `makemore sample`: make more words, each marked as in train / in dev / in test / new.
@@ -38,15 +38,13 @@ pub struct SampleArgs {
     /// Only words that are in no split of the corpus.
     #[arg(long)]
     pub only_new: bool,
-    /// Word list to mark samples against (default: the run's own corpus).
-    #[arg(long, value_name = "PATH")]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub corpus: crate::shared_args::DataArg,
     /// Print JSON lines: {"word", "origin", "truncated"}.
     #[arg(long)]
     pub json: bool,
-    /// Backend to sample on.
-    #[arg(long, value_enum, default_value_t = BackendChoice::default())]
-    pub backend: BackendChoice,
+    #[command(flatten)]
+    pub device: crate::shared_args::BackendArg,
 }
 
 struct SampleJob {
@@ -58,9 +56,9 @@ struct SampleJob {
 /// Runs `makemore sample`.
 pub fn run(args: SampleArgs) -> Result<()> {
     let ckpt = Checkpoint::open(&args.checkpoint).context("cannot sample")?;
-    let words = corpus::load_words(corpus::of_run(args.data.as_ref(), &ckpt)?.as_ref())?;
+    let words = corpus::load_words(corpus::of_run(args.corpus.data.as_ref(), &ckpt)?.as_ref())?;
     let split = Split::new(words, ckpt.config.split_seed, ckpt.config.split)?;
-    dispatch(args.backend, SampleJob { args, ckpt, split })
+    dispatch(args.device.backend, SampleJob { args, ckpt, split })
 }
 
 impl WithBackend for SampleJob {

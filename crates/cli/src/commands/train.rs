@@ -11,7 +11,7 @@ use makemore_train::{
 };
 use serde::Serialize;
 
-use crate::backend::{dispatch, BackendChoice, WithBackend};
+use crate::backend::{dispatch, WithBackend};
 use crate::config_flags::{load_config, ConfigFlags};
 use crate::{corpus, progress};
 
@@ -20,10 +20,8 @@ use crate::{corpus, progress};
 /// 0.01 from step 100,000, 80/10/10 split with seed 42).
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Word list, one word per line (default: the built-in data/names.txt; with --resume,
-    /// the run's own corpus).
-    #[arg(long, value_name = "PATH")]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub corpus: crate::shared_args::DataArg,
     /// Checkpoint directory for this run.
     #[arg(long, value_name = "DIR", default_value = "runs/mlp")]
     pub out: PathBuf,
@@ -45,9 +43,8 @@ pub struct TrainArgs {
     /// without training; the result works as a --config file.
     #[arg(long)]
     pub print_config: bool,
-    /// Backend to train on.
-    #[arg(long, value_enum, default_value_t = BackendChoice::default())]
-    pub backend: BackendChoice,
+    #[command(flatten)]
+    pub device: crate::shared_args::BackendArg,
 
     /// Model and training settings (each overrides --config and the defaults).
     #[command(flatten)]
@@ -122,11 +119,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
     };
     let data = match &resume {
-        Some(ckpt) => corpus::of_run(args.data.as_ref(), ckpt)?,
-        None => args.data.clone(),
+        Some(ckpt) => corpus::of_run(args.corpus.data.as_ref(), ckpt)?,
+        None => args.corpus.data.clone(),
     };
     let words = corpus::load_words(data.as_ref())?;
-    let backend = args.backend;
+    let backend = args.device.backend;
     dispatch(
         backend,
         TrainJob {
