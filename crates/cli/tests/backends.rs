@@ -45,7 +45,8 @@ fn losses<B: FusedAutodiff>(dir: &Path, device: B::Device) -> (Vec<f32>, f64) {
             }
         },
     )
-    .unwrap();
+    .unwrap()
+    .summary;
     (steps, summary.dev_loss.unwrap())
 }
 

@@ -20,10 +20,13 @@
 //! let data = prepare(words, &config).unwrap();
 //! let out = tempfile::tempdir().unwrap();
 //! let stop = std::sync::atomic::AtomicBool::new(false);
-//! let summary = train::<Autodiff<NdArray>>(&data, &config, out.path(), None, &Default::default(),
+//! let trained = train::<Autodiff<NdArray>>(&data, &config, out.path(), None, &Default::default(),
 //!     &stop, &mut |_: &TrainEvent| {}).unwrap();
-//! assert_eq!(summary.steps_done, 20);
-//! assert!(summary.train_loss.is_finite());
+//! assert_eq!(trained.summary.steps_done, 20);
+//! assert!(trained.summary.train_loss.is_finite());
+//! // The trained model, ready to evaluate and sample.
+//! let dev = makemore_train::evaluate_split(&trained.model, &data, makemore_data::SplitName::Dev, &Default::default());
+//! assert!(dev.is_some_and(f64::is_finite));
 //! ```
 
 pub mod bench;

@@ -83,8 +83,9 @@ struct Run<'a, B: FusedAutodiff> {
     state: TrainingState,
 }
 
-/// Trains (or, with `resume`, continues) a run whose checkpoints go to `dir`: the short
-/// form of [`Trainer`] for a run that only needs a stop flag and an event callback.
+/// Trains (or, with `resume`, continues) a run whose checkpoints go to `dir`, and returns the
+/// trained model with a summary: the short form of [`Trainer`] for a run that only needs a
+/// stop flag and an event callback.
 ///
 /// `config.model.vocab_size` is taken from the data. A fresh run writes `config.json`,
 /// `vocab.json` and a step-0 checkpoint before the first step, so a last good checkpoint
@@ -98,14 +99,14 @@ pub fn train<B: FusedAutodiff>(
     device: &B::Device,
     stop: &AtomicBool,
     on_event: &mut dyn FnMut(&TrainEvent),
-) -> Result<TrainSummary, TrainError> {
+) -> Result<Trained<B::InnerBackend>, TrainError> {
     let mut trainer = Trainer::new(data, config, dir)
         .stop(stop)
         .on_event(on_event);
     if let Some(ckpt) = resume {
         trainer = trainer.resume(ckpt);
     }
-    Ok(trainer.fit::<B>(device)?.summary)
+    trainer.fit::<B>(device)
 }
 
 /// One training run, set up step by step, then [`Trainer::fit`]:
@@ -144,6 +145,7 @@ pub struct Trainer<'a> {
 
 /// What [`Trainer::fit`] returns: the model as training left it (on the inner backend, ready
 /// to evaluate and sample) and how the run ended.
+#[derive(Debug)]
 pub struct Trained<B: Backend> {
     /// The model after the last step.
     pub model: Mlp<B>,

@@ -55,7 +55,8 @@ fn template() -> &'static Path {
             &stop,
             &mut on_event,
         )
-        .unwrap();
+        .unwrap()
+        .summary;
         assert!(s.interrupted);
         dir
     })

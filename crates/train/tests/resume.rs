@@ -79,7 +79,8 @@ fn run_straight(dir: &Path, c: &TrainingConfig) {
         &stop,
         &mut |_: &TrainEvent| {},
     )
-    .unwrap();
+    .unwrap()
+    .summary;
     assert_eq!(s.steps_done, c.steps);
     assert!(!s.interrupted);
 }
@@ -107,7 +108,8 @@ fn run_until(dir: &Path, c: &TrainingConfig, data: &PreparedData, stop_after: u6
         &stop,
         &mut on_event,
     )
-    .unwrap();
+    .unwrap()
+    .summary;
     assert!(s.interrupted);
     assert_eq!(s.steps_done, stop_after);
 }
@@ -125,6 +127,7 @@ fn resume(dir: &Path, data: &PreparedData) -> Result<TrainSummary, TrainError> {
         &AtomicBool::new(false),
         &mut |_: &TrainEvent| {},
     )
+    .map(|trained| trained.summary)
 }
 
 /// Stops after `stop_after` steps, lets `edit` change the checkpoint, and resumes.
