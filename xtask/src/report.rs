@@ -14,7 +14,7 @@ use makemore_plot::{labelled_scatter, line_chart, Chart, ImageFormat, Line};
 use serde_json::Value;
 
 use crate::makemore::bin as makemore_bin;
-use crate::sweep::{read_results, tidy_path};
+use crate::sweep::{final_records, read_records, tidy_path};
 
 const HELP: &str = "\
 usage: cargo xtask report [DIR] [--out FILE] [--img DIR] [--test] [--bin PATH]
@@ -82,8 +82,8 @@ fn newest_sweep() -> Result<PathBuf> {
 /// Runs `cargo xtask report`.
 pub fn run(args: &[String]) -> Result<()> {
     let args = parse(args)?;
-    let records = read_results(&args.dir)?;
-    let all_records = crate::sweep::read_records(&args.dir)?;
+    let all_records = read_records(&args.dir)?;
+    let records = final_records(&all_records);
     // Wall time of a run over all its phases (successive halving trains a run in several);
     // records from before `phase_secs` existed hold one phase's time each.
     let wall = |r: &Value| -> f64 {

@@ -159,11 +159,16 @@ pub fn read_records(dir: &Path) -> Result<Vec<Value>> {
 /// The last final record of each run in `dir` (`ok`, `stopped` by successive halving, or
 /// `failed`), by run id.
 pub fn read_results(dir: &Path) -> Result<BTreeMap<String, Value>> {
-    Ok(read_records(dir)?
-        .into_iter()
+    Ok(final_records(&read_records(dir)?))
+}
+
+/// The last final record of each run among `records` (see [`read_results`]).
+pub fn final_records(records: &[Value]) -> BTreeMap<String, Value> {
+    records
+        .iter()
         .filter(|r| r.get("rung").is_none())
-        .filter_map(|r| Some((r["id"].as_str()?.to_string(), r)))
-        .collect())
+        .filter_map(|r| Some((r["id"].as_str()?.to_string(), r.clone())))
+        .collect()
 }
 
 /// A run that needs no more training: finished, or stopped by successive halving.
@@ -280,7 +285,7 @@ pub fn run(args: &[String]) -> Result<()> {
             grid.expand(&defaults)?.into_iter().enumerate().collect();
         for &rung in &halving.rungs {
             let records = read_records(&out)?;
-            let final_ = read_results(&out)?;
+            let final_ = final_records(&records);
             let todo: Vec<(usize, RunSpec)> = mine
                 .iter()
                 .filter(|(_, spec)| {
@@ -301,11 +306,14 @@ pub fn run(args: &[String]) -> Result<()> {
             let mut ranked: Vec<((usize, RunSpec), f64)> = alive.into_iter().zip(losses).collect();
             ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0 .1.id.cmp(&b.0 .1.id)));
             let keep = halving.survivors(ranked.len());
-            let final_ = read_results(&out)?;
+            let records = read_records(&out)?;
+            let final_ = final_records(&records);
             for ((index, spec), _) in &ranked[keep..] {
                 let mine_too = mine.iter().any(|(_, m)| m.id == spec.id);
                 if mine_too && !settled(final_.get(&spec.id)) {
-                    phases.stopped(*index, spec, rung, &out)?;
+                    if let Some(at) = rung_record(&records, &spec.id, rung) {
+                        phases.stopped(*index, at, rung)?;
+                    }
                 }
             }
             eprintln!(
@@ -342,11 +350,15 @@ pub fn run(args: &[String]) -> Result<()> {
 
 /// The dev loss a run reported at `rung` (infinite when it failed there), if it did.
 fn rung_loss(records: &[Value], id: &str, rung: u64) -> Option<f64> {
+    rung_record(records, id, rung).map(|r| r["dev_loss"].as_f64().unwrap_or(f64::INFINITY))
+}
+
+/// The last record a run wrote at `rung` (its result there, or its failure).
+fn rung_record<'a>(records: &'a [Value], id: &str, rung: u64) -> Option<&'a Value> {
     records
         .iter()
         .rev()
         .find(|r| r["id"] == id && r["rung"] == rung)
-        .map(|r| r["dev_loss"].as_f64().unwrap_or(f64::INFINITY))
 }
 
 /// Waits until every run in `alive` (of every shard) has reported at `rung`, and returns
@@ -433,16 +445,8 @@ impl Phases {
         Ok((p.done, p.failed))
     }
 
-    /// Records that successive halving stopped `spec` at `rung`, with its rung results.
-    fn stopped(&self, index: usize, spec: &RunSpec, rung: u64, out: &Path) -> Result<()> {
-        let records = read_records(out)?;
-        let Some(at) = records
-            .iter()
-            .rev()
-            .find(|r| r["id"] == spec.id.as_str() && r["rung"] == rung)
-        else {
-            return Ok(());
-        };
+    /// Records that successive halving stopped a run at `rung`, from its record `at` there.
+    fn stopped(&self, index: usize, at: &Value, rung: u64) -> Result<()> {
         let mut line = at.clone();
         if let Some(m) = line.as_object_mut() {
             m.remove("rung");
