@@ -54,25 +54,21 @@ impl WithBackend for TrainJob {
         } = self;
         let data = prepare(words, &config)?;
         config.model.vocab_size = data.vocab.len();
-        // Refused before anything is printed (the trainer checks again).
-        if let Some(ckpt) = &resume {
-            makemore_train::check_resume(ckpt, &data, &config)?;
-        }
-        makemore_train::check_data_fits(&config, &data)?;
         let stop = progress::stop_on_ctrl_c();
-        if !args.json {
-            eprintln!(
-                "training {} parameters on {} ({} train / {} dev examples) -> {}",
-                config.model.num_params(),
-                corpus::describe(data_path.as_ref()),
-                data.train.len(),
-                data.dev.len(),
-                dir.display()
-            );
-        }
         let start = resume.as_ref().map_or(0, |c| c.state.step);
         let bar = progress::steps_bar(config.steps, start, args.quiet || args.json);
         let mut on_event = |e: &TrainEvent| match e {
+            // After the trainer's checks of the data, config and checkpoint: a refused run
+            // prints only its error.
+            TrainEvent::Start { params, .. } if !args.json => bar.suspend(|| {
+                eprintln!(
+                    "training {params} parameters on {} ({} train / {} dev examples) -> {}",
+                    corpus::describe(data_path.as_ref()),
+                    data.train.len(),
+                    data.dev.len(),
+                    dir.display()
+                )
+            }),
             TrainEvent::Step { step, loss, .. } if step.is_multiple_of(100) => {
                 bar.set_position(*step);
                 bar.set_message(format!("loss {loss:.4}"));
