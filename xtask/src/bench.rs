@@ -118,7 +118,18 @@ fn bench_flags(
 }
 
 /// Environment variables of one bench case.
-type Env = &'static [(&'static str, &'static str)];
+type Env = Vec<(String, String)>;
+
+/// The thread counts measured: powers of two below the machine's core count, then the
+/// core count itself (1, 2 on a 2-core machine; 1, 2, 4, 8, 16 on a 16-core one).
+fn thread_counts() -> Vec<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut counts: Vec<usize> = std::iter::successors(Some(1usize), |n| Some(n * 2))
+        .take_while(|&n| n < cores)
+        .collect();
+    counts.push(cores);
+    counts
+}
 
 /// Runs `cargo xtask bench`.
 pub fn run(args: &[String]) -> Result<()> {
@@ -132,52 +143,60 @@ pub fn run(args: &[String]) -> Result<()> {
     let wide = crate::workspace_root().join("examples/configs/wide.json");
     let mut wide_flags = bench_flags("train", Some(128), scale(1000), Some(20), false);
     wide_flags.extend(["--config".to_string(), wide.display().to_string()]);
-    // One thread: RAYON_NUM_THREADS for the element-wise kernels, MATMUL_NUM_THREADS for
-    // matrixmultiply's products.
-    let one_thread: Env = &[("RAYON_NUM_THREADS", "1"), ("MATMUL_NUM_THREADS", "1")];
-    let cases: Vec<(&str, Vec<String>, Env)> = vec![
+    let counts = thread_counts();
+    let all_cores = counts.last().copied().unwrap_or(1);
+    let batch_4096 = bench_flags("train", Some(4096), scale(100), Some(5), false);
+    let mut cases: Vec<(String, Vec<String>, Env)> = vec![
         (
-            "train, batch 32",
+            "train, batch 32".into(),
             bench_flags("train", Some(32), scale(5000), None, false),
-            &[],
+            Vec::new(),
         ),
+        ("train, batch 4096".into(), batch_4096.clone(), Vec::new()),
         (
-            "train, batch 4096",
-            bench_flags("train", Some(4096), scale(100), Some(5), false),
-            &[],
-        ),
-        (
-            "train, batch 4096, 1 thread",
-            bench_flags("train", Some(4096), scale(100), Some(5), false),
-            one_thread,
-        ),
-        ("train, wide model, batch 128", wide_flags.clone(), &[]),
-        (
-            "train, wide model, batch 128, 1 thread",
-            wide_flags,
-            one_thread,
-        ),
-        (
-            "evaluate the train split",
-            bench_flags("eval", None, scale(5), None, false),
-            &[],
-        ),
-        (
-            "sample words",
-            bench_flags("sample", None, scale(5000), None, false),
-            &[],
-        ),
-        (
-            "train, batch 32, plain kernels",
-            bench_flags("train", Some(32), scale(2000), None, true),
-            &[],
-        ),
-        (
-            "train, batch 4096, plain kernels",
-            bench_flags("train", Some(4096), scale(30), Some(5), true),
-            &[],
+            "train, wide model, batch 128".into(),
+            wide_flags.clone(),
+            Vec::new(),
         ),
     ];
+    // Fewer threads than the machine has (the rows above use all of them), for the
+    // scaling table: RAYON_NUM_THREADS, as `--threads N` sets it.
+    for &n in counts.iter().filter(|&&n| n < all_cores) {
+        let env = vec![("RAYON_NUM_THREADS".to_string(), n.to_string())];
+        let label = if n == 1 { "thread" } else { "threads" };
+        cases.push((
+            format!("train, batch 4096, {n} {label}"),
+            batch_4096.clone(),
+            env.clone(),
+        ));
+        cases.push((
+            format!("train, wide model, batch 128, {n} {label}"),
+            wide_flags.clone(),
+            env,
+        ));
+    }
+    cases.extend([
+        (
+            "evaluate the train split".into(),
+            bench_flags("eval", None, scale(5), None, false),
+            Vec::new(),
+        ),
+        (
+            "sample words".into(),
+            bench_flags("sample", None, scale(5000), None, false),
+            Vec::new(),
+        ),
+        (
+            "train, batch 32, plain kernels".into(),
+            bench_flags("train", Some(32), scale(2000), None, true),
+            Vec::new(),
+        ),
+        (
+            "train, batch 4096, plain kernels".into(),
+            bench_flags("train", Some(4096), scale(30), Some(5), true),
+            Vec::new(),
+        ),
+    ]);
     for (name, flags, env) in &cases {
         let env_text: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
         eprintln!("{env_text}makemore bench {}", flags.join(" "));
@@ -191,7 +210,7 @@ pub fn run(args: &[String]) -> Result<()> {
             .join(" ")
             .replace(&format!("{}/", crate::workspace_root().display()), "");
         rows.push((
-            name.to_string(),
+            name.clone(),
             format!("{env_text}makemore bench {shown} --json"),
             v,
         ));
@@ -208,7 +227,7 @@ pub fn run(args: &[String]) -> Result<()> {
             ("wide", 128, scale(1000), "20"),
         ];
         for (model, batch, steps, warmup) in torch_cases {
-            for threads in [1, 2] {
+            for &threads in &counts {
                 let name = match model {
                     "wide" => format!("wide model, batch {batch}, {threads} thread(s)"),
                     _ => format!("batch {batch}, {threads} thread(s)"),
@@ -301,10 +320,53 @@ parameters.\n\n",
             ours("train, wide model, batch 128", "steps_per_s") / best("wide model", "steps_per_s").max(1e-9),
         ));
     }
+    md.push_str(&scaling_table(&counts, &rows, &torch_rows));
     crate::report::write_section(&args.out, "bench", "# Performance", &md)?;
     print!("{md}");
     eprintln!("wrote {}", args.out.display());
     Ok(())
+}
+
+/// How training speed grows with threads: makemore's batch 4096 and wide-model rows for
+/// each thread count (all cores: the rows without a count), beside PyTorch's.
+fn scaling_table(
+    counts: &[usize],
+    rows: &[(String, String, Value)],
+    torch_rows: &[(String, Value)],
+) -> String {
+    let all_cores = counts.last().copied().unwrap_or(1);
+    let cell = |v: Option<&Value>, key: &str| {
+        v.and_then(|v| v[key].as_f64())
+            .map_or("".to_string(), |x| format!("{x:.0}"))
+    };
+    let ours = |base: &str, n: usize| {
+        let name = match n {
+            n if n == all_cores => base.to_string(),
+            1 => format!("{base}, 1 thread"),
+            n => format!("{base}, {n} threads"),
+        };
+        rows.iter().find(|(r, _, _)| *r == name).map(|(_, _, v)| v)
+    };
+    let theirs = |base: &str, n: usize| {
+        let name = format!("{base}, {n} thread(s)");
+        torch_rows.iter().find(|(r, _)| *r == name).map(|(_, v)| v)
+    };
+    let mut md = String::from(
+        "\n### Threads\n\nThe rows above by thread count (`RAYON_NUM_THREADS` for makemore, \
+`torch.set_num_threads` for PyTorch).\n\n| threads | makemore batch 4096, examples/s | PyTorch \
+batch 4096, examples/s | makemore wide model, steps/s | PyTorch wide model, steps/s |\n\
+|---:|---:|---:|---:|---:|\n",
+    );
+    for &n in counts {
+        md.push_str(&format!(
+            "| {n} | {} | {} | {} | {} |\n",
+            cell(ours("train, batch 4096", n), "examples_per_s"),
+            cell(theirs("batch 4096", n), "examples_per_s"),
+            cell(ours("train, wide model, batch 128", n), "steps_per_s"),
+            cell(theirs("wide model, batch 128", n), "steps_per_s"),
+        ));
+    }
+    md
 }
 
 /// One cell of the GPU table: the measurement `key` of a bench's JSON, or its error in

@@ -28,8 +28,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// CPU threads for the matrix products and the large element-wise kernels (default: all
-    /// cores, or RAYON_NUM_THREADS / MATMUL_NUM_THREADS). Results are the same bit for bit
+    /// CPU threads for the large matrix products, element-wise kernels and dropout masks
+    /// (default: RAYON_NUM_THREADS, else all cores). Results are the same bit for bit
     /// whatever the number.
     #[arg(long, global = true, value_name = "N")]
     threads: Option<std::num::NonZeroUsize>,
@@ -59,15 +59,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(n) = cli.threads {
-        // Read once, when each pool starts: rayon's (the element-wise kernels) and
-        // matrixmultiply's (the matrix products). Nothing has started them yet.
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-        std::env::set_var("MATMUL_NUM_THREADS", n.to_string());
-    }
     // For `cargo xtask tutorial --check`: the documented commands still parse.
     if std::env::var_os("MAKEMORE_PARSE_ONLY").is_some() {
         return ExitCode::SUCCESS;
+    }
+    // Nothing has used rayon yet, so the pool can start here, with this thread in it.
+    if let Err(e) = makemore_model::threads::join_thread_pool(cli.threads) {
+        eprintln!("error: --threads: {e}");
+        return ExitCode::FAILURE;
     }
     let result = match cli.command {
         Command::Data(cmd) => commands::data::run(cmd),

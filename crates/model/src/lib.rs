@@ -33,6 +33,7 @@ pub mod fused;
 mod init;
 mod loss;
 mod mlp;
+pub mod threads;
 
 pub use bigram::Bigram;
 pub use config::{InitScheme, MlpConfig, NormKind, MAX_DIM, MAX_PARAMS};

@@ -3,6 +3,7 @@ use burn::nn::{BatchNorm, Embedding, LayerNorm, Linear};
 use burn::prelude::*;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use crate::init::NormalStream;
 use crate::{fused, FusedOps, InitScheme, Kernels, MlpConfig, NormKind};
@@ -196,22 +197,43 @@ impl<B: FusedOps> Mlp<B> {
 /// that one `next_u64` after another gives, and `random::<f64>()` is `(u64 >> 11) · 2⁻⁵³`),
 /// so the mask is exactly the one drawn a value at a time (tested), at a fraction of the cost.
 fn dropout_mask(rng: &mut ChaCha8Rng, n: usize, keep: f64) -> Vec<f32> {
+    // Masks this large are drawn in pieces on rayon's threads, each piece from its own
+    // copy of the generator set to the piece's place in the stream.
+    const PIECE: usize = 1 << 14;
     let scale = (1.0 / keep) as f32;
-    let mut bytes = vec![0u8; n * 8];
-    rng.fill_bytes(&mut bytes);
-    bytes
-        .chunks_exact(8)
-        .map(|b| {
+    // `(x >> 11)·2⁻⁵³ < keep` exactly when `x >> 11 < ⌈keep·2⁵³⌉`: both sides scaled by a
+    // power of two (exact), and an integer is below a real number exactly when it is below
+    // that number's ceiling. An integer comparison, which the compiler vectorises.
+    let bound = (keep * (1u64 << 53) as f64).ceil() as u64;
+    let start = rng.get_word_pos();
+    let fill = |generator: &mut ChaCha8Rng, piece: &mut [f32]| {
+        let mut bytes = vec![0u8; piece.len() * 8];
+        generator.fill_bytes(&mut bytes);
+        for (m, b) in piece.iter_mut().zip(bytes.chunks_exact(8)) {
             let mut word = [0u8; 8];
             word.copy_from_slice(b);
-            let u = (u64::from_le_bytes(word) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-            if u < keep {
+            *m = if u64::from_le_bytes(word) >> 11 < bound {
                 scale
             } else {
                 0.0
-            }
-        })
-        .collect()
+            };
+        }
+    };
+    let mut mask = vec![0f32; n];
+    if n <= PIECE || rayon::current_num_threads() < 2 {
+        fill(rng, &mut mask);
+    } else {
+        mask.par_chunks_mut(PIECE)
+            .enumerate()
+            .for_each(|(i, piece)| {
+                let mut generator = rng.clone();
+                // Two 32-bit words per draw.
+                generator.set_word_pos(start + 2 * (i * PIECE) as u128);
+                fill(&mut generator, piece);
+            });
+        rng.set_word_pos(start + 2 * n as u128);
+    }
+    mask
 }
 
 impl<B: Backend> Mlp<B> {
@@ -377,7 +399,8 @@ mod tests {
             let mut one = ChaCha8Rng::seed_from_u64(seed);
             // Two masks from one stream, as two layers draw them; sizes not multiples of
             // a ChaCha block.
-            for n in [1000usize, 777] {
+            // Then two large enough to be drawn in pieces on two threads.
+            for n in [1000usize, 777, 70_001, 33_333] {
                 let slow: Vec<f32> = (0..n)
                     .map(|_| {
                         if one.random::<f64>() < keep {
@@ -387,7 +410,11 @@ mod tests {
                         }
                     })
                     .collect();
-                assert_eq!(dropout_mask(&mut bulk, n, keep), slow);
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(2)
+                    .build()
+                    .unwrap();
+                assert_eq!(pool.install(|| dropout_mask(&mut bulk, n, keep)), slow);
             }
         }
     }

@@ -7,7 +7,7 @@
 use burn::backend::{Autodiff, NdArray};
 use burn::module::Module;
 use burn::prelude::*;
-use makemore_model::{Kernels, MlpConfig};
+use makemore_model::{DropoutStep, Kernels, MlpConfig, NormKind};
 
 mod common;
 use common::{compare, variants};
@@ -75,13 +75,18 @@ fn ndarray_f32_runs_the_fused_kernel_not_burns_tanh() {
 #[test]
 fn threaded_training_steps_are_deterministic_whatever_the_threads() {
     use makemore_model::fused::kernels::PARALLEL_MIN;
-    // A batch whose hidden activations cross the kernels' threading threshold: the
-    // element-wise kernels split the work over the pool (and matrixmultiply uses its own
-    // threads where it judges the product large enough), and every value must come out the
-    // same as on one thread, run after run.
+    // A batch large enough that every split happens: the matrix products (cut by rows or
+    // columns into one product per thread), the element-wise kernels, the cross-entropy's
+    // rows, the bias gradients' column sums and the dropout masks (drawn in pieces). Every
+    // value must come out the same as on one thread, run after run, for an even and an odd
+    // number of threads. Two hidden layers with LayerNorm and dropout, as the wide model.
     let (rows, hidden) = (2048, 128);
     assert!(rows * hidden > PARALLEL_MIN);
-    let config = MlpConfig::new(27, 3).with_n_hidden(hidden);
+    let config = MlpConfig::new(27, 3)
+        .with_n_hidden(hidden)
+        .with_n_layers(2)
+        .with_norm(NormKind::Layer)
+        .with_dropout(0.2);
     let model = config.init::<Autodiff<NdArray<f32>>>(&Default::default());
     let on = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -90,12 +95,14 @@ fn threaded_training_steps_are_deterministic_whatever_the_threads() {
             .unwrap();
         pool.install(|| {
             assert_eq!(rayon::current_num_threads(), threads);
-            common::batch_loss_and_grads(&model, 3, rows, None)
+            let dropout = Some(DropoutStep { p: 0.2, seed: 7 });
+            common::batch_loss_and_grads(&model, 3, rows, dropout)
         })
     };
     let one = on(1);
     let (two, two_again) = (on(2), on(2));
     assert_eq!(two, two_again, "two runs on two threads");
     assert_eq!(one, two, "one thread against two");
+    assert_eq!(one, on(3), "one thread against three");
     assert_eq!(makemore_model::fused::fallbacks(), 0);
 }

@@ -76,19 +76,61 @@ pub fn tanh_in_place(values: &mut [f32]) {
     });
 }
 
-/// `grad[i] *= 1 − y[i]²`, in place: the gradient of tanh from its output.
-pub fn tanh_backward_in_place(grad: &mut [f32], y: &[f32]) {
-    par_zip(grad, y, |grad, y| {
-        for (g, &y) in grad.iter_mut().zip(y) {
-            *g *= 1.0 - y * y;
-        }
-    });
+/// `out[i] = grad[i] · (1 − y[i]²)`: the gradient of tanh from its output. The three slices
+/// have the same length.
+pub fn tanh_backward(grad: &[f32], y: &[f32], out: &mut [f32]) {
+    let threads = rayon::current_num_threads();
+    let piece = if out.len() < PARALLEL_MIN || threads < 2 {
+        out.len().max(1)
+    } else {
+        out.len().div_ceil(threads)
+    };
+    out.par_chunks_mut(piece)
+        .zip(grad.par_chunks(piece))
+        .zip(y.par_chunks(piece))
+        .for_each(|((out, grad), y)| {
+            for ((o, &g), &y) in out.iter_mut().zip(grad).zip(y) {
+                *o = g * (1.0 - y * y);
+            }
+        });
 }
 
 /// One AdamW update of every value, in the order of burn 0.21's `AdamW` operations (each
 /// rounded to `f32` as its tensor operation rounds): writes the new parameter, first and
 /// second moments. `moments` is `None` on the first step.
 pub fn adamw(
+    w: &[f32],
+    g: &[f32],
+    moments: Option<(&[f32], &[f32])>,
+    s: crate::AdamWStep,
+    out: (&mut [f32], &mut [f32], &mut [f32]),
+) {
+    let n = w.len();
+    let threads = rayon::current_num_threads();
+    if n < PARALLEL_MIN || threads < 2 {
+        return adamw_piece(w, g, moments, s, out);
+    }
+    let piece = n.div_ceil(threads);
+    let (w_out, m_out, v_out) = out;
+    let outs = w_out
+        .par_chunks_mut(piece)
+        .zip(m_out.par_chunks_mut(piece))
+        .zip(v_out.par_chunks_mut(piece));
+    outs.enumerate().for_each(|(i, ((w_out, m_out), v_out))| {
+        let range = i * piece..(i * piece + w_out.len());
+        let moments = moments.map(|(m, v)| (&m[range.clone()], &v[range.clone()]));
+        adamw_piece(
+            &w[range.clone()],
+            &g[range],
+            moments,
+            s,
+            (w_out, m_out, v_out),
+        );
+    });
+}
+
+/// [`adamw`] on one thread.
+fn adamw_piece(
     w: &[f32],
     g: &[f32],
     moments: Option<(&[f32], &[f32])>,
@@ -123,21 +165,60 @@ pub fn adamw(
     }
 }
 
+/// Rows per piece when `rows` rows of `classes` values are split over rayon's threads:
+/// all of them (one piece) for small tensors.
+fn rows_per_piece(rows: usize, classes: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if rows * classes < PARALLEL_MIN || threads < 2 {
+        rows.max(1)
+    } else {
+        rows.div_ceil(threads)
+    }
+}
+
 /// Softmax cross-entropy of `logits` (`[rows, classes]`, row-major) against `targets`:
 /// writes each row's probabilities to `probs` and returns the mean negative log-likelihood
-/// (accumulated in `f64`). A target outside `0..classes` makes the loss NaN.
-pub fn cross_entropy_into<T: Copy + TryInto<usize>>(
+/// (accumulated in `f64`, row by row in order, so the result does not depend on how the
+/// rows were split over threads). A target outside `0..classes` makes the loss NaN.
+pub fn cross_entropy_into<T: Copy + TryInto<usize> + Sync>(
     logits: &[f32],
     targets: &[T],
     classes: usize,
     probs: &mut [f32],
 ) -> f32 {
-    let mut total = 0.0f64;
-    for ((row, p), &t) in logits
+    if classes == 0 {
+        return f32::NAN;
+    }
+    let rows = targets
+        .len()
+        .min(logits.len() / classes)
+        .min(probs.len() / classes);
+    let mut losses = vec![0f32; rows];
+    let piece = rows_per_piece(rows, classes);
+    probs[..rows * classes]
+        .par_chunks_mut(piece * classes)
+        .zip(losses.par_chunks_mut(piece))
+        .zip(logits[..rows * classes].par_chunks(piece * classes))
+        .zip(targets[..rows].par_chunks(piece))
+        .for_each(|(((probs, losses), logits), targets)| {
+            row_losses(logits, targets, classes, probs, losses);
+        });
+    let total = losses.iter().fold(0.0f64, |t, &l| t + f64::from(l));
+    (total / targets.len().max(1) as f64) as f32
+}
+
+/// The softmax of each row into `probs`, and its negative log-likelihood into `losses`.
+fn row_losses<T: Copy + TryInto<usize>>(
+    logits: &[f32],
+    targets: &[T],
+    classes: usize,
+    probs: &mut [f32],
+    losses: &mut [f32],
+) {
+    let rows = logits
         .chunks_exact(classes)
-        .zip(probs.chunks_exact_mut(classes))
-        .zip(targets)
-    {
+        .zip(probs.chunks_exact_mut(classes));
+    for (((row, p), &t), loss) in rows.zip(targets).zip(losses) {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let mut sum = 0.0f32;
         for (p, &l) in p.iter_mut().zip(row) {
@@ -156,33 +237,45 @@ pub fn cross_entropy_into<T: Copy + TryInto<usize>>(
             .unwrap_or(f32::NAN);
         // ln Σ exp(l − max) − (l_target − max): the difference of two large logits first,
         // so a loss of a few nats keeps its precision when the logits are in the thousands.
-        total += f64::from(sum.ln() - (picked - max));
+        *loss = sum.ln() - (picked - max);
     }
-    (total / targets.len().max(1) as f64) as f32
 }
 
 /// Gradient of the mean cross-entropy with respect to the logits, scaled by `grad` (the
 /// gradient arriving at the loss): `out = (probs − onehot(targets)) · grad / rows`.
-pub fn cross_entropy_backward_into<T: Copy + TryInto<usize>>(
+pub fn cross_entropy_backward_into<T: Copy + TryInto<usize> + Sync>(
     probs: &[f32],
     targets: &[T],
     classes: usize,
     grad: f32,
     out: &mut [f32],
 ) {
-    let scale = grad / targets.len().max(1) as f32;
-    for ((p, o), &t) in probs
-        .chunks_exact(classes)
-        .zip(out.chunks_exact_mut(classes))
-        .zip(targets)
-    {
-        for (o, &p) in o.iter_mut().zip(p) {
-            *o = p * scale;
-        }
-        if let Some(o) = t.try_into().ok().and_then(|t: usize| o.get_mut(t)) {
-            *o -= scale;
-        }
+    if classes == 0 {
+        return;
     }
+    let scale = grad / targets.len().max(1) as f32;
+    let rows = targets
+        .len()
+        .min(probs.len() / classes)
+        .min(out.len() / classes);
+    let piece = rows_per_piece(rows, classes);
+    out[..rows * classes]
+        .par_chunks_mut(piece * classes)
+        .zip(probs[..rows * classes].par_chunks(piece * classes))
+        .zip(targets[..rows].par_chunks(piece))
+        .for_each(|((out, probs), targets)| {
+            let rows = probs
+                .chunks_exact(classes)
+                .zip(out.chunks_exact_mut(classes));
+            for ((p, o), &t) in rows.zip(targets) {
+                for (o, &p) in o.iter_mut().zip(p) {
+                    *o = p * scale;
+                }
+                if let Some(o) = t.try_into().ok().and_then(|t: usize| o.get_mut(t)) {
+                    *o -= scale;
+                }
+            }
+        });
 }
 
 #[cfg(test)]
@@ -281,8 +374,8 @@ mod tests {
     fn tanh_backward_is_one_minus_y_squared() {
         let y = [0.0f32, 0.5, -0.9, 1.0];
         let g = [1.0f32, 2.0, -1.0, 3.0];
-        let mut out = g;
-        tanh_backward_in_place(&mut out, &y);
+        let mut out = [0.0f32; 4];
+        tanh_backward(&g, &y, &mut out);
         assert_eq!(out, [1.0, 1.5, -0.19000006, 0.0]);
     }
 
@@ -295,8 +388,8 @@ mod tests {
         let mut in_place = x.clone();
         tanh_in_place(&mut in_place);
         assert_eq!(in_place, serial);
-        let mut grad = x.clone();
-        tanh_backward_in_place(&mut grad, &serial);
+        let mut grad = vec![0.0f32; n];
+        tanh_backward(&x, &serial, &mut grad);
         let expected: Vec<f32> = x
             .iter()
             .zip(&serial)

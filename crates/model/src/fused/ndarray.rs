@@ -6,7 +6,11 @@ use burn::backend::NdArray;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
 use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView, ArrayView1, ArrayView2, Axis, Ix1, Ix2, IxDyn};
+use ndarray::{
+    Array1, Array2, ArrayView, ArrayView1, ArrayView2, ArrayViewMut2, Axis, CowArray, Ix1, Ix2,
+    IxDyn,
+};
+use rayon::prelude::*;
 
 use super::{count_fallback, kernels, plain, FusedOps};
 
@@ -70,6 +74,59 @@ fn tensor(a: Array2<f32>) -> NdArrayTensor {
     a.into_dyn().into_shared().into()
 }
 
+/// Matrix products with fewer multiply-adds than this run on the calling thread.
+const MATMUL_PARALLEL_MIN: usize = 1 << 21;
+
+/// `c = a·b + beta·c`, split over rayon's threads when large: the rows (or columns, when
+/// there are more of those) of `c` are cut into one piece per thread, and each piece is one
+/// single-threaded product. Every output element is still computed by one thread in
+/// matrixmultiply's own order, so the result is the same bit for bit for any thread count.
+fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: ArrayViewMut2<f32>) {
+    let work = a.nrows() * a.ncols() * b.ncols();
+    let threads = if work < MATMUL_PARALLEL_MIN {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
+    matmul_pieces(a, b, beta, c, threads);
+}
+
+/// [`matmul`] cut into `pieces` products, halving recursively with `rayon::join`.
+fn matmul_pieces(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    beta: f32,
+    mut c: ArrayViewMut2<f32>,
+    pieces: usize,
+) {
+    // Cuts fall on multiples of 16 rows or columns (whole register tiles of the kernel).
+    const ALIGN: usize = 16;
+    let (rows, cols) = c.dim();
+    let along_rows = rows >= cols;
+    let len = if along_rows { rows } else { cols };
+    if pieces < 2 || len < 2 * ALIGN {
+        general_mat_mul(1.0, &a, &b, beta, &mut c);
+        return;
+    }
+    let first = pieces / 2;
+    let mid = (len * first / pieces).div_ceil(ALIGN) * ALIGN;
+    if along_rows {
+        let (a1, a2) = a.split_at(Axis(0), mid);
+        let (c1, c2) = c.split_at(Axis(0), mid);
+        rayon::join(
+            || matmul_pieces(a1, b, beta, c1, first),
+            || matmul_pieces(a2, b, beta, c2, pieces - first),
+        );
+    } else {
+        let (b1, b2) = b.split_at(Axis(1), mid);
+        let (c1, c2) = c.split_at(Axis(1), mid);
+        rayon::join(
+            || matmul_pieces(a, b1, beta, c1, first),
+            || matmul_pieces(a, b2, beta, c2, pieces - first),
+        );
+    }
+}
+
 /// `x·w + b`, then tanh when asked: one matrix product into rows that start as the bias.
 fn linear(x: ArrayView2<f32>, w: ArrayView2<f32>, b: ArrayView1<f32>, tanh: bool) -> Array2<f32> {
     let (rows, out) = (x.nrows(), w.ncols());
@@ -77,7 +134,7 @@ fn linear(x: ArrayView2<f32>, w: ArrayView2<f32>, b: ArrayView1<f32>, tanh: bool
     for mut row in y.rows_mut() {
         row.assign(&b);
     }
-    general_mat_mul(1.0, &x, &w, 1.0, &mut y);
+    matmul(x, w, 1.0, y.view_mut());
     if tanh {
         if let Some(values) = y.as_slice_mut() {
             kernels::tanh_in_place(values);
@@ -98,21 +155,51 @@ fn linear_backward(
 ) -> [Array2<f32>; 3] {
     let pre = match y {
         Some(y) => {
-            let mut pre = grad.to_owned();
-            match (pre.as_slice_mut(), y.as_slice()) {
-                (Some(p), Some(y)) => kernels::tanh_backward_in_place(p, y),
-                _ => pre.zip_mut_with(&y, |g, &y| *g *= 1.0 - y * y),
+            let mut pre = Array2::zeros(grad.dim());
+            match (pre.as_slice_mut(), grad.as_slice(), y.as_slice()) {
+                (Some(p), Some(g), Some(y)) => kernels::tanh_backward(g, y, p),
+                _ => ndarray::Zip::from(&mut pre)
+                    .and(&grad)
+                    .and(&y)
+                    .for_each(|p, &g, &y| *p = g * (1.0 - y * y)),
             }
-            pre
+            CowArray::from(pre)
         }
-        None => grad.to_owned(),
+        None => CowArray::from(grad),
     };
     let mut dx = Array2::zeros((x.nrows(), x.ncols()));
-    general_mat_mul(1.0, &pre, &w.t(), 0.0, &mut dx);
+    matmul(pre.view(), w.t(), 0.0, dx.view_mut());
     let mut dw = Array2::zeros((w.nrows(), w.ncols()));
-    general_mat_mul(1.0, &x.t(), &pre, 0.0, &mut dw);
-    let db = pre.sum_axis(Axis(0)).insert_axis(Axis(0));
+    matmul(x.t(), pre.view(), 0.0, dw.view_mut());
+    let db = column_sums(pre.view()).insert_axis(Axis(0));
     [dx, dw, db]
+}
+
+/// The sum of each column, row after row from the first (as ndarray's `sum_axis(Axis(0))`
+/// adds them); wide matrices are split by columns over rayon's threads.
+fn column_sums(a: ArrayView2<f32>) -> Array1<f32> {
+    let cols = a.ncols();
+    let mut sums = Array1::zeros(cols);
+    let threads = rayon::current_num_threads();
+    let Some(out) = sums.as_slice_mut() else {
+        unreachable!("a new array is contiguous")
+    };
+    let piece = if a.len() < kernels::PARALLEL_MIN || threads < 2 || cols < 64 {
+        cols.max(1)
+    } else {
+        cols.div_ceil(threads)
+    };
+    out.par_chunks_mut(piece).enumerate().for_each(|(i, out)| {
+        let first = i * piece;
+        for row in a.rows() {
+            let row = row.slice_move(ndarray::s![first..first + out.len()]);
+            match row.as_slice() {
+                Some(row) => out.iter_mut().zip(row).for_each(|(o, &x)| *o += x),
+                None => out.iter_mut().zip(row).for_each(|(o, &x)| *o += x),
+            }
+        }
+    });
+    sums
 }
 
 /// Copies row `contexts[r][k]` of `table` to columns `k·dim..(k+1)·dim` of output row `r`.
@@ -122,15 +209,18 @@ fn embedding<T: Copy + TryInto<usize>>(
     contexts: ArrayView2<T>,
 ) -> Array2<f32> {
     let (rows, block) = contexts.dim();
-    let dim = table.ncols();
+    let (vocab, dim) = table.dim();
     let mut out = Array2::zeros((rows, block * dim));
-    for (mut row, context) in out.rows_mut().into_iter().zip(contexts.rows()) {
-        for (k, &c) in context.iter().enumerate() {
-            let mut dst = row.slice_mut(ndarray::s![k * dim..(k + 1) * dim]);
-            match c.try_into().ok().filter(|&c: &usize| c < table.nrows()) {
-                Some(c) => dst.assign(&table.row(c)),
-                None => dst.fill(f32::NAN),
-            }
+    let (Some(dst), false) = (out.as_slice_mut(), dim == 0) else {
+        return out;
+    };
+    let table = table.as_standard_layout();
+    let table = table.as_slice().unwrap_or_default();
+    // The output, `dim` values at a time, in the order of the context indices.
+    for (dst, &c) in dst.chunks_exact_mut(dim).zip(contexts.iter()) {
+        match c.try_into().ok().filter(|&c: &usize| c < vocab) {
+            Some(c) => dst.copy_from_slice(&table[c * dim..(c + 1) * dim]),
+            None => dst.fill(f32::NAN),
         }
     }
     out
@@ -145,11 +235,18 @@ fn embedding_backward<T: Copy + TryInto<usize>>(
     let block = contexts.ncols();
     let dim = grad.ncols() / block.max(1);
     let mut table = Array2::zeros((vocab, dim));
-    for (row, context) in grad.rows().into_iter().zip(contexts.rows()) {
-        for (k, &c) in context.iter().enumerate() {
+    let (Some(dst), false) = (table.as_slice_mut(), dim == 0) else {
+        return table;
+    };
+    let grad = grad.as_standard_layout();
+    let width = grad.ncols();
+    let grad = grad.as_slice().unwrap_or_default();
+    for (row, context) in grad.chunks_exact(width.max(1)).zip(contexts.rows()) {
+        for (src, &c) in row.chunks_exact(dim).zip(context) {
             if let Some(c) = c.try_into().ok().filter(|&c: &usize| c < vocab) {
-                let mut dst = table.row_mut(c);
-                dst += &row.slice(ndarray::s![k * dim..(k + 1) * dim]);
+                for (d, s) in dst[c * dim..(c + 1) * dim].iter_mut().zip(src) {
+                    *d += s;
+                }
             }
         }
     }
@@ -315,8 +412,8 @@ impl FusedOps for NdArray<f32> {
         match (&y, &grad) {
             (NdArrayTensor::F32(ys), NdArrayTensor::F32(gs)) if ys.shape() == gs.shape() => {
                 let (yv, gv) = (ys.view(), gs.view());
-                let mut out = values(&gv).into_owned();
-                kernels::tanh_backward_in_place(&mut out, &values(&yv));
+                let mut out = vec![0.0f32; gv.len()];
+                kernels::tanh_backward(&values(&gv), &values(&yv), &mut out);
                 from_vec(gv.shape(), out)
             }
             _ => {
