@@ -207,12 +207,11 @@ fn dropout_mask(rng: &mut ChaCha8Rng, n: usize, keep: f64) -> Vec<f32> {
     let bound = (keep * (1u64 << 53) as f64).ceil() as u64;
     let start = rng.get_word_pos();
     let fill = |generator: &mut ChaCha8Rng, piece: &mut [f32]| {
-        let mut bytes = vec![0u8; piece.len() * 8];
-        generator.fill_bytes(&mut bytes);
-        for (m, b) in piece.iter_mut().zip(bytes.chunks_exact(8)) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(b);
-            *m = if u64::from_le_bytes(word) >> 11 < bound {
+        let mut draws = vec![0u64; piece.len()];
+        generator.fill_bytes(bytemuck::cast_slice_mut(&mut draws));
+        for (m, &x) in piece.iter_mut().zip(&draws) {
+            // The stream's bytes are little-endian words.
+            *m = if u64::from_le(x) >> 11 < bound {
                 scale
             } else {
                 0.0

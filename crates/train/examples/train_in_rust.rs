@@ -10,6 +10,8 @@ use makemore_data::{read_words, SplitName};
 use makemore_train::{evaluate_split, prepare, sample, SampleOptions, Trainer, TrainingConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Optional: this thread joins the pool that splits large CPU work (all cores).
+    makemore_model::threads::join_thread_pool(None)?;
     // The shipped names, the notebook's model, a short run.
     let words = read_words(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/names.txt"))?;
     let config = TrainingConfig {

@@ -75,7 +75,7 @@ fn tensor(a: Array2<f32>) -> NdArrayTensor {
 }
 
 /// Matrix products with fewer multiply-adds than this run on the calling thread.
-const MATMUL_PARALLEL_MIN: usize = 1 << 21;
+const MATMUL_PARALLEL_MIN: usize = 1 << 20;
 
 /// `c = a·b + beta·c`, split over rayon's threads when large: the rows (or columns, when
 /// there are more of those) of `c` are cut into one piece per thread, and each piece is one

@@ -69,8 +69,8 @@ fn time(flops: f64, mut f: impl FnMut()) -> f64 {
 fn mm_product(s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], threads: usize) {
     let (ars, acs) = strides(s.m, s.k, s.a_t);
     let (brs, bcs) = strides(s.k, s.n, s.b_t);
-    // makemore keeps products of fewer than 2²¹ multiply-adds on one thread.
-    let threads = if s.m * s.k * s.n < 1 << 21 {
+    // makemore keeps products of fewer than 2²⁰ multiply-adds on one thread.
+    let threads = if s.m * s.k * s.n < 1 << 20 {
         1
     } else {
         threads
@@ -158,7 +158,7 @@ fn main() {
     println!("| product | m×k×n | threads | matrixmultiply µs | GFLOP/s | gemm µs | GFLOP/s | matrixmultiply / gemm time |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|");
     // gemm runs its own parallel loops on rayon (`Parallelism::Rayon`); matrixmultiply gets
-    // makemore's cuts (products under 2²¹ multiply-adds stay on one thread).
+    // makemore's cuts (products under 2²⁰ multiply-adds stay on one thread).
     for s in SHAPES {
         let a: Vec<f32> = (0..s.m * s.k)
             .map(|i| (i * 7919 % 1000) as f32 * 1e-3)
