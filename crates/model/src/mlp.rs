@@ -141,7 +141,7 @@ impl<B: FusedOps> Mlp<B> {
                 h = h.reshape([rows * cols / fan_in, fan_in]);
             }
             h = match (self.norm.get(i), self.batch_norm.get(i)) {
-                (Some(norm), _) => self.tanh(norm.forward(self.dense(layer, h, false))),
+                (Some(norm), _) => self.layer_norm_tanh(norm, self.dense(layer, h, false)),
                 (_, Some(norm)) => self.tanh(norm.forward(self.dense(layer, h, false))),
                 _ => self.dense(layer, h, true),
             };
@@ -165,6 +165,16 @@ impl<B: FusedOps> Mlp<B> {
             (Kernels::Fused, Some(bias)) => fused::linear(x, layer.weight.val(), bias.val(), tanh),
             _ if tanh => self.tanh(layer.forward(x)),
             _ => layer.forward(x),
+        }
+    }
+
+    /// LayerNorm, then tanh, with this model's kernels.
+    fn layer_norm_tanh(&self, norm: &LayerNorm<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        match (self.kernels, &norm.beta) {
+            (Kernels::Fused, Some(beta)) => {
+                fused::layer_norm_tanh(x, norm.gamma.val(), beta.val(), LAYER_NORM_EPSILON)
+            }
+            _ => self.tanh(norm.forward(x)),
         }
     }
 
@@ -234,6 +244,10 @@ fn dropout_mask(rng: &mut ChaCha8Rng, n: usize, keep: f64) -> Vec<f32> {
     }
     mask
 }
+
+/// The ε of every LayerNorm here: burn's default, which `LayerNormConfig::new` gives
+/// ([`LayerNorm`] keeps its own copy private).
+const LAYER_NORM_EPSILON: f64 = 1e-5;
 
 impl<B: Backend> Mlp<B> {
     /// Folds BatchNorm's latest running-statistics update into the value that is saved and

@@ -6,6 +6,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
 use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::TensorMetadata;
 
@@ -78,7 +79,52 @@ impl<B: FusedOps> Backward<B, 1> for Embedding {
     }
 }
 
+/// LayerNorm and tanh whose backward pass works from the saved normalised rows, their
+/// inverse deviations and the output.
+#[derive(Debug)]
+struct LayerNormTanh;
+
+impl<B: FusedOps> Backward<B, 3> for LayerNormTanh {
+    /// `x̂`, `1 / √(var + ε)`, `γ` and the output.
+    type State = [FloatTensor<B>; 4];
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_hat, rstd, gamma, y] = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let [dx, dgamma, dbeta] = B::fused_layer_norm_tanh_backward(x_hat, rstd, gamma, y, grad);
+        for (parent, g) in ops.parents.into_iter().zip([dx, dgamma, dbeta]) {
+            if let Some(parent) = parent {
+                grads.register::<B>(parent.id, g);
+            }
+        }
+    }
+}
+
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn fused_layer_norm_tanh(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        let nodes = [x.node.clone(), gamma.node.clone(), beta.node.clone()];
+        let [y, x_hat, rstd] = B::fused_layer_norm_tanh(
+            x.primitive,
+            gamma.primitive.clone(),
+            beta.primitive,
+            epsilon,
+        );
+        // The saved rows leave the graph as constants: only `y` has a backward pass.
+        let constant = <Self as AutodiffBackend>::from_inner;
+        match LayerNormTanh.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let state = [x_hat.clone(), rstd.clone(), gamma.primitive, y.clone()];
+                [prep.finish(state, y), constant(x_hat), constant(rstd)]
+            }
+            OpsKind::UnTracked(prep) => [prep.finish(y), constant(x_hat), constant(rstd)],
+        }
+    }
+
     fn is_accelerator() -> bool {
         B::is_accelerator()
     }

@@ -165,6 +165,135 @@ fn adamw_piece(
     }
 }
 
+/// Σ a·b over two equally long slices, in eight running partial sums (which the compiler
+/// keeps in one vector register), added pairwise at the end.
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (a_main, a_tail) = a.split_at(a.len() / 8 * 8);
+    let (b_main, b_tail) = b.split_at(a_main.len());
+    for (a, b) in a_main.chunks_exact(8).zip(b_main.chunks_exact(8)) {
+        for k in 0..8 {
+            acc[k] += a[k] * b[k];
+        }
+    }
+    let mut total =
+        ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (a, b) in a_tail.iter().zip(b_tail) {
+        total += a * b;
+    }
+    total
+}
+
+/// Σ a, as [`dot8`] does it.
+fn sum8(a: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (main, tail) = a.split_at(a.len() / 8 * 8);
+    for a in main.chunks_exact(8) {
+        for k in 0..8 {
+            acc[k] += a[k];
+        }
+    }
+    let mut total =
+        ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for a in tail {
+        total += a;
+    }
+    total
+}
+
+/// LayerNorm of each row of `x` (`cols` values a row), then tanh: writes the output `y`, the
+/// normalised rows `x_hat` and each row's `1 / √(var + ε)` to `rstd`. Rows are split over
+/// rayon's threads for large inputs; each row is computed by one thread.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_tanh(
+    x: &[f32],
+    cols: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f32,
+    y: &mut [f32],
+    x_hat: &mut [f32],
+    rstd: &mut [f32],
+) {
+    if cols == 0 {
+        return;
+    }
+    let rows = rstd.len();
+    let piece = rows_per_piece(rows, cols);
+    let n = cols as f32;
+    y.par_chunks_mut(piece * cols)
+        .zip(x_hat.par_chunks_mut(piece * cols))
+        .zip(rstd.par_chunks_mut(piece))
+        .zip(x.par_chunks(piece * cols))
+        .for_each(|(((y, x_hat), rstd), x)| {
+            let rows = y.chunks_exact_mut(cols).zip(x_hat.chunks_exact_mut(cols));
+            for (((y, xh), r), x) in rows.zip(rstd.iter_mut()).zip(x.chunks_exact(cols)) {
+                let mean = sum8(x) / n;
+                for (c, &v) in xh.iter_mut().zip(x) {
+                    *c = v - mean;
+                }
+                let var = dot8(xh, xh) / n;
+                *r = 1.0 / (var + epsilon).sqrt();
+                for (((y, c), &g), &b) in y.iter_mut().zip(xh.iter_mut()).zip(gamma).zip(beta) {
+                    *c *= *r;
+                    *y = tanh(g * *c + b);
+                }
+            }
+        });
+}
+
+/// The row-wise part of the gradient of [`layer_norm_tanh`]: writes `dx`, and per value the
+/// terms `dz = grad · (1 − y²)` and `dz · x̂` whose column sums are the gradients of β and γ.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_tanh_backward(
+    x_hat: &[f32],
+    rstd: &[f32],
+    gamma: &[f32],
+    y: &[f32],
+    grad: &[f32],
+    cols: usize,
+    dx: &mut [f32],
+    dz: &mut [f32],
+    dz_x_hat: &mut [f32],
+) {
+    if cols == 0 {
+        return;
+    }
+    let rows = rstd.len();
+    let piece = rows_per_piece(rows, cols);
+    let n = cols as f32;
+    let chunk = piece * cols;
+    dx.par_chunks_mut(chunk)
+        .zip(dz.par_chunks_mut(chunk))
+        .zip(dz_x_hat.par_chunks_mut(chunk))
+        .enumerate()
+        .for_each(|(i, ((dx, dz), dzx))| {
+            let first = i * piece;
+            for (k, dx) in dx.chunks_exact_mut(cols).enumerate() {
+                let row = (first + k) * cols..(first + k + 1) * cols;
+                let here = k * cols..(k + 1) * cols;
+                let (xh, y, g) = (&x_hat[row.clone()], &y[row.clone()], &grad[row]);
+                let (dz, dzx) = (&mut dz[here.clone()], &mut dzx[here]);
+                // dz, then d = dz · γ in dx for now.
+                for ((((dz, dx), &g), &y), &gm) in
+                    dz.iter_mut().zip(dx.iter_mut()).zip(g).zip(y).zip(gamma)
+                {
+                    *dz = g * (1.0 - y * y);
+                    *dx = *dz * gm;
+                }
+                let mean_d = sum8(dx) / n;
+                let mean_dx = dot8(dx, xh) / n;
+                let r = rstd[first + k];
+                for (((dx, dzx), &dz), &xh) in
+                    dx.iter_mut().zip(dzx.iter_mut()).zip(dz.iter()).zip(xh)
+                {
+                    *dx = (*dx - mean_d - xh * mean_dx) * r;
+                    *dzx = dz * xh;
+                }
+            }
+        });
+}
+
 /// Rows per piece when `rows` rows of `classes` values are split over rayon's threads:
 /// all of them (one piece) for small tensors.
 fn rows_per_piece(rows: usize, classes: usize) -> usize {
@@ -368,6 +497,99 @@ mod tests {
         }
         // An out-of-range target gives NaN, not a panic.
         assert!(cross_entropy_into(&logits, &[7i64, 0], 3, &mut probs).is_nan());
+    }
+
+    #[test]
+    fn layer_norm_tanh_and_its_gradient_against_f64() {
+        // 13 columns: the eight-lane sums have a tail.
+        let (rows, cols) = (3usize, 13usize);
+        let x: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 37 % 17) as f32 - 8.0) * 0.3)
+            .collect();
+        let gamma: Vec<f32> = (0..cols).map(|j| 0.5 + j as f32 * 0.1).collect();
+        let beta: Vec<f32> = (0..cols).map(|j| j as f32 * 0.05 - 0.3).collect();
+        let g: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7 % 5) as f32 - 2.0) * 0.25)
+            .collect();
+        let eps = 1e-5;
+        // f64 reference: the output, and Σ g·y for finite differences.
+        let reference = |x: &[f64]| -> Vec<f64> {
+            let mut y = Vec::new();
+            for row in x.chunks(cols) {
+                let mean = row.iter().sum::<f64>() / cols as f64;
+                let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / cols as f64;
+                for (j, v) in row.iter().enumerate() {
+                    let z =
+                        f64::from(gamma[j]) * (v - mean) / (var + eps).sqrt() + f64::from(beta[j]);
+                    y.push(z.tanh());
+                }
+            }
+            y
+        };
+        let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let (mut y, mut x_hat, mut rstd) = (
+            vec![0f32; rows * cols],
+            vec![0f32; rows * cols],
+            vec![0f32; rows],
+        );
+        layer_norm_tanh(
+            &x, cols, &gamma, &beta, eps as f32, &mut y, &mut x_hat, &mut rstd,
+        );
+        for (a, b) in y.iter().zip(reference(&x64)) {
+            assert!((f64::from(*a) - b).abs() < 1e-5, "{a} against {b}");
+        }
+        let (mut dx, mut dz, mut dzx) = (
+            vec![0f32; rows * cols],
+            vec![0f32; rows * cols],
+            vec![0f32; rows * cols],
+        );
+        layer_norm_tanh_backward(
+            &x_hat, &rstd, &gamma, &y, &g, cols, &mut dx, &mut dz, &mut dzx,
+        );
+        let loss = |x: &[f64]| -> f64 {
+            reference(x)
+                .iter()
+                .zip(&g)
+                .map(|(y, &g)| y * f64::from(g))
+                .sum()
+        };
+        for i in 0..rows * cols {
+            let (mut up, mut down) = (x64.clone(), x64.clone());
+            up[i] += 1e-6;
+            down[i] -= 1e-6;
+            let numeric = (loss(&up) - loss(&down)) / 2e-6;
+            assert!(
+                (numeric - f64::from(dx[i])).abs() < 1e-4,
+                "x[{i}]: {numeric} against {}",
+                dx[i]
+            );
+        }
+        // dβ = Σ_rows dz and dγ = Σ_rows dz·x̂, against finite differences in β and γ.
+        for j in 0..cols {
+            let column = |v: &[f32]| (0..rows).map(|r| f64::from(v[r * cols + j])).sum::<f64>();
+            let (db, dg) = (column(&dz), column(&dzx));
+            let y_of = |dg_: f64, db_: f64| -> f64 {
+                let mut total = 0.0;
+                for (r, row) in x64.chunks(cols).enumerate() {
+                    let mean = row.iter().sum::<f64>() / cols as f64;
+                    let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / cols as f64;
+                    let xh = (row[j] - mean) / (var + eps).sqrt();
+                    let z = (f64::from(gamma[j]) + dg_) * xh + f64::from(beta[j]) + db_;
+                    total += z.tanh() * f64::from(g[r * cols + j]);
+                }
+                total
+            };
+            let numeric_b = (y_of(0.0, 1e-6) - y_of(0.0, -1e-6)) / 2e-6;
+            let numeric_g = (y_of(1e-6, 0.0) - y_of(-1e-6, 0.0)) / 2e-6;
+            assert!(
+                (numeric_b - db).abs() < 1e-4,
+                "beta[{j}]: {numeric_b} against {db}"
+            );
+            assert!(
+                (numeric_g - dg).abs() < 1e-4,
+                "gamma[{j}]: {numeric_g} against {dg}"
+            );
+        }
     }
 
     #[test]

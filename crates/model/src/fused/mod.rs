@@ -161,6 +161,34 @@ pub trait FusedOps: Backend {
         plain::linear_backward::<Self>(x, w, y, grad)
     }
 
+    /// LayerNorm over each row of `x` `[rows, cols]` with scale `gamma` and shift `beta`
+    /// (`[cols]`), then tanh: `tanh(γ · (x − mean) / √(var + ε) + β)`, the variance biased,
+    /// as burn's `LayerNorm`. Returns the output `y` and what
+    /// [`FusedOps::fused_layer_norm_tanh_backward`] needs besides it: the normalised rows
+    /// `x̂` `[rows, cols]` and each row's `1 / √(var + ε)` `[rows, 1]`.
+    fn fused_layer_norm_tanh(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        plain::layer_norm_tanh::<Self>(x, gamma, beta, epsilon)
+    }
+
+    /// Gradients `[dx, dγ, dβ]` of [`FusedOps::fused_layer_norm_tanh`] from the gradient
+    /// `grad` at its output `y`, given what the forward pass returned: with
+    /// `dz = grad · (1 − y²)` and `d = dz · γ`, `dx = (d − mean(d) − x̂ · mean(d · x̂)) / √(var + ε)`
+    /// row by row, `dγ = Σ_rows dz · x̂`, `dβ = Σ_rows dz`.
+    fn fused_layer_norm_tanh_backward(
+        x_hat: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        plain::layer_norm_tanh_backward::<Self>(x_hat, rstd, gamma, y, grad)
+    }
+
     /// One AdamW update of a parameter `w` with gradient `g` and moments `(m, v)` (`None` on
     /// the first step): the new `[w, m, v]`. The default body is burn 0.21's `AdamW` step,
     /// tensor operation for tensor operation; a backend's own kernel must give the same bits,
@@ -234,6 +262,26 @@ pub fn linear<B: FusedOps>(
         bias.into_primitive().tensor(),
         tanh,
     ))
+}
+
+/// LayerNorm over each row, then tanh, through [`FusedOps::fused_layer_norm_tanh`].
+///
+/// # Shapes
+/// - `x`: `[rows, cols]`, `gamma` and `beta`: `[cols]`
+/// - returns: `[rows, cols]`
+pub fn layer_norm_tanh<B: FusedOps>(
+    x: Tensor<B, 2>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    epsilon: f64,
+) -> Tensor<B, 2> {
+    let [y, _, _] = B::fused_layer_norm_tanh(
+        x.into_primitive().tensor(),
+        gamma.into_primitive().tensor(),
+        beta.into_primitive().tensor(),
+        epsilon,
+    );
+    float(y)
 }
 
 /// Mean cross-entropy through [`FusedOps::fused_cross_entropy`]; the same function as
@@ -331,6 +379,49 @@ mod plain {
             dx.into_primitive().tensor(),
             dw.into_primitive().tensor(),
             db.into_primitive().tensor(),
+        ]
+    }
+
+    pub fn layer_norm_tanh<B: FusedOps>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        beta: FloatTensor<B>,
+        epsilon: f64,
+    ) -> [FloatTensor<B>; 3] {
+        let x = float::<B, 2>(x);
+        let centered = x.clone() - x.mean_dim(1);
+        let var = (centered.clone() * centered.clone()).mean_dim(1);
+        let rstd = var.add_scalar(epsilon).sqrt().recip();
+        let x_hat = centered * rstd.clone();
+        let z = x_hat.clone() * float::<B, 1>(gamma).unsqueeze::<2>()
+            + float::<B, 1>(beta).unsqueeze::<2>();
+        let y = B::fused_tanh(z.into_primitive().tensor());
+        [
+            y,
+            x_hat.into_primitive().tensor(),
+            rstd.into_primitive().tensor(),
+        ]
+    }
+
+    pub fn layer_norm_tanh_backward<B: FusedOps>(
+        x_hat: FloatTensor<B>,
+        rstd: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        y: FloatTensor<B>,
+        grad: FloatTensor<B>,
+    ) -> [FloatTensor<B>; 3] {
+        let dz = float::<B, 2>(B::fused_tanh_backward(y, grad));
+        let x_hat = float::<B, 2>(x_hat);
+        let d = dz.clone() * float::<B, 1>(gamma).unsqueeze::<2>();
+        let dx =
+            (d.clone() - d.clone().mean_dim(1) - x_hat.clone() * (d * x_hat.clone()).mean_dim(1))
+                * float::<B, 2>(rstd);
+        let dgamma = (dz.clone() * x_hat).sum_dim(0).squeeze_dim::<1>(0);
+        let dbeta = dz.sum_dim(0).squeeze_dim::<1>(0);
+        [
+            dx.into_primitive().tensor(),
+            dgamma.into_primitive().tensor(),
+            dbeta.into_primitive().tensor(),
         ]
     }
 

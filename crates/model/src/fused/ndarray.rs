@@ -393,6 +393,83 @@ impl FusedOps for NdArray<f32> {
         plain::linear_backward::<Self>(x, w, y, grad)
     }
 
+    fn fused_layer_norm_tanh(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        if let (Some(xv), Some(gv), Some(bv)) = (view2(&x), view1(&gamma), view1(&beta)) {
+            let (rows, cols) = xv.dim();
+            if gv.len() == cols && bv.len() == cols {
+                let (x, g, b) = (xv.as_standard_layout(), gv.to_vec(), bv.to_vec());
+                let x = x.as_slice().unwrap_or_default();
+                let (mut y, mut x_hat, mut rstd) = (
+                    vec![0f32; rows * cols],
+                    vec![0f32; rows * cols],
+                    vec![0f32; rows],
+                );
+                let eps = epsilon as f32;
+                kernels::layer_norm_tanh(x, cols, &g, &b, eps, &mut y, &mut x_hat, &mut rstd);
+                return [
+                    from_vec(&[rows, cols], y),
+                    from_vec(&[rows, cols], x_hat),
+                    from_vec(&[rows, 1], rstd),
+                ];
+            }
+        }
+        count_fallback();
+        plain::layer_norm_tanh::<Self>(x, gamma, beta, epsilon)
+    }
+
+    fn fused_layer_norm_tanh_backward(
+        x_hat: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        let views = (
+            view2(&x_hat),
+            view2(&rstd),
+            view1(&gamma),
+            view2(&y),
+            view2(&grad),
+        );
+        if let (Some(xh), Some(r), Some(gm), Some(yv), Some(gv)) = views {
+            let (rows, cols) = xh.dim();
+            if r.dim() == (rows, 1)
+                && gm.len() == cols
+                && yv.dim() == xh.dim()
+                && gv.dim() == xh.dim()
+            {
+                let (xh, r, gm) = (xh.as_standard_layout(), r.as_standard_layout(), gm.to_vec());
+                let (yv, gv) = (yv.as_standard_layout(), gv.as_standard_layout());
+                let (xh, r) = (
+                    xh.as_slice().unwrap_or_default(),
+                    r.as_slice().unwrap_or_default(),
+                );
+                let (yv, gv) = (
+                    yv.as_slice().unwrap_or_default(),
+                    gv.as_slice().unwrap_or_default(),
+                );
+                let mut dx = vec![0f32; rows * cols];
+                let mut dz = Array2::zeros((rows, cols));
+                let mut dzx = Array2::zeros((rows, cols));
+                if let (Some(dz_s), Some(dzx_s)) = (dz.as_slice_mut(), dzx.as_slice_mut()) {
+                    kernels::layer_norm_tanh_backward(
+                        xh, r, &gm, yv, gv, cols, &mut dx, dz_s, dzx_s,
+                    );
+                }
+                let dgamma = column_sums(dzx.view()).into_dyn().into_shared().into();
+                let dbeta = column_sums(dz.view()).into_dyn().into_shared().into();
+                return [from_vec(&[rows, cols], dx), dgamma, dbeta];
+            }
+        }
+        count_fallback();
+        plain::layer_norm_tanh_backward::<Self>(x_hat, rstd, gamma, y, grad)
+    }
+
     fn fused_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
         match &x {
             NdArrayTensor::F32(s) => {
