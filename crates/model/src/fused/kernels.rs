@@ -165,40 +165,37 @@ fn adamw_piece(
     }
 }
 
-/// Σ a·b over two equally long slices, in eight running partial sums (which the compiler
-/// keeps in one vector register), added pairwise at the end.
-fn dot8(a: &[f32], b: &[f32]) -> f32 {
+/// Σ `term(i)` for `i` in `0..len`, in eight running partial sums (which the compiler keeps
+/// in one vector register), added pairwise at the end, then the tail in order.
+#[inline(always)]
+fn sum_lanes(len: usize, term: impl Fn(usize) -> f32) -> f32 {
     let mut acc = [0f32; 8];
-    let (a_main, a_tail) = a.split_at(a.len() / 8 * 8);
-    let (b_main, b_tail) = b.split_at(a_main.len());
-    for (a, b) in a_main.chunks_exact(8).zip(b_main.chunks_exact(8)) {
-        for k in 0..8 {
-            acc[k] += a[k] * b[k];
+    let main = len / 8 * 8;
+    for i in (0..main).step_by(8) {
+        for (k, acc) in acc.iter_mut().enumerate() {
+            *acc += term(i + k);
         }
     }
-    let mut total =
-        ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for (a, b) in a_tail.iter().zip(b_tail) {
-        total += a * b;
-    }
-    total
+    let pairs = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
+    (main..len).fold((pairs[0] + pairs[1]) + (pairs[2] + pairs[3]), |t, i| {
+        t + term(i)
+    })
 }
 
-/// Σ a, as [`dot8`] does it.
+/// Σ a·b over two slices of the same length.
+fn dot8(a: &[f32], b: &[f32]) -> f32 {
+    let b = &b[..a.len()];
+    sum_lanes(a.len(), |i| a[i] * b[i])
+}
+
+/// Σ a.
 fn sum8(a: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (main, tail) = a.split_at(a.len() / 8 * 8);
-    for a in main.chunks_exact(8) {
-        for k in 0..8 {
-            acc[k] += a[k];
-        }
-    }
-    let mut total =
-        ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for a in tail {
-        total += a;
-    }
-    total
+    sum_lanes(a.len(), |i| a[i])
 }
 
 /// LayerNorm of each row of `x` (`cols` values a row), then tanh: writes the output `y`, the

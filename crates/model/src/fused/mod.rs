@@ -1,15 +1,17 @@
-//! Fused operations: burn's backend-extension pattern for the two places where a training
-//! step spends its time on a CPU, `tanh` and the cross-entropy.
+//! Fused operations: burn's backend-extension pattern for the places where a training step
+//! spends its time: the embedding lookup, each linear layer (with its tanh), LayerNorm with
+//! its tanh, the cross-entropy, and AdamW's update.
 //!
 //! [`FusedOps`] is a [`Backend`] extension trait. Its default methods compose burn's own
 //! tensor operations, so every backend gets a correct implementation for free. burn's CubeCL
-//! backends (wgpu, CUDA) override them with CubeCL kernels (`cube.rs`, with the
+//! backends (wgpu, CUDA) override some with CubeCL kernels (`cube.rs`, with the
 //! `wgpu`/`cuda` features). The ndarray CPU backend overrides them with single-pass `f32` kernels
 //! ([`kernels`]: a vectorisable rational `tanh`, a softmax cross-entropy that keeps its
-//! probabilities for the backward pass), and `Autodiff<B>` overrides them with hand-written
-//! backward passes that use the saved outputs (`1 − y²` for tanh, `softmax − onehot` for the
-//! loss) instead of burn's generic ones, which recompute tanh and go through six element-wise
-//! operations for the loss.
+//! probabilities for the backward pass, LayerNorm over each row in one pass), and
+//! `Autodiff<B>` overrides them with hand-written backward passes that use the saved outputs
+//! (`1 − y²` for tanh, `softmax − onehot` for the loss, LayerNorm's textbook gradient from
+//! the normalised rows) instead of burn's generic ones, which recompute tanh and go through
+//! many element-wise operations for the loss and for LayerNorm.
 //!
 //! Which path a model takes is [`Kernels`] in its config. The fused path computes the same
 //! function to within `f32` rounding (tested against the plain path, loss and gradients, in

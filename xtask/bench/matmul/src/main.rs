@@ -84,66 +84,39 @@ fn mm_product(s: &Shape, a: &[f32], b: &[f32], c: &mut [f32], threads: usize) {
         b.as_ptr() as usize,
         c.as_mut_ptr() as usize,
     );
-    if threads == 1 {
-        return unsafe {
-            let (a, b, c) = (a as *const f32, b as *const f32, c as *mut f32);
-            matrixmultiply::sgemm(
-                s.m,
-                s.k,
-                s.n,
-                1.0,
-                a,
-                ars,
-                acs,
-                b,
-                brs,
-                bcs,
-                0.0,
-                c,
-                s.n as isize,
-                1,
-            )
+    // One cut of the output: `count` rows (or columns) from `start`.
+    let run = move |start: usize, count: usize| unsafe {
+        let (a, b, c) = (a as *const f32, b as *const f32, c as *mut f32);
+        let (m, n) = if by_rows { (count, s.n) } else { (s.m, count) };
+        let (a, b, c) = if by_rows {
+            (a.offset(start as isize * ars), b, c.add(start * s.n))
+        } else {
+            (a, b.offset(start as isize * bcs), c.add(start))
         };
+        matrixmultiply::sgemm(
+            m,
+            s.k,
+            n,
+            1.0,
+            a,
+            ars,
+            acs,
+            b,
+            brs,
+            bcs,
+            0.0,
+            c,
+            s.n as isize,
+            1,
+        );
+    };
+    if threads == 1 {
+        return run(0, len);
     }
     rayon::scope(|scope| {
         for start in (0..len).step_by(per.max(1)) {
             let count = per.min(len - start);
-            let run = move || unsafe {
-                let (a, b, c) = (a as *const f32, b as *const f32, c as *mut f32);
-                let (m, n) = if by_rows { (count, s.n) } else { (s.m, count) };
-                let a = if by_rows {
-                    a.offset(start as isize * ars)
-                } else {
-                    a
-                };
-                let b = if by_rows {
-                    b
-                } else {
-                    b.offset(start as isize * bcs)
-                };
-                let c = if by_rows {
-                    c.add(start * s.n)
-                } else {
-                    c.add(start)
-                };
-                matrixmultiply::sgemm(
-                    m,
-                    s.k,
-                    n,
-                    1.0,
-                    a,
-                    ars,
-                    acs,
-                    b,
-                    brs,
-                    bcs,
-                    0.0,
-                    c,
-                    s.n as isize,
-                    1,
-                );
-            };
-            scope.spawn(move |_| run());
+            scope.spawn(move |_| run(start, count));
         }
     });
 }
