@@ -9,7 +9,9 @@
 # (and, where the machine has no Vulkan loader, the .gl/ packages that the device tool's
 # README describes). Then, on the GPU machine:
 #   bash xtask/bench/gpu.sh [PYTHON]
-# It writes the GPU section of docs/performance.md (into $OUT if set) and prints it.
+# It writes the GPU section of docs/performance.md (into $OUT if set) and prints it. With
+# CPU_BENCH=1 it then also runs the CPU suite on the host's cores, one try per case (the
+# many-core rows and thread scaling of issue 15), into performance-cpu.md beside it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=${BIN:-.gpu-bench/makemore}
@@ -32,3 +34,7 @@ for b in ndarray wgpu cuda; do
   "$BIN" train --backend "$b" --steps 3000 --out "/tmp/gpu-check-$b" --force --samples 5 2>&1 | tail -12 || true
 done
 "$XTASK" bench --device cuda --bin "$BIN" --pytorch "$PYTHON" --data ../shared/data/names.txt --out "$OUT_MD"
+if [ "${CPU_BENCH:-0}" = 1 ]; then
+  "$XTASK" bench --repeat 1 --bin "$BIN" --pytorch "$PYTHON" --data ../shared/data/names.txt \
+    --out "$(dirname "$OUT_MD")/performance-cpu.md"
+fi

@@ -66,8 +66,11 @@ pub fn option_value<'a>(
 
 /// The workspace root (the parent of `xtask/`).
 pub fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_else(|| ".".into())
+    let built_in = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent();
+    match built_in {
+        Some(root) if root.join("xtask").is_dir() => root.to_path_buf(),
+        // A prebuilt xtask carried to another machine (xtask/bench/gpu.sh): the checkout
+        // there is wherever it is run from.
+        _ => std::env::current_dir().unwrap_or_else(|_| ".".into()),
+    }
 }
