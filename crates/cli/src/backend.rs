@@ -102,8 +102,9 @@ pub fn describe(choice: BackendChoice) -> Result<String> {
                     "this makemore was built without the ndarray backend; rebuild with `--features ndarray`"
                 );
             }
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            Ok(format!("CPU ({threads} threads)"))
+            let threads = makemore_model::threads::count();
+            let label = if threads == 1 { "thread" } else { "threads" };
+            Ok(format!("CPU ({threads} {label})"))
         }
         BackendChoice::Wgpu => wgpu_device(),
         BackendChoice::Cuda => cuda_device(),

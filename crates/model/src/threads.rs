@@ -19,3 +19,9 @@ pub fn join_thread_pool(threads: Option<NonZeroUsize>) -> Result<(), rayon::Thre
     }
     builder.build_global()
 }
+
+/// The number of threads that split work: rayon's global pool's (`RAYON_NUM_THREADS`, else
+/// one per core, unless [`join_thread_pool`] set another number).
+pub fn count() -> usize {
+    rayon::current_num_threads()
+}

@@ -73,6 +73,7 @@ struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     words_per_s: Option<f64>,
     params: usize,
+    /// Threads that split the CPU work (rayon's pool; `--threads`, RAYON_NUM_THREADS).
     threads: usize,
     peak_rss_bytes: Option<u64>,
 }
@@ -163,7 +164,7 @@ impl WithBackend for BenchJob {
             examples_per_s,
             words_per_s,
             params: config.model.num_params(),
-            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            threads: makemore_model::threads::count(),
             peak_rss_bytes: peak_rss_bytes(),
         };
         if args.json {
@@ -171,12 +172,11 @@ impl WithBackend for BenchJob {
             return Ok(());
         }
         println!(
-            "{} on {}, {} ({} parameters, {} threads available)",
+            "{} on {}, {} ({} parameters)",
             format!("{:?}", args.task).to_lowercase(),
             report.backend,
             report.device,
             report.params,
-            report.threads
         );
         if let Some(v) = steps_per_s {
             println!(
