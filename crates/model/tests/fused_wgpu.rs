@@ -84,3 +84,55 @@ fn wgpu_kernels_match_wgpu_plain_path() {
 fn device_cpu() -> burn::backend::ndarray::NdArrayDevice {
     burn::backend::ndarray::NdArrayDevice::Cpu
 }
+
+#[test]
+fn wgpu_categorical_draws_match_the_generic_draws() {
+    use burn::prelude::*;
+    use burn::tensor::activation::softmax;
+    if !have_adapter() {
+        return;
+    }
+    // Softmax rows of 27 classes (peaked and flat) and uniforms over [0, 1), among them
+    // values near 0 and near 1: the kernel against the generic body on ndarray.
+    let (rows, classes) = (500, 27);
+    let logits: Vec<f32> = (0..rows * classes)
+        .map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * (1 + i / classes % 7) as f32)
+        .collect();
+    let u: Vec<f32> = (0..rows)
+        .map(|i| match i {
+            0 => 0.0,
+            1 => 0.999_999_94,
+            _ => (i * 104_729 % 10_000) as f32 / 10_000.0,
+        })
+        .collect();
+    let draw = |device: &burn::backend::wgpu::WgpuDevice| {
+        let l =
+            Tensor::<Wgpu, 2>::from_data(TensorData::new(logits.clone(), [rows, classes]), device);
+        let u = Tensor::<Wgpu, 1>::from_data(TensorData::new(u.clone(), [rows]), device);
+        makemore_model::fused::categorical(softmax(l, 1), u)
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .unwrap()
+    };
+    let gpu = draw(&Default::default());
+    let cpu_device = device_cpu();
+    let l = Tensor::<NdArray, 2>::from_data(
+        TensorData::new(logits.clone(), [rows, classes]),
+        &cpu_device,
+    );
+    let uc = Tensor::<NdArray, 1>::from_data(TensorData::new(u.clone(), [rows]), &cpu_device);
+    let cpu: Vec<i64> = makemore_model::fused::categorical(softmax(l, 1), uc)
+        .into_data()
+        .convert::<i64>()
+        .to_vec()
+        .unwrap();
+    // The two softmaxes agree to f32 rounding, so a draw within rounding of a boundary may
+    // differ; all but a few must agree, and the draws must not be constant.
+    let same = gpu.iter().zip(&cpu).filter(|(a, b)| a == b).count();
+    assert!(same >= rows - 5, "only {same} of {rows} draws agree");
+    let distinct: std::collections::HashSet<_> = gpu.iter().collect();
+    assert!(distinct.len() > 10, "{distinct:?}");
+    assert_eq!(gpu[0], cpu[0]);
+    assert_eq!(makemore_model::fused::fallbacks(), 0);
+}

@@ -101,6 +101,11 @@ impl<B: FusedOps> Backward<B, 3> for LayerNormTanh {
 }
 
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn fused_categorical(probs: FloatTensor<Self>, u: FloatTensor<Self>) -> IntTensor<Self> {
+        // A draw has no gradient: the inner backend's.
+        B::fused_categorical(probs.primitive, u.primitive)
+    }
+
     fn fused_layer_norm_tanh(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,

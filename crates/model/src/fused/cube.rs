@@ -11,6 +11,8 @@
 //!   one-hot, a mask and two multiplications.
 //! - linear: burn's matrix product, then the bias and tanh in one element-wise pass.
 //! - tanh backward: `grad · (1 − y²)` in one pass from the saved output.
+//! - categorical draw (sampling): one unit per row runs the host's draw, so sampling reads
+//!   back characters, not probabilities.
 //! - embedding: a gather that writes each output element once, and a deterministic
 //!   scatter-add (no atomics: each output element sums its share of rows in a fixed order, and
 //!   the partial sums are added by burn's reduction), so GPU runs repeat exactly.
@@ -95,6 +97,35 @@ fn cross_entropy_kernel<F: Float, I: Int>(
             dlogits[base + c] = select(c == target, p - inv_rows, p);
         }
     }
+}
+
+/// One unit per row: the categorical draw of [`FusedOps::fused_categorical`], the host's
+/// arithmetic in order (the total, then `u < p` and `u −= p` class by class).
+#[cube(launch)]
+fn categorical_kernel<F: Float, I: Int>(probs: &Tensor<F>, u: &Tensor<F>, out: &mut Tensor<I>) {
+    let row = ABSOLUTE_POS;
+    let rows = out.len();
+    if row >= rows {
+        terminate!();
+    }
+    let classes = probs.len() / rows;
+    let base = row * classes;
+    let mut total = probs[base];
+    for c in 1..classes {
+        total += probs[base + c];
+    }
+    let mut left = u[row] * total;
+    let mut chosen = classes - 1;
+    let mut open = true;
+    for c in 0..classes {
+        let p = probs[base + c];
+        if open && left < p {
+            chosen = c;
+            open = false;
+        }
+        left -= p;
+    }
+    out[row] = I::cast_from(chosen);
 }
 
 /// `out[p·dim + d] = table[contexts[p]·dim + d]` for every context position `p`.
@@ -248,6 +279,36 @@ where
             return plain::cross_entropy_forward::<Self>(logits, targets).0;
         }
         cross_entropy::<R, F, I, BT>(logits, targets, false).0
+    }
+
+    fn fused_categorical(probs: FloatTensor<Self>, u: FloatTensor<Self>) -> IntTensor<Self> {
+        let shape = probs.shape();
+        let takes = probs.dtype == F::dtype()
+            && u.dtype == F::dtype()
+            && shape.num_dims() == 2
+            && shape[1] > 0
+            && u.shape().num_elements() == shape[0];
+        if !takes {
+            count_fallback();
+            return plain::categorical::<Self>(probs, u);
+        }
+        let (probs, u) = (into_contiguous(probs), into_contiguous(u));
+        let rows = shape[0];
+        let out = empty_device::<R, I>(
+            probs.client.clone(),
+            probs.device.clone(),
+            Shape::new([rows]),
+        );
+        let (count, dim) = grid(&probs, rows);
+        categorical_kernel::launch::<F, I, R>(
+            &probs.client.clone(),
+            count,
+            dim,
+            probs.into_tensor_arg(),
+            u.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+        );
+        out
     }
 
     fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {

@@ -191,6 +191,15 @@ pub trait FusedOps: Backend {
         plain::layer_norm_tanh_backward::<Self>(x_hat, rstd, gamma, y, grad)
     }
 
+    /// One categorical draw per row of `probs` `[rows, classes]` with the uniform `u`
+    /// `[rows]` (in `[0, 1)`), `[rows]`: scaled by the row's total (summed in order), `u` is
+    /// compared with `p_0`, `p_1`, … and lowered by each in turn (`u < p_i` picks `i`, else
+    /// `u −= p_i`); the last class when none is picked. The arithmetic of the host's draw
+    /// in sampling, so that the same probabilities and uniforms give the same characters.
+    fn fused_categorical(probs: FloatTensor<Self>, u: FloatTensor<Self>) -> IntTensor<Self> {
+        plain::categorical::<Self>(probs, u)
+    }
+
     /// One AdamW update of a parameter `w` with gradient `g` and moments `(m, v)` (`None` on
     /// the first step): the new `[w, m, v]`. The default body is burn 0.21's `AdamW` step,
     /// tensor operation for tensor operation; a backend's own kernel must give the same bits,
@@ -284,6 +293,18 @@ pub fn layer_norm_tanh<B: FusedOps>(
         epsilon,
     );
     float(y)
+}
+
+/// One draw per row through [`FusedOps::fused_categorical`].
+///
+/// # Shapes
+/// - `probs`: `[rows, classes]`, `u`: `[rows]`
+/// - returns: `[rows]`
+pub fn categorical<B: FusedOps>(probs: Tensor<B, 2>, u: Tensor<B, 1>) -> Tensor<B, 1, Int> {
+    Tensor::from_primitive(B::fused_categorical(
+        probs.into_primitive().tensor(),
+        u.into_primitive().tensor(),
+    ))
 }
 
 /// Mean cross-entropy through [`FusedOps::fused_cross_entropy`]; the same function as
@@ -425,6 +446,31 @@ mod plain {
             dgamma.into_primitive().tensor(),
             dbeta.into_primitive().tensor(),
         ]
+    }
+
+    pub fn categorical<B: Backend>(probs: FloatTensor<B>, u: FloatTensor<B>) -> IntTensor<B> {
+        let probs = float::<B, 2>(probs);
+        let [rows, classes] = probs.dims();
+        let device = probs.device();
+        let column = |i: usize| probs.clone().slice([0..rows, i..i + 1]);
+        let mut total = column(0);
+        for i in 1..classes {
+            total = total + column(i);
+        }
+        let mut u = float::<B, 1>(u).reshape([rows, 1]) * total;
+        let mut chosen = Tensor::<B, 2, Int>::full([rows, 1], classes as i64 - 1, &device);
+        let mut found = Tensor::<B, 2, Int>::zeros([rows, 1], &device).equal_elem(1);
+        for i in 0..classes {
+            let p = column(i);
+            let hit = u
+                .clone()
+                .lower(p.clone())
+                .bool_and(found.clone().bool_not());
+            chosen = chosen.mask_fill(hit.clone(), i as i64);
+            found = found.bool_or(hit);
+            u = u - p;
+        }
+        chosen.reshape([rows]).into_primitive()
     }
 
     /// burn 0.21's `AdamW::step` and `AdaptiveMomentumW::transform` (no AMSGrad, no
