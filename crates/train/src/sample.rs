@@ -143,16 +143,20 @@ pub fn sample<B: FusedOps>(
     let mut attempts = 0usize;
     while out.len() < options.n && attempts < options.n.max(1) * 100 {
         let want = options.n - out.len();
+        let batch = Batch {
+            model,
+            vocab,
+            block_size,
+            prefix: &prefix,
+            options,
+            device,
+        };
         // On a GPU the draws happen there too (no read-back per character); the words are
         // the ones the host would draw from the same probabilities.
         let batch = if B::is_accelerator() && options.top_k.is_none() {
-            draw_batch_on_device(
-                model, vocab, block_size, &prefix, want, options, &mut rng, device,
-            )?
+            batch.draw_on_device(want, &mut rng)?
         } else {
-            draw_batch(
-                model, vocab, block_size, &prefix, want, options, &mut rng, device,
-            )?
+            batch.draw(want, &mut rng)?
         };
         attempts += want;
         for (word, truncated) in batch {
@@ -173,178 +177,192 @@ pub fn sample<B: FusedOps>(
     Ok(out)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn draw_batch<B: FusedOps>(
-    model: &Mlp<B>,
-    vocab: &Vocab,
+/// What one batch of words is drawn with.
+struct Batch<'a, B: FusedOps> {
+    model: &'a Mlp<B>,
+    vocab: &'a Vocab,
     block_size: usize,
-    prefix: &[usize],
-    n: usize,
-    options: &SampleOptions,
-    rng: &mut ChaCha8Rng,
-    device: &B::Device,
-) -> Result<Vec<(String, bool)>, TrainError> {
-    let mut words: Vec<Vec<usize>> = vec![prefix.to_vec(); n];
-    let mut done = vec![false; n];
-    let mut truncated = vec![false; n];
-    // A GPU backend compiles (and may tune) kernels for every new shape: there, every step
-    // runs all `n` rows and finished words are ignored; elsewhere only the unfinished ones.
-    let fixed_rows = B::is_accelerator();
-    let all: Vec<usize> = (0..n).collect();
-    loop {
-        let active: Vec<usize> = (0..n).filter(|&i| !done[i]).collect();
-        if active.is_empty() {
-            break;
-        }
-        let rows = if fixed_rows { &all } else { &active };
-        let mut contexts = Vec::with_capacity(rows.len() * block_size);
-        for &i in rows {
-            let w = &words[i];
-            for k in 0..block_size {
-                // Left-pad with the boundary, as in training.
-                let pos = w.len() as isize - block_size as isize + k as isize;
-                contexts.push(if pos < 0 { 0 } else { w[pos as usize] as i64 });
-            }
-        }
-        let x = Tensor::<B, 2, Int>::from_data(
-            TensorData::new(contexts, [rows.len(), block_size]),
-            device,
-        );
-        let logits = model.forward(x) / options.temperature;
-        let probs: Vec<f32> = softmax(logits, 1)
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .unwrap_or_default();
-        let v = vocab.len();
-        for (k, &i) in active.iter().enumerate() {
-            let row = if fixed_rows { i } else { k };
-            let ix = draw(&probs[row * v..(row + 1) * v], options.top_k, rng);
-            if ix == 0 {
-                done[i] = true;
-            } else {
-                words[i].push(ix);
-                if words[i].len() >= options.max_len {
-                    done[i] = true;
-                    truncated[i] = true;
-                }
-            }
-        }
-    }
-    words
-        .into_iter()
-        .zip(truncated)
-        .map(|(w, t)| Ok((vocab.decode(&w)?, t)))
-        .collect()
+    /// Every word starts with these characters.
+    prefix: &'a [usize],
+    options: &'a SampleOptions,
+    device: &'a B::Device,
 }
 
-/// [`draw_batch`] with every draw made on the device: all `n` rows step together, and the
-/// device reads its uniforms from one upload, the k-th unfinished word taking the k-th value
-/// of the step, as [`draw`] takes them from the generator. The draw itself is [`draw`]'s
-/// arithmetic as tensor operations (the running total in order, then `u < p` and `u −= p`
-/// column by column), so on the same probabilities it picks the same characters; `top_k`
-/// is not supported here. Finished words are checked every few steps, and the characters
-/// read back once at the end.
-#[allow(clippy::too_many_arguments)]
-fn draw_batch_on_device<B: FusedOps>(
-    model: &Mlp<B>,
-    vocab: &Vocab,
-    block_size: usize,
-    prefix: &[usize],
-    n: usize,
-    options: &SampleOptions,
-    rng: &mut ChaCha8Rng,
-    device: &B::Device,
-) -> Result<Vec<(String, bool)>, TrainError> {
-    /// Steps between two checks of whether every word has ended.
-    const CHECK_EVERY: usize = 8;
-    // A word draws until it ends or reaches max_len characters; at least once.
-    let steps = options.max_len.saturating_sub(prefix.len()).max(1);
-    // Every uniform the batch could need, from a copy of the generator; the generator itself
-    // is moved on by as many as were used, at the end.
-    let uniforms: Vec<f32> = {
-        let mut copy = rng.clone();
-        (0..n * steps).map(|_| copy.random::<f32>()).collect()
-    };
-    let uniforms = Tensor::<B, 1>::from_data(TensorData::new(uniforms, [n * steps]), device);
-    let mut context: Vec<i64> = Vec::with_capacity(n * block_size);
-    for _ in 0..n {
-        for k in 0..block_size {
-            let pos = prefix.len() as isize - block_size as isize + k as isize;
-            context.push(if pos < 0 {
+impl<B: FusedOps> Batch<'_, B> {
+    /// The context of a word so far: its last `block_size` characters, left-padded with the
+    /// boundary, as in training.
+    fn context_of(&self, word: &[usize], out: &mut Vec<i64>) {
+        for k in 0..self.block_size {
+            let pos = word.len() as isize - self.block_size as isize + k as isize;
+            out.push(if pos < 0 {
                 0
             } else {
-                prefix[pos as usize] as i64
+                word[pos as usize] as i64
             });
         }
     }
-    let mut context =
-        Tensor::<B, 2, Int>::from_data(TensorData::new(context, [n, block_size]), device);
-    let mut active = Tensor::<B, 1, Int>::ones([n], device);
-    let mut length = prefix.len();
-    let mut used = Tensor::<B, 1, Int>::zeros([1], device);
-    let mut drawn: Vec<Tensor<B, 1, Int>> = Vec::with_capacity(steps);
-    for step in 0..steps {
-        let probs = softmax(model.forward(context.clone()) / options.temperature, 1);
-        // The uniform of each unfinished row: the next ones in order of the rows.
-        let rank = active.clone().cumsum(0) - 1;
-        let at = (rank + used.clone()).clamp_min(0);
-        let u = uniforms.clone().select(0, at);
-        let ix = makemore_model::fused::categorical(probs, u);
-        used = used + active.clone().sum();
-        length += 1;
-        // A row goes on while it drew a character and is shorter than max_len.
-        let goes_on = ix.clone().not_equal_elem(0).int() * active.clone();
-        active = if length >= options.max_len {
-            goes_on.zeros_like()
-        } else {
-            goes_on
-        };
-        context = Tensor::cat(
-            vec![
-                context.slice([0..n, 1..block_size]),
-                ix.clone().reshape([n, 1]),
-            ],
-            1,
-        );
-        drawn.push(ix);
-        let last = step + 1 == steps;
-        if last || (step + 1) % CHECK_EVERY == 0 {
-            let left = active.clone().sum().into_scalar().elem::<i64>();
-            if left == 0 {
+
+    /// `n` words, each draw made on the host from the probabilities read back.
+    fn draw(&self, n: usize, rng: &mut ChaCha8Rng) -> Result<Vec<(String, bool)>, TrainError> {
+        let Batch {
+            model,
+            vocab,
+            block_size,
+            prefix,
+            options,
+            device,
+        } = *self;
+        let mut words: Vec<Vec<usize>> = vec![prefix.to_vec(); n];
+        let mut done = vec![false; n];
+        let mut truncated = vec![false; n];
+        // A GPU backend compiles (and may tune) kernels for every new shape: there, every step
+        // runs all `n` rows and finished words are ignored; elsewhere only the unfinished ones.
+        let fixed_rows = B::is_accelerator();
+        let all: Vec<usize> = (0..n).collect();
+        loop {
+            let active: Vec<usize> = (0..n).filter(|&i| !done[i]).collect();
+            if active.is_empty() {
                 break;
             }
-        }
-    }
-    let used = used.into_scalar().elem::<i64>().max(0) as usize;
-    for _ in 0..used {
-        rng.random::<f32>();
-    }
-    let rows = drawn.len();
-    let drawn: Vec<i64> = Tensor::stack::<2>(drawn, 0)
-        .into_data()
-        .convert::<i64>()
-        .to_vec()
-        .unwrap_or_default();
-    // The words, as the host loop builds them: stop at the boundary or at max_len.
-    (0..n)
-        .map(|row| {
-            let mut word = prefix.to_vec();
-            let mut truncated = false;
-            for step in 0..rows {
-                let ix = drawn.get(step * n + row).copied().unwrap_or(0).max(0) as usize;
+            let rows = if fixed_rows { &all } else { &active };
+            let mut contexts = Vec::with_capacity(rows.len() * block_size);
+            for &i in rows {
+                self.context_of(&words[i], &mut contexts);
+            }
+            let x = Tensor::<B, 2, Int>::from_data(
+                TensorData::new(contexts, [rows.len(), block_size]),
+                device,
+            );
+            let logits = model.forward(x) / options.temperature;
+            let probs: Vec<f32> = softmax(logits, 1)
+                .into_data()
+                .convert::<f32>()
+                .to_vec()
+                .unwrap_or_default();
+            let v = vocab.len();
+            for (k, &i) in active.iter().enumerate() {
+                let row = if fixed_rows { i } else { k };
+                let ix = draw(&probs[row * v..(row + 1) * v], options.top_k, rng);
                 if ix == 0 {
-                    break;
+                    done[i] = true;
+                } else {
+                    words[i].push(ix);
+                    if words[i].len() >= options.max_len {
+                        done[i] = true;
+                        truncated[i] = true;
+                    }
                 }
-                word.push(ix);
-                if word.len() >= options.max_len {
-                    truncated = true;
+            }
+        }
+        words
+            .into_iter()
+            .zip(truncated)
+            .map(|(w, t)| Ok((vocab.decode(&w)?, t)))
+            .collect()
+    }
+
+    /// [`Batch::draw`] with every draw made on the device: all `n` rows step together, and
+    /// the device reads its uniforms from one upload, the k-th unfinished word taking the
+    /// k-th value of the step, as [`draw`] takes them from the generator. The draw itself is
+    /// [`draw`]'s arithmetic ([`makemore_model::fused::categorical`]), so on the same
+    /// probabilities it picks the same characters; `top_k` is not supported here. Finished
+    /// words are checked every few steps, and the characters read back once at the end.
+    fn draw_on_device(
+        &self,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<(String, bool)>, TrainError> {
+        let Batch {
+            model,
+            vocab,
+            block_size,
+            prefix,
+            options,
+            device,
+        } = *self;
+        /// Steps between two checks of whether every word has ended.
+        const CHECK_EVERY: usize = 8;
+        // A word draws until it ends or reaches max_len characters; at least once.
+        let steps = options.max_len.saturating_sub(prefix.len()).max(1);
+        // Every uniform the batch could need, from a copy of the generator; the generator itself
+        // is moved on by as many as were used, at the end.
+        let uniforms: Vec<f32> = {
+            let mut copy = rng.clone();
+            (0..n * steps).map(|_| copy.random::<f32>()).collect()
+        };
+        let uniforms = Tensor::<B, 1>::from_data(TensorData::new(uniforms, [n * steps]), device);
+        let mut context: Vec<i64> = Vec::with_capacity(n * block_size);
+        for _ in 0..n {
+            self.context_of(prefix, &mut context);
+        }
+        let mut context =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(context, [n, block_size]), device);
+        let mut active = Tensor::<B, 1, Int>::ones([n], device);
+        let mut length = prefix.len();
+        let mut used = Tensor::<B, 1, Int>::zeros([1], device);
+        let mut drawn: Vec<Tensor<B, 1, Int>> = Vec::with_capacity(steps);
+        for step in 0..steps {
+            let probs = softmax(model.forward(context.clone()) / options.temperature, 1);
+            // The uniform of each unfinished row: the next ones in order of the rows.
+            let rank = active.clone().cumsum(0) - 1;
+            let at = (rank + used.clone()).clamp_min(0);
+            let u = uniforms.clone().select(0, at);
+            let ix = makemore_model::fused::categorical(probs, u);
+            used = used + active.clone().sum();
+            length += 1;
+            // A row goes on while it drew a character and is shorter than max_len.
+            let goes_on = ix.clone().not_equal_elem(0).int() * active.clone();
+            active = if length >= options.max_len {
+                goes_on.zeros_like()
+            } else {
+                goes_on
+            };
+            context = Tensor::cat(
+                vec![
+                    context.slice([0..n, 1..block_size]),
+                    ix.clone().reshape([n, 1]),
+                ],
+                1,
+            );
+            drawn.push(ix);
+            let last = step + 1 == steps;
+            if last || (step + 1) % CHECK_EVERY == 0 {
+                let left = active.clone().sum().into_scalar().elem::<i64>();
+                if left == 0 {
                     break;
                 }
             }
-            Ok((vocab.decode(&word)?, truncated))
-        })
-        .collect()
+        }
+        let used = used.into_scalar().elem::<i64>().max(0) as usize;
+        for _ in 0..used {
+            rng.random::<f32>();
+        }
+        let rows = drawn.len();
+        let drawn: Vec<i64> = Tensor::stack::<2>(drawn, 0)
+            .into_data()
+            .convert::<i64>()
+            .to_vec()
+            .unwrap_or_default();
+        // The words, as the host loop builds them: stop at the boundary or at max_len.
+        (0..n)
+            .map(|row| {
+                let mut word = prefix.to_vec();
+                let mut truncated = false;
+                for step in 0..rows {
+                    let ix = drawn.get(step * n + row).copied().unwrap_or(0).max(0) as usize;
+                    if ix == 0 {
+                        break;
+                    }
+                    word.push(ix);
+                    if word.len() >= options.max_len {
+                        truncated = true;
+                        break;
+                    }
+                }
+                Ok((vocab.decode(&word)?, truncated))
+            })
+            .collect()
+    }
 }
 
 /// Draws an index from probabilities, optionally restricted to the `top_k` largest.
@@ -390,28 +408,16 @@ mod tests {
             let prefix = vocab.encode(prefix).unwrap();
             let mut host_rng = ChaCha8Rng::seed_from_u64(5);
             let mut device_rng = host_rng.clone();
-            let host = draw_batch(
-                &model,
-                &vocab,
-                3,
-                &prefix,
-                40,
-                &options,
-                &mut host_rng,
-                &device,
-            )
-            .unwrap();
-            let on_device = draw_batch_on_device(
-                &model,
-                &vocab,
-                3,
-                &prefix,
-                40,
-                &options,
-                &mut device_rng,
-                &device,
-            )
-            .unwrap();
+            let batch = Batch {
+                model: &model,
+                vocab: &vocab,
+                block_size: 3,
+                prefix: &prefix,
+                options: &options,
+                device: &device,
+            };
+            let host = batch.draw(40, &mut host_rng).unwrap();
+            let on_device = batch.draw_on_device(40, &mut device_rng).unwrap();
             assert_eq!(host, on_device, "prefix {prefix:?}, max_len {max_len}");
             // Not a vacuous comparison: many different words, some cut by max_len.
             let distinct: std::collections::HashSet<_> = host.iter().map(|w| &w.0).collect();
