@@ -50,28 +50,22 @@ pub fn tanh(x: f32) -> f32 {
 /// the pool costs microseconds; a training step at batch 32 touches about 6,400 values per op).
 pub const PARALLEL_MIN: usize = 1 << 17;
 
-/// Calls `f(out_piece, in_piece)` on matching pieces of `out` and `input` (same length, or
-/// `input` empty), on rayon's thread pool when the slices are large, else once on the whole.
-pub fn par_zip(out: &mut [f32], input: &[f32], f: impl Fn(&mut [f32], &[f32]) + Sync) {
-    let n = rayon::current_num_threads();
-    if out.len() < PARALLEL_MIN || n < 2 {
-        return f(out, input);
-    }
-    let piece = out.len().div_ceil(n);
-    if input.is_empty() {
-        out.par_chunks_mut(piece).for_each(|o| f(o, &[]));
-    } else if input.len() == out.len() {
-        out.par_chunks_mut(piece)
-            .zip(input.par_chunks(piece))
-            .for_each(|(o, i)| f(o, i));
+/// How many units go in one piece when `units` units of `width` values each are split over
+/// rayon's threads: one piece per thread, or all of them in one piece when there are fewer
+/// than [`PARALLEL_MIN`] values in all or a single thread.
+pub fn units_per_piece(units: usize, width: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if units * width < PARALLEL_MIN || threads < 2 {
+        units.max(1)
     } else {
-        f(out, input);
+        units.div_ceil(threads)
     }
 }
 
 /// `tanh` of every value, in place.
 pub fn tanh_in_place(values: &mut [f32]) {
-    par_zip(values, &[], |values, _| {
+    let piece = units_per_piece(values.len(), 1);
+    values.par_chunks_mut(piece).for_each(|values| {
         values.iter_mut().for_each(|v| *v = tanh(*v));
     });
 }
@@ -79,12 +73,7 @@ pub fn tanh_in_place(values: &mut [f32]) {
 /// `out[i] = grad[i] · (1 − y[i]²)`: the gradient of tanh from its output. The three slices
 /// have the same length.
 pub fn tanh_backward(grad: &[f32], y: &[f32], out: &mut [f32]) {
-    let threads = rayon::current_num_threads();
-    let piece = if out.len() < PARALLEL_MIN || threads < 2 {
-        out.len().max(1)
-    } else {
-        out.len().div_ceil(threads)
-    };
+    let piece = units_per_piece(out.len(), 1);
     out.par_chunks_mut(piece)
         .zip(grad.par_chunks(piece))
         .zip(y.par_chunks(piece))
@@ -105,12 +94,10 @@ pub fn adamw(
     s: crate::AdamWStep,
     out: (&mut [f32], &mut [f32], &mut [f32]),
 ) {
-    let n = w.len();
-    let threads = rayon::current_num_threads();
-    if n < PARALLEL_MIN || threads < 2 {
+    let piece = units_per_piece(w.len(), 1);
+    if piece >= w.len() {
         return adamw_piece(w, g, moments, s, out);
     }
-    let piece = n.div_ceil(threads);
     let (w_out, m_out, v_out) = out;
     let outs = w_out
         .par_chunks_mut(piece)
@@ -216,7 +203,7 @@ pub fn layer_norm_tanh(
         return;
     }
     let rows = rstd.len();
-    let piece = rows_per_piece(rows, cols);
+    let piece = units_per_piece(rows, cols);
     let n = cols as f32;
     y.par_chunks_mut(piece * cols)
         .zip(x_hat.par_chunks_mut(piece * cols))
@@ -257,7 +244,7 @@ pub fn layer_norm_tanh_backward(
         return;
     }
     let rows = rstd.len();
-    let piece = rows_per_piece(rows, cols);
+    let piece = units_per_piece(rows, cols);
     let n = cols as f32;
     let chunk = piece * cols;
     dx.par_chunks_mut(chunk)
@@ -291,17 +278,6 @@ pub fn layer_norm_tanh_backward(
         });
 }
 
-/// Rows per piece when `rows` rows of `classes` values are split over rayon's threads:
-/// all of them (one piece) for small tensors.
-fn rows_per_piece(rows: usize, classes: usize) -> usize {
-    let threads = rayon::current_num_threads();
-    if rows * classes < PARALLEL_MIN || threads < 2 {
-        rows.max(1)
-    } else {
-        rows.div_ceil(threads)
-    }
-}
-
 /// Softmax cross-entropy of `logits` (`[rows, classes]`, row-major) against `targets`:
 /// writes each row's probabilities to `probs` and returns the mean negative log-likelihood
 /// (accumulated in `f64`, row by row in order, so the result does not depend on how the
@@ -320,7 +296,7 @@ pub fn cross_entropy_into<T: Copy + TryInto<usize> + Sync>(
         .min(logits.len() / classes)
         .min(probs.len() / classes);
     let mut losses = vec![0f32; rows];
-    let piece = rows_per_piece(rows, classes);
+    let piece = units_per_piece(rows, classes);
     probs[..rows * classes]
         .par_chunks_mut(piece * classes)
         .zip(losses.par_chunks_mut(piece))
@@ -384,7 +360,7 @@ pub fn cross_entropy_backward_into<T: Copy + TryInto<usize> + Sync>(
         .len()
         .min(probs.len() / classes)
         .min(out.len() / classes);
-    let piece = rows_per_piece(rows, classes);
+    let piece = units_per_piece(rows, classes);
     out[..rows * classes]
         .par_chunks_mut(piece * classes)
         .zip(probs[..rows * classes].par_chunks(piece * classes))

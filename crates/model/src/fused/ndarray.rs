@@ -7,15 +7,15 @@ use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
 use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{
-    Array1, Array2, ArrayView, ArrayView1, ArrayView2, ArrayViewMut2, Axis, CowArray, Ix1, Ix2,
-    IxDyn,
+    Array1, Array2, ArrayView, ArrayView1, ArrayView2, ArrayViewMut2, Axis, CowArray, Dimension,
+    Ix1, Ix2, IxDyn,
 };
 use rayon::prelude::*;
 
 use super::{count_fallback, kernels, plain, FusedOps};
 
 /// The values of an array in row-major order, borrowed when it is laid out that way.
-fn values<'a, E: Copy>(view: &'a ArrayView<'a, E, IxDyn>) -> std::borrow::Cow<'a, [E]> {
+fn values<'a, E: Copy, D: Dimension>(view: &'a ArrayView<'a, E, D>) -> std::borrow::Cow<'a, [E]> {
     match view.as_slice() {
         Some(s) => std::borrow::Cow::Borrowed(s),
         None => std::borrow::Cow::Owned(view.iter().copied().collect()),
@@ -180,14 +180,14 @@ fn linear_backward(
 fn column_sums(a: ArrayView2<f32>) -> Array1<f32> {
     let cols = a.ncols();
     let mut sums = Array1::zeros(cols);
-    let threads = rayon::current_num_threads();
     let Some(out) = sums.as_slice_mut() else {
         unreachable!("a new array is contiguous")
     };
-    let piece = if a.len() < kernels::PARALLEL_MIN || threads < 2 || cols < 64 {
+    // Narrow matrices stay whole: a piece of a few columns per row is not worth a thread.
+    let piece = if cols < 64 {
         cols.max(1)
     } else {
-        cols.div_ceil(threads)
+        kernels::units_per_piece(cols, a.nrows())
     };
     out.par_chunks_mut(piece).enumerate().for_each(|(i, out)| {
         let first = i * piece;
@@ -214,8 +214,7 @@ fn embedding<T: Copy + TryInto<usize>>(
     let (Some(dst), false) = (out.as_slice_mut(), dim == 0) else {
         return out;
     };
-    let table = table.as_standard_layout();
-    let table = table.as_slice().unwrap_or_default();
+    let table = values(&table);
     // The output, `dim` values at a time, in the order of the context indices.
     for (dst, &c) in dst.chunks_exact_mut(dim).zip(contexts.iter()) {
         match c.try_into().ok().filter(|&c: &usize| c < vocab) {
@@ -238,9 +237,8 @@ fn embedding_backward<T: Copy + TryInto<usize>>(
     let (Some(dst), false) = (table.as_slice_mut(), dim == 0) else {
         return table;
     };
-    let grad = grad.as_standard_layout();
     let width = grad.ncols();
-    let grad = grad.as_slice().unwrap_or_default();
+    let grad = values(&grad);
     for (row, context) in grad.chunks_exact(width.max(1)).zip(contexts.rows()) {
         for (src, &c) in row.chunks_exact(dim).zip(context) {
             if let Some(c) = c.try_into().ok().filter(|&c: &usize| c < vocab) {
@@ -402,15 +400,14 @@ impl FusedOps for NdArray<f32> {
         if let (Some(xv), Some(gv), Some(bv)) = (view2(&x), view1(&gamma), view1(&beta)) {
             let (rows, cols) = xv.dim();
             if gv.len() == cols && bv.len() == cols {
-                let (x, g, b) = (xv.as_standard_layout(), gv.to_vec(), bv.to_vec());
-                let x = x.as_slice().unwrap_or_default();
+                let (x, g, b) = (values(&xv), values(&gv), values(&bv));
                 let (mut y, mut x_hat, mut rstd) = (
                     vec![0f32; rows * cols],
                     vec![0f32; rows * cols],
                     vec![0f32; rows],
                 );
                 let eps = epsilon as f32;
-                kernels::layer_norm_tanh(x, cols, &g, &b, eps, &mut y, &mut x_hat, &mut rstd);
+                kernels::layer_norm_tanh(&x, cols, &g, &b, eps, &mut y, &mut x_hat, &mut rstd);
                 return [
                     from_vec(&[rows, cols], y),
                     from_vec(&[rows, cols], x_hat),
@@ -443,22 +440,14 @@ impl FusedOps for NdArray<f32> {
                 && yv.dim() == xh.dim()
                 && gv.dim() == xh.dim()
             {
-                let (xh, r, gm) = (xh.as_standard_layout(), r.as_standard_layout(), gm.to_vec());
-                let (yv, gv) = (yv.as_standard_layout(), gv.as_standard_layout());
-                let (xh, r) = (
-                    xh.as_slice().unwrap_or_default(),
-                    r.as_slice().unwrap_or_default(),
-                );
-                let (yv, gv) = (
-                    yv.as_slice().unwrap_or_default(),
-                    gv.as_slice().unwrap_or_default(),
-                );
+                let (xh, r, gm) = (values(&xh), values(&r), values(&gm));
+                let (yv, gv) = (values(&yv), values(&gv));
                 let mut dx = vec![0f32; rows * cols];
                 let mut dz = Array2::zeros((rows, cols));
                 let mut dzx = Array2::zeros((rows, cols));
                 if let (Some(dz_s), Some(dzx_s)) = (dz.as_slice_mut(), dzx.as_slice_mut()) {
                     kernels::layer_norm_tanh_backward(
-                        xh, r, &gm, yv, gv, cols, &mut dx, dz_s, dzx_s,
+                        &xh, &r, &gm, &yv, &gv, cols, &mut dx, dz_s, dzx_s,
                     );
                 }
                 let dgamma = column_sums(dzx.view()).into_dyn().into_shared().into();
