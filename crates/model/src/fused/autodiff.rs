@@ -5,6 +5,7 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{unary, Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
 use burn::backend::Autodiff;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::{FloatTensor, IntTensor};
@@ -24,6 +25,19 @@ impl<B: FusedOps> Backward<B, 1> for Tanh {
         unary::<B, _>(ops.parents, ops.node, grads, |grad| {
             B::fused_tanh_backward(y, grad)
         });
+    }
+}
+
+/// Hands each tracked parent its gradient (the others' are dropped).
+fn register<B: FusedOps, const N: usize>(
+    parents: impl IntoIterator<Item = Option<NodeId>>,
+    gradients: [FloatTensor<B>; N],
+    grads: &mut Gradients,
+) {
+    for (parent, g) in parents.into_iter().zip(gradients) {
+        if let Some(parent) = parent {
+            grads.register::<B>(parent, g);
+        }
     }
 }
 
@@ -54,12 +68,8 @@ impl<B: FusedOps> Backward<B, 3> for Linear {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let (x, w, y) = ops.state;
         let grad = grads.consume::<B>(&ops.node);
-        let [dx, dw, db] = B::fused_linear_backward(x, w, y, grad);
-        for (parent, g) in ops.parents.into_iter().zip([dx, dw, db]) {
-            if let Some(parent) = parent {
-                grads.register::<B>(parent.id, g);
-            }
-        }
+        let gradients = B::fused_linear_backward(x, w, y, grad);
+        register::<B, 3>(ops.parents.map(|p| p.map(|p| p.id)), gradients, grads);
     }
 }
 
@@ -91,12 +101,8 @@ impl<B: FusedOps> Backward<B, 3> for LayerNormTanh {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [x_hat, rstd, gamma, y] = ops.state;
         let grad = grads.consume::<B>(&ops.node);
-        let [dx, dgamma, dbeta] = B::fused_layer_norm_tanh_backward(x_hat, rstd, gamma, y, grad);
-        for (parent, g) in ops.parents.into_iter().zip([dx, dgamma, dbeta]) {
-            if let Some(parent) = parent {
-                grads.register::<B>(parent.id, g);
-            }
-        }
+        let gradients = B::fused_layer_norm_tanh_backward(x_hat, rstd, gamma, y, grad);
+        register::<B, 3>(ops.parents.map(|p| p.map(|p| p.id)), gradients, grads);
     }
 }
 
