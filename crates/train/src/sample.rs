@@ -141,25 +141,25 @@ pub fn sample<B: FusedOps>(
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let mut out = Vec::with_capacity(options.n);
     let mut attempts = 0usize;
+    let batch = Batch {
+        model,
+        vocab,
+        block_size,
+        prefix: &prefix,
+        options,
+        device,
+    };
     while out.len() < options.n && attempts < options.n.max(1) * 100 {
         let want = options.n - out.len();
-        let batch = Batch {
-            model,
-            vocab,
-            block_size,
-            prefix: &prefix,
-            options,
-            device,
-        };
         // On a GPU the draws happen there too (no read-back per character); the words are
         // the ones the host would draw from the same probabilities.
-        let batch = if B::is_accelerator() && options.top_k.is_none() {
+        let words = if B::is_accelerator() && options.top_k.is_none() {
             batch.draw_on_device(want, &mut rng)?
         } else {
             batch.draw(want, &mut rng)?
         };
         attempts += want;
-        for (word, truncated) in batch {
+        for (word, truncated) in words {
             let origin = split.map_or(Origin::New, |s| Origin::of(&word, s));
             if options.only_new && origin != Origin::New {
                 continue;
@@ -325,8 +325,8 @@ impl<B: FusedOps> Batch<'_, B> {
                 1,
             );
             drawn.push(ix);
-            let last = step + 1 == steps;
-            if last || (step + 1) % CHECK_EVERY == 0 {
+            // (After the last step every row has ended: no need to ask.)
+            if (step + 1) % CHECK_EVERY == 0 && step + 1 < steps {
                 let left = active.clone().sum().into_scalar().elem::<i64>();
                 if left == 0 {
                     break;
