@@ -150,6 +150,20 @@ fn fastest(tries: usize, mut run: impl FnMut() -> Result<Value>) -> Result<Value
 /// Environment variables of one bench case.
 type Env = Vec<(String, String)>;
 
+/// The names of the two rows measured on each thread count.
+const BATCH_4096: &str = "train, batch 4096";
+const WIDE: &str = "train, wide model, batch 128";
+
+/// The name of row `base` on `n` of the machine's `all_cores` threads: `base` itself when
+/// it uses all of them.
+fn on_threads(base: &str, n: usize, all_cores: usize) -> String {
+    match n {
+        n if n == all_cores => base.to_string(),
+        1 => format!("{base}, 1 thread"),
+        n => format!("{base}, {n} threads"),
+    }
+}
+
 /// The thread counts measured: powers of two below the machine's core count, then the
 /// core count itself (1, 2 on a 2-core machine; 1, 2, 4, 8, 16 on a 16-core one).
 fn thread_counts() -> Vec<usize> {
@@ -183,28 +197,19 @@ pub fn run(args: &[String]) -> Result<()> {
             bench_flags("train", Some(32), scale(5000), None, false),
             Vec::new(),
         ),
-        ("train, batch 4096".into(), batch_4096.clone(), Vec::new()),
-        (
-            "train, wide model, batch 128".into(),
-            wide_flags.clone(),
-            Vec::new(),
-        ),
+        (BATCH_4096.into(), batch_4096.clone(), Vec::new()),
+        (WIDE.into(), wide_flags.clone(), Vec::new()),
     ];
     // Fewer threads than the machine has (the rows above use all of them), for the
     // scaling table: RAYON_NUM_THREADS, as `--threads N` sets it.
     for &n in counts.iter().filter(|&&n| n < all_cores) {
         let env = vec![("RAYON_NUM_THREADS".to_string(), n.to_string())];
-        let label = if n == 1 { "thread" } else { "threads" };
         cases.push((
-            format!("train, batch 4096, {n} {label}"),
+            on_threads(BATCH_4096, n, all_cores),
             batch_4096.clone(),
             env.clone(),
         ));
-        cases.push((
-            format!("train, wide model, batch 128, {n} {label}"),
-            wide_flags.clone(),
-            env,
-        ));
+        cases.push((on_threads(WIDE, n, all_cores), wide_flags.clone(), env));
     }
     cases.extend([
         (
@@ -358,8 +363,8 @@ parameters.\n\n",
         md.push_str(&format!(
             "\nRatio makemore / best PyTorch setting: batch 32 steps/s **{:.2}×**, batch 4096 examples/s **{:.2}×**, wide model at batch 128 steps/s **{:.2}×**.\n",
             ours("train, batch 32", "steps_per_s") / best("batch 32,", "steps_per_s").max(1e-9),
-            ours("train, batch 4096", "examples_per_s") / best("batch 4096,", "examples_per_s").max(1e-9),
-            ours("train, wide model, batch 128", "steps_per_s") / best("wide model", "steps_per_s").max(1e-9),
+            ours(BATCH_4096, "examples_per_s") / best("batch 4096,", "examples_per_s").max(1e-9),
+            ours(WIDE, "steps_per_s") / best("wide model", "steps_per_s").max(1e-9),
         ));
     }
     md.push_str(&scaling_table(&counts, &rows, &torch_rows));
@@ -382,11 +387,7 @@ fn scaling_table(
             .map_or("".to_string(), |x| format!("{x:.0}"))
     };
     let ours = |base: &str, n: usize| {
-        let name = match n {
-            n if n == all_cores => base.to_string(),
-            1 => format!("{base}, 1 thread"),
-            n => format!("{base}, {n} threads"),
-        };
+        let name = on_threads(base, n, all_cores);
         rows.iter().find(|(r, _, _)| *r == name).map(|(_, _, v)| v)
     };
     let theirs = |base: &str, n: usize| {
@@ -402,9 +403,9 @@ batch 4096, examples/s | makemore wide model, steps/s | PyTorch wide model, step
     for &n in counts {
         md.push_str(&format!(
             "| {n} | {} | {} | {} | {} |\n",
-            cell(ours("train, batch 4096", n), "examples_per_s"),
+            cell(ours(BATCH_4096, n), "examples_per_s"),
             cell(theirs("batch 4096", n), "examples_per_s"),
-            cell(ours("train, wide model, batch 128", n), "steps_per_s"),
+            cell(ours(WIDE, n), "steps_per_s"),
             cell(theirs("wide model, batch 128", n), "steps_per_s"),
         ));
     }
