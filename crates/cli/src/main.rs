@@ -20,6 +20,22 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 
+/// A run stopped by a signal after saving its checkpoint (what it printed says so); the
+/// process exits with `exit_code` (128 + the signal) and no `error:` line.
+#[derive(Debug)]
+pub struct Interrupted {
+    /// 130 for SIGINT, 143 for SIGTERM, 138 for SIGUSR1.
+    pub exit_code: u8,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted (exit status {})", self.exit_code)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 /// Train character-level language models (an MLP over the previous characters, as in
 /// Bengio et al. 2003 and Karpathy's makemore) on a list of words, and make more words
 /// like them. With no --data, the built-in corpus of 32,257 US baby names is used.
@@ -80,6 +96,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Already reported (checkpoint saved): exit as a process stopped by the signal.
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
+            ExitCode::from(e.downcast_ref::<Interrupted>().map_or(1, |i| i.exit_code))
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

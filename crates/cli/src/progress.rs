@@ -1,22 +1,6 @@
-//! Progress bars that stay quiet when stderr is not a terminal, and Ctrl-C as a stop flag.
-
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+//! Progress bars that stay quiet when stderr is not a terminal.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
-
-/// A flag that the first Ctrl-C sets (a run then saves a checkpoint and stops at the next
-/// step); a second Ctrl-C exits at once.
-pub fn stop_on_ctrl_c() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::Relaxed) {
-            std::process::exit(130);
-        }
-    });
-    stop
-}
 
 /// A bar over `total` steps showing loss, steps/s and ETA; hidden when stderr is not a
 /// terminal (indicatif's stderr target checks), or when `quiet`.

@@ -354,10 +354,16 @@ fn a_run_directory_in_use_is_refused_to_a_second_writer() {
             .args(extra)
             .output()
             .unwrap();
+        // The holder's pid and host, and how to clear a stale lock.
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         assert_clean_error(
             &out,
-            &format!("is in use by another makemore process ({pid})"),
+            &format!(
+                "is in use by another makemore process ({pid} on {} since ",
+                host.trim()
+            ),
         );
+        assert_clean_error(&out, &format!("remove {}", run.join(".lock").display()));
     }
     let out = makemore()
         .args(["train", "-q", "--resume"])

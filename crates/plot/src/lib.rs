@@ -191,14 +191,19 @@ fn save(figure: &Figure<'_>, path: &Path, format: ImageFormat) -> Result<()> {
             source,
         })?;
     }
-    // The temp name keeps the real extension: the PNG encoder picks the format from it.
-    let tmp = path.with_extension(format!("tmp.{}", format.ext()));
+    // A unique temp name beside the target that keeps the real extension: the PNG encoder
+    // picks the format from it.
+    let tmp = makemore_io::temp_beside(&path.with_extension(format.ext()), true)
+        .map_err(|source| PlotError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .into_temp_path();
     let result = match format {
         ImageFormat::Svg => render(SVGBackend::new(&tmp, SIZE).into_drawing_area(), figure),
         ImageFormat::Png => render(BitMapBackend::new(&tmp, SIZE).into_drawing_area(), figure),
     };
     if let Err(DrawError(reason)) = result {
-        let _ = std::fs::remove_file(&tmp);
         if reason == "nothing to plot" {
             return Err(PlotError::Empty);
         }
@@ -207,10 +212,16 @@ fn save(figure: &Figure<'_>, path: &Path, format: ImageFormat) -> Result<()> {
             reason,
         });
     }
-    makemore_io::replace(&tmp, path).map_err(|source| PlotError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .and_then(|()| {
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+            makemore_io::sync_dir(dir.unwrap_or(Path::new(".")))
+        })
+        .map_err(|source| PlotError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn render<DB: DrawingBackend>(

@@ -1,20 +1,26 @@
-//! Checkpoint directories: what is in them, and how they are written so that a crash at
-//! any moment leaves a loadable checkpoint.
+//! Checkpoint directories: what is in them, how they are written so that a crash at any
+//! moment leaves a loadable checkpoint, and how they are read while a run writes them.
 //!
 //! Files: `config.json`, `vocab.json` (written once, atomically), `model.safetensors`
 //! (PyTorch names and layouts), `optimizer.mpk` (burn record of the optimiser state),
 //! `state.json` (step, metrics position, corpus digest), `metrics.csv`.
 //!
-//! A save is a small journal: every new file is written as `*.tmp` and synced, then
-//! `state.json.tmp` is written (the commit point), then each `*.tmp` is renamed over its
-//! final name. [`Checkpoint::open`] finishes an interrupted commit (rolls forward) when
-//! `state.json.tmp` exists and discards uncommitted `*.tmp` files when it does not.
+//! A save is a small journal, written only by the run's writer (who holds [`RunLock`]):
+//! the new `model.safetensors`, `optimizer.mpk` and `state.json` are written aside under
+//! unique temp names and synced; then, holding `.commit.lock` exclusively, the writer
+//! writes `commit.json` (the commit point: which temp file becomes which file), renames
+//! each temp file over its final name, and removes the journal. Readers
+//! ([`Checkpoint::open`]) never write: they hold `.commit.lock` shared while they read
+//! config, vocabulary, state and weights, so they see one whole save; when a writer died
+//! between the commit point and the last rename, they read the journal's temp files where
+//! they still exist. Finishing such a save, and deleting temp files that no journal names,
+//! is the writer's business ([`Checkpoint::open_to_resume`], [`Checkpoint::prepare_dir`]).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use makemore_io::tmp_path;
+use makemore_io::{Lock, Pending};
 
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
@@ -23,6 +29,7 @@ use makemore_model::{Mlp, NormKind};
 use makemore_vocab::Vocab;
 use serde::{Deserialize, Serialize};
 
+use crate::lock::lock_error;
 use crate::{RunLock, TrainError, TrainingConfig};
 
 /// Name of the weights file.
@@ -37,6 +44,10 @@ pub const CONFIG_FILE: &str = "config.json";
 pub const VOCAB_FILE: &str = "vocab.json";
 /// Name of the metrics file.
 pub const METRICS_FILE: &str = "metrics.csv";
+/// The commit journal: present from a save's commit point until its last rename.
+pub const JOURNAL_FILE: &str = "commit.json";
+/// Held exclusively by a writer while it commits, shared by readers while they read.
+pub const COMMIT_LOCK_FILE: &str = ".commit.lock";
 /// Largest `model.safetensors` accepted (refuse before reading an absurd file).
 const MAX_MODEL_BYTES: u64 = 4 << 30;
 
@@ -78,7 +89,8 @@ impl TrainingState {
     }
 }
 
-/// An opened checkpoint directory.
+/// An opened checkpoint directory: one committed save, read whole (config, vocabulary,
+/// state and weights) while no save was being committed.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
     /// The directory.
@@ -89,6 +101,51 @@ pub struct Checkpoint {
     pub vocab: Vocab,
     /// Where the run stands.
     pub state: TrainingState,
+    /// `model.safetensors` of the same save.
+    weights: Weights,
+}
+
+/// The bytes of `model.safetensors` (shown by their length).
+#[derive(Clone)]
+struct Weights(std::sync::Arc<Vec<u8>>);
+
+impl std::fmt::Debug for Weights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Weights({} bytes)", self.0.len())
+    }
+}
+
+/// What `commit.json` records: each file of the save and the temp file that becomes it.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Journal {
+    /// `(final name, temp name)`, both in the checkpoint directory.
+    files: Vec<(String, String)>,
+}
+
+impl Journal {
+    /// The journal of `dir`, if a save was interrupted after its commit point.
+    fn read(dir: &Path) -> Result<Option<Self>, TrainError> {
+        let path = dir.join(JOURNAL_FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+                TrainError::checkpoint(
+                    &path,
+                    format!("does not parse ({e}); the save it describes cannot be finished"),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(TrainError::io(path, e)),
+        }
+    }
+
+    /// Where the committed `name` is: its temp file while that still exists, else `name`.
+    fn locate(this: Option<&Self>, dir: &Path, name: &str) -> PathBuf {
+        this.and_then(|j| j.files.iter().find(|(f, _)| f == name))
+            .map(|(_, temp)| dir.join(temp))
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| dir.join(name))
+    }
 }
 
 fn read_text(path: &Path) -> Result<String, TrainError> {
@@ -103,46 +160,88 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
     makemore_io::write_atomic(path, bytes).map_err(|e| TrainError::io(path, e))
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    makemore_io::write_synced(path, bytes).map_err(|e| TrainError::io(path, e))
+/// Takes `dir`'s commit lock exclusively (waiting for readers to finish reading).
+fn commit_lock(dir: &Path) -> Result<Lock, TrainError> {
+    Lock::exclusive(&dir.join(COMMIT_LOCK_FILE)).map_err(|e| lock_error(dir, e))
 }
 
-/// Finishes or discards an interrupted save (see the module docs).
-fn recover(dir: &Path) -> Result<(), TrainError> {
-    let half_written = tmp_path(&tmp_path(&dir.join(STATE_FILE)));
-    if half_written.exists() {
-        fs::remove_file(&half_written).map_err(|e| TrainError::io(&half_written, e))?;
+fn remove_if_there(path: &Path) -> Result<(), TrainError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(TrainError::io(path, e)),
     }
-    let committed = tmp_path(&dir.join(STATE_FILE)).exists();
+}
+
+/// Finishes a save interrupted after its commit point, and deletes the temp files of saves
+/// interrupted before it (see the module docs). Only the writer does this: `_writer` is
+/// the run's lock, and the commit lock keeps readers out meanwhile.
+pub(crate) fn recover(dir: &Path, _writer: &RunLock) -> Result<(), TrainError> {
+    let _commit = commit_lock(dir)?;
+    if let Some(journal) = Journal::read(dir)? {
+        for (name, temp) in &journal.files {
+            let temp = dir.join(temp);
+            if temp.exists() {
+                fs::rename(&temp, dir.join(name)).map_err(|e| TrainError::io(&temp, e))?;
+            }
+        }
+        sync_dir(dir)?;
+        remove_if_there(&dir.join(JOURNAL_FILE))?;
+    }
+    legacy_recover(dir)?;
+    remove_temp_files(dir)?;
+    sync_dir(dir)
+}
+
+/// Makemore before unique temp names saved through fixed `NAME.tmp` files with
+/// `state.json.tmp` as the commit point: roll such a save forward, or discard it.
+fn legacy_recover(dir: &Path) -> Result<(), TrainError> {
+    let legacy = |name: &str| dir.join(format!("{name}.tmp"));
+    remove_if_there(&legacy(&format!("{STATE_FILE}.tmp")))?;
+    let committed = legacy(STATE_FILE).exists();
     for name in [MODEL_FILE, OPTIMIZER_FILE, STATE_FILE] {
-        let tmp = tmp_path(&dir.join(name));
+        let tmp = legacy(name);
         if !tmp.exists() {
             continue;
         }
         if committed {
             fs::rename(&tmp, dir.join(name)).map_err(|e| TrainError::io(&tmp, e))?;
         } else {
-            fs::remove_file(&tmp).map_err(|e| TrainError::io(&tmp, e))?;
+            remove_if_there(&tmp)?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the temp files of interrupted writes (no journal names them any more).
+fn remove_temp_files(dir: &Path) -> Result<(), TrainError> {
+    let entries = fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| TrainError::io(dir, e))?;
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(makemore_io::is_temp_name)
+        {
+            remove_if_there(&entry.path())?;
         }
     }
     Ok(())
 }
 
 impl Checkpoint {
-    /// Opens `dir`, finishing an interrupted save, and reads and checks its config,
-    /// vocabulary and state. The weights are loaded separately by [`Checkpoint::load_model`].
+    /// Opens `dir` read-only: reads its config, vocabulary, state and weights as one
+    /// committed save, changing nothing (a save being committed is waited for; one that a
+    /// crash interrupted after its commit point is read through its journal). The weights
+    /// are built into a model by [`Checkpoint::load_model`].
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, TrainError> {
         let dir = dir.as_ref().to_path_buf();
         if !dir.is_dir() {
             return Err(TrainError::checkpoint(&dir, "no such checkpoint directory"));
         }
-        // Read-only checkpoints (say, a shared one) are still readable without recovery.
-        if let Err(e) = recover(&dir) {
-            if !matches!(&e, TrainError::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied)
-            {
-                return Err(e);
-            }
-        }
+        let _reading =
+            Lock::shared(&dir.join(COMMIT_LOCK_FILE)).map_err(|e| lock_error(&dir, e))?;
+        let journal = Journal::read(&dir)?;
         let config_path = dir.join(CONFIG_FILE);
         let config = TrainingConfig::from_checkpoint_json(&read_text(&config_path)?)
             .map_err(|e| TrainError::checkpoint(&config_path, e.to_string()))?;
@@ -162,14 +261,16 @@ impl Checkpoint {
                 ),
             ));
         }
-        let state_path = dir.join(STATE_FILE);
+        let state_path = Journal::locate(journal.as_ref(), &dir, STATE_FILE);
         let state: TrainingState = serde_json::from_str(&read_text(&state_path)?)
             .map_err(|e| TrainError::checkpoint(&state_path, format!("does not parse: {e}")))?;
+        let weights = read_model_bytes(&Journal::locate(journal.as_ref(), &dir, MODEL_FILE))?;
         Ok(Self {
             dir,
             config,
             vocab,
             state,
+            weights: Weights(std::sync::Arc::new(weights)),
         })
     }
 
@@ -192,30 +293,37 @@ impl Checkpoint {
             Some(lock) => lock,
             None => RunLock::acquire(dir)?,
         };
-        if replace {
-            for name in [STATE_FILE, MODEL_FILE, OPTIMIZER_FILE, METRICS_FILE] {
-                for path in [dir.join(name), tmp_path(&dir.join(name))] {
-                    match fs::remove_file(&path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(TrainError::io(path, e)),
-                    }
+        {
+            let _commit = commit_lock(dir)?;
+            if replace {
+                for name in [
+                    STATE_FILE,
+                    MODEL_FILE,
+                    OPTIMIZER_FILE,
+                    METRICS_FILE,
+                    JOURNAL_FILE,
+                ] {
+                    remove_if_there(&dir.join(name))?;
+                    remove_if_there(&dir.join(format!("{name}.tmp")))?;
                 }
             }
         }
-        let probe = dir.join(".write-test");
-        fs::write(&probe, b"").map_err(|e| TrainError::io(dir, e))?;
-        let _ = fs::remove_file(probe);
+        recover(dir, &lock)?;
+        let probe = makemore_io::temp_beside(&dir.join(".write-test"), false)
+            .map_err(|e| TrainError::io(dir, e))?;
+        drop(probe);
         Ok(lock)
     }
 
-    /// Opens an unfinished run to continue it, holding its lock ([`RunLock`], taken before
-    /// opening: opening may finish an interrupted save). A finished run is refused.
+    /// Opens an unfinished run to continue it, holding its lock ([`RunLock`], taken
+    /// first: then a save that a crash interrupted is finished, or its temp files
+    /// deleted). A finished run is refused.
     pub fn open_to_resume(dir: &Path) -> Result<(Self, RunLock), TrainError> {
         if !dir.is_dir() {
             return Err(TrainError::checkpoint(dir, "no such checkpoint directory"));
         }
         let lock = RunLock::acquire(dir)?;
+        recover(dir, &lock)?;
         let ckpt = Self::open(dir)?;
         if ckpt.state.finished {
             return Err(TrainError::Resume {
@@ -228,14 +336,16 @@ impl Checkpoint {
 
     /// True when `dir` looks like a checkpoint directory (has a state file).
     pub fn exists(dir: &Path) -> bool {
-        dir.join(STATE_FILE).exists() || tmp_path(&dir.join(STATE_FILE)).exists()
+        dir.join(STATE_FILE).exists()
+            || dir.join(JOURNAL_FILE).exists()
+            || dir.join(format!("{STATE_FILE}.tmp")).exists()
     }
 
     /// Builds the model from the config and loads `model.safetensors` into it, checking
     /// every tensor's name, shape and dtype first.
     pub fn load_model<B: Backend>(&self, device: &B::Device) -> Result<Mlp<B>, TrainError> {
         let path = self.dir.join(MODEL_FILE);
-        let bytes = read_model_bytes(&path)?;
+        let bytes = self.weights.0.as_ref().clone();
         check_tensors(&path, &bytes, &expected_tensors(&self.config))?;
         let mut model = self.config.model.init::<B>(device);
         let mut store =
@@ -409,36 +519,65 @@ fn canonical_safetensors(bytes: Vec<u8>) -> Vec<u8> {
     out
 }
 
-/// Writes `config.json` and `vocab.json` (once per run).
+/// Writes `config.json` and `vocab.json` (once per run, by its writer).
 pub(crate) fn write_run_files(
     dir: &Path,
     config: &TrainingConfig,
     vocab: &Vocab,
 ) -> Result<(), TrainError> {
     fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    let _commit = commit_lock(dir)?;
     write_atomic(&dir.join(CONFIG_FILE), config.to_json().as_bytes())?;
     write_atomic(&dir.join(VOCAB_FILE), vocab.to_json().as_bytes())
 }
 
 /// Saves weights, optimiser state and training state as one commit (see the module docs).
+/// Only the run's writer calls it.
 pub(crate) fn save_commit(
     dir: &Path,
     model: &[u8],
     optimizer: Option<&[u8]>,
     state: &TrainingState,
 ) -> Result<(), TrainError> {
+    let state_json = serde_json::to_string_pretty(state).map_err(|e| {
+        TrainError::checkpoint(dir.join(STATE_FILE), format!("cannot serialise: {e}"))
+    })?;
     let mut files: Vec<(&str, &[u8])> = vec![(MODEL_FILE, model)];
     if let Some(opt) = optimizer {
         files.push((OPTIMIZER_FILE, opt));
     }
-    for (name, bytes) in &files {
-        write_synced(&tmp_path(&dir.join(name)), bytes)?;
+    files.push((STATE_FILE, state_json.as_bytes()));
+    // Written and synced aside, before readers are kept out.
+    let mut pending = Vec::with_capacity(files.len());
+    for (name, bytes) in files {
+        let path = dir.join(name);
+        pending.push(Pending::write(&path, bytes).map_err(|e| TrainError::io(path, e))?);
     }
-    let state_json = serde_json::to_string_pretty(state).unwrap_or_default();
-    // The commit point: state.json.tmp appears complete (written aside, then renamed).
-    let state_tmp = tmp_path(&dir.join(STATE_FILE));
-    write_atomic(&state_tmp, state_json.as_bytes())?;
-    recover(dir)?;
+    let _commit = commit_lock(dir)?;
+    let journal = Journal {
+        files: pending
+            .iter()
+            .map(|p| {
+                let name = p.target().file_name().unwrap_or_default();
+                (name.to_string_lossy().into_owned(), p.temp_name())
+            })
+            .collect(),
+    };
+    let journal_json = serde_json::to_string(&journal).map_err(|e| {
+        TrainError::checkpoint(dir.join(JOURNAL_FILE), format!("cannot serialise: {e}"))
+    })?;
+    // From here on the journal names the temp files, so they must outlive any error.
+    let mut kept = Vec::with_capacity(pending.len());
+    for p in pending {
+        kept.push(p.keep().map_err(|e| TrainError::io(dir, e))?);
+    }
+    // The commit point.
+    write_atomic(&dir.join(JOURNAL_FILE), journal_json.as_bytes())?;
+    for (temp, target) in kept {
+        fs::rename(&temp, &target).map_err(|e| TrainError::io(&temp, e))?;
+    }
+    sync_dir(dir)?;
+    remove_if_there(&dir.join(JOURNAL_FILE))?;
     sync_dir(dir)
 }
 

@@ -54,12 +54,21 @@ pub enum TrainError {
         dir: PathBuf,
     },
     /// Another process holds the run directory's lock.
-    #[error("{dir} is in use by another makemore process ({holder}); wait for it to finish, or choose another directory")]
+    #[error("{dir} is in use by another makemore process ({holder}); wait for it to finish. If no such process runs there any more, the lock is stale (a node that crashed holds it until the file server notices): remove {lock_file}")]
     InUse {
         /// The run directory.
         dir: PathBuf,
-        /// Who holds it, as the holder wrote it ("pid 1234").
+        /// Who holds it, as the holder wrote it ("pid 1234 on node07 since …").
         holder: String,
+        /// The lock file.
+        lock_file: PathBuf,
+    },
+    /// The run directory's file system cannot lock files, so two writers could not be kept
+    /// apart.
+    #[error("cannot lock {path}: this file system does not support advisory locks (flock), so makemore cannot keep two processes from writing one run; put the run on a local disk, or on a shared file system with locking (NFS with its lock service)")]
+    LockUnsupported {
+        /// The lock file.
+        path: PathBuf,
     },
     /// Resuming with data or settings that differ from the run's.
     #[error("cannot resume {path}: {reason}")]

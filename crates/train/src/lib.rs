@@ -47,8 +47,8 @@ mod step;
 mod trainer;
 
 pub use checkpoint::{
-    Checkpoint, TrainingState, CONFIG_FILE, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE,
-    VOCAB_FILE,
+    Checkpoint, TrainingState, COMMIT_LOCK_FILE, CONFIG_FILE, JOURNAL_FILE, METRICS_FILE,
+    MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, VOCAB_FILE,
 };
 pub use config::{OptimizerKind, TrainingConfig};
 pub use error::TrainError;

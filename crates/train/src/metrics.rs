@@ -28,10 +28,13 @@ pub struct MetricsRow {
 }
 
 /// Reads a `metrics.csv` that [`MetricsWriter`] wrote; an error names the file and line.
+/// A last line without its newline is a row that a running (or killed) writer had not
+/// finished, and is left out.
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>, TrainError> {
     let text = std::fs::read_to_string(path).map_err(|e| TrainError::io(path, e))?;
+    let complete = text.rfind('\n').map_or("", |end| &text[..=end]);
     let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
+    for (i, line) in complete.lines().enumerate().skip(1) {
         let bad = || {
             TrainError::checkpoint(
                 path,
@@ -162,6 +165,9 @@ mod tests {
                 },
             ]
         );
+        // A row being written is not there yet; a finished bad row is an error.
+        std::fs::write(&path, "step,lr,loss,dev_loss\n1,0.1,3.25,\n2,0.0").unwrap();
+        assert_eq!(read_metrics(&path).unwrap().len(), 1);
         std::fs::write(&path, "step,lr,loss,dev_loss\n1,0.1\n").unwrap();
         let e = read_metrics(&path).unwrap_err().to_string();
         assert!(e.contains("line 2"), "{e}");

@@ -224,12 +224,20 @@ impl<'a> Trainer<'a> {
             }
         };
         let config = sized_config(self.config, self.data)?;
-        if let Some(ckpt) = &self.resume {
-            check_resume(ckpt, self.data, &config)?;
-        }
+        // Under the lock, the directory is as the last writer left it: finish a save that a
+        // crash interrupted, and continue from what is on disk now.
+        let resume = match self.resume {
+            Some(ckpt) => {
+                checkpoint::recover(self.dir, &lock)?;
+                let ckpt = Checkpoint::open(&ckpt.dir)?;
+                check_resume(&ckpt, self.data, &config)?;
+                Some(ckpt)
+            }
+            None => None,
+        };
         check_data_fits(&config, self.data)?;
         lock.claim()?;
-        let mut run: Run<'_, B> = match self.resume {
+        let mut run: Run<'_, B> = match resume {
             Some(ckpt) => {
                 let mut run = Run::resume(self.data, &config, self.dir, ckpt, device)?;
                 if self.corpus_path.is_some() {
@@ -421,20 +429,28 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         }
         self.flush(&mut pending, None, on_event)?;
         self.state.elapsed_secs += clock.elapsed().as_secs_f64();
+        let finished = self.state.step >= config.steps;
+        // A stopped run saves before it evaluates: a scheduler's grace period after SIGTERM
+        // may be short.
+        if !finished {
+            self.save()?;
+            on_event(&TrainEvent::Checkpoint {
+                step: self.state.step,
+            });
+        }
         let valid = self.model.valid();
         let inner_device = self.device;
         let train_loss = evaluate(&valid, &self.data.train, inner_device).unwrap_or(f64::NAN);
         let dev_loss = evaluate(&valid, &self.data.dev, inner_device);
-        let finished = self.state.step >= config.steps;
         if finished {
             self.state.finished = true;
             self.state.train_loss = Some(train_loss);
             self.state.dev_loss = dev_loss;
+            self.save()?;
+            on_event(&TrainEvent::Checkpoint {
+                step: self.state.step,
+            });
         }
-        self.save()?;
-        on_event(&TrainEvent::Checkpoint {
-            step: self.state.step,
-        });
         Ok(TrainSummary {
             steps_done: self.state.step,
             interrupted,

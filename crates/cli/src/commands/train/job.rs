@@ -54,7 +54,7 @@ impl WithBackend for TrainJob {
         } = self;
         let data = prepare(words, &config)?;
         config.model.vocab_size = data.vocab.len();
-        let stop = progress::stop_on_ctrl_c();
+        let signals = makemore_io::StopSignal::install()?;
         let start = resume.as_ref().map_or(0, |c| c.state.step);
         let bar = progress::steps_bar(config.steps, start, args.quiet || args.json);
         let mut on_event = |e: &TrainEvent| match e {
@@ -80,7 +80,7 @@ impl WithBackend for TrainJob {
         };
         let mut trainer = Trainer::new(&data, &config, &dir)
             .lock(lock)
-            .stop(&stop)
+            .stop(signals.flag())
             .on_event(&mut on_event);
         if let Some(ckpt) = resume {
             trainer = trainer.resume(ckpt);
@@ -121,17 +121,25 @@ impl WithBackend for TrainJob {
             train_secs: summary.train_secs,
             samples: samples.iter().map(|s| s.word.clone()).collect(),
         };
+        // A run stopped by a signal exits with 128 + the signal once it has said so.
+        let interrupted = summary
+            .interrupted
+            .then(|| {
+                signals
+                    .exit_code()
+                    .map(|exit_code| crate::Interrupted { exit_code })
+            })
+            .flatten();
         if args.json {
             println!("{}", serde_json::to_string(&out)?);
-            return Ok(());
+            return interrupted.map_or(Ok(()), |i| Err(i.into()));
         }
         if !summary.finished {
             println!(
-                "{} at step {}; continue with: makemore train --resume {}",
-                if summary.interrupted {
-                    "interrupted"
-                } else {
-                    "stopped"
+                "{} at step {} (checkpoint saved); continue with: makemore train --resume {}",
+                match signals.name().filter(|_| summary.interrupted) {
+                    Some(name) => format!("interrupted by {name}"),
+                    None => "stopped".into(),
                 },
                 summary.steps_done,
                 dir.display()
@@ -156,6 +164,6 @@ impl WithBackend for TrainJob {
                 println!("  {:<20} {}", s.word, s.origin.label());
             }
         }
-        Ok(())
+        interrupted.map_or(Ok(()), |i| Err(i.into()))
     }
 }
