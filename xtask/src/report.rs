@@ -11,22 +11,31 @@ use std::process::Command;
 
 use anyhow::{anyhow, bail, Context, Result};
 use makemore_plot::{labelled_scatter, line_chart, Chart, ImageFormat, Line};
-use serde_json::Value;
 
 use crate::makemore::bin as makemore_bin;
-use crate::sweep::{final_records, read_records, tidy_path};
+use crate::sweep::{tidy_path, Record, Records, Status};
 
-const HELP: &str = "\
-usage: cargo xtask report [DIR] [--out FILE] [--img DIR] [--test] [--bin PATH]
+/// `cargo xtask report [DIR]`: a sweep's results as a section of docs/results.md.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The sweep directory (default: the newest directory under runs/sweep/).
+    #[arg(value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The markdown file whose section to write (default: docs/results.md).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Where the pictures go (default: docs/img).
+    #[arg(long, value_name = "DIR")]
+    img: Option<PathBuf>,
+    /// Also evaluate the test split, for the best run only (choose on dev first).
+    #[arg(long)]
+    test: bool,
+    /// makemore binary to use (default: build target/release/makemore).
+    #[arg(long, value_name = "PATH")]
+    bin: Option<PathBuf>,
+}
 
-Renders the results of the sweep in DIR (default: the newest directory under runs/sweep/)
-into a section of FILE (default: docs/results.md) and pictures in --img (default: docs/img).
-
-  --test        also evaluate the test split, for the best run only (choose on dev first)
-  --bin PATH    makemore binary to use (default: build target/release/makemore)
-";
-
-struct ReportArgs {
+struct Resolved {
     dir: PathBuf,
     out: PathBuf,
     img: PathBuf,
@@ -34,38 +43,18 @@ struct ReportArgs {
     bin: Option<PathBuf>,
 }
 
-fn parse(args: &[String]) -> Result<ReportArgs> {
+fn resolve(args: ReportArgs) -> Result<Resolved> {
     let root = crate::workspace_root();
-    let mut dir = None;
-    let mut out = ReportArgs {
-        dir: PathBuf::new(),
-        out: root.join("docs/results.md"),
-        img: root.join("docs/img"),
-        test: false,
-        bin: None,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| crate::option_value(&mut it, name, HELP);
-        match a.as_str() {
-            "--out" => out.out = value("--out")?.into(),
-            "--img" => out.img = value("--img")?.into(),
-            "--bin" => out.bin = Some(value("--bin")?.into()),
-            "--test" => out.test = true,
-            "-h" | "--help" => {
-                print!("{HELP}");
-                std::process::exit(0);
-            }
-            s if s.starts_with('-') => bail!("unknown option {s:?}\n\n{HELP}"),
-            s if dir.is_none() => dir = Some(PathBuf::from(s)),
-            s => bail!("unexpected argument {s:?}\n\n{HELP}"),
-        }
-    }
-    out.dir = match dir {
-        Some(d) => d,
-        None => newest_sweep()?,
-    };
-    Ok(out)
+    Ok(Resolved {
+        dir: match args.dir {
+            Some(d) => d,
+            None => newest_sweep()?,
+        },
+        out: args.out.unwrap_or_else(|| root.join("docs/results.md")),
+        img: args.img.unwrap_or_else(|| root.join("docs/img")),
+        test: args.test,
+        bin: args.bin,
+    })
 }
 
 fn newest_sweep() -> Result<PathBuf> {
@@ -80,22 +69,23 @@ fn newest_sweep() -> Result<PathBuf> {
 }
 
 /// Runs `cargo xtask report`.
-pub fn run(args: &[String]) -> Result<()> {
-    let args = parse(args)?;
-    let all_records = read_records(&args.dir)?;
-    let records = final_records(&all_records);
+pub fn run(args: ReportArgs) -> Result<()> {
+    let args = resolve(args)?;
+    let all_records = Records::read(&args.dir)?;
+    let records = all_records.finals();
     // Wall time of a run over all its phases (successive halving trains a run in several);
     // records from before `phase_secs` existed hold one phase's time each.
-    let wall = |r: &Value| -> f64 {
-        let own = r["wall_secs"].as_f64().unwrap_or(0.0);
-        if r.get("phase_secs").is_some() {
-            return own;
+    let wall = |r: &Record| -> f64 {
+        if r.phase_secs.is_some() {
+            return r.wall_secs;
         }
-        own + all_records
-            .iter()
-            .filter(|x| x["id"] == r["id"] && x["status"] == "rung")
-            .filter_map(|x| x["wall_secs"].as_f64())
-            .sum::<f64>()
+        r.wall_secs
+            + all_records
+                .0
+                .iter()
+                .filter(|x| x.id == r.id && x.status == Status::Rung)
+                .map(|x| x.wall_secs)
+                .sum::<f64>()
     };
     if records.is_empty() {
         bail!(
@@ -110,19 +100,15 @@ pub fn run(args: &[String]) -> Result<()> {
         .and_then(|n| n.to_str())
         .unwrap_or("sweep")
         .to_string();
-    let mut ok: Vec<&Value> = records.values().filter(|r| r["status"] == "ok").collect();
-    let mut stopped: Vec<&Value> = records
-        .values()
-        .filter(|r| r["status"] == "stopped")
-        .collect();
-    let failed: Vec<&Value> = records
-        .values()
-        .filter(|r| r["status"] == "failed")
-        .collect();
-    ok.sort_by(|a, b| {
-        let d = |r: &Value| r["dev_loss"].as_f64().unwrap_or(f64::INFINITY);
-        d(a).total_cmp(&d(b))
-    });
+    let of = |status: Status| -> Vec<&Record> {
+        records
+            .values()
+            .copied()
+            .filter(|r| r.status == status)
+            .collect()
+    };
+    let (mut ok, mut stopped, failed) = (of(Status::Ok), of(Status::Stopped), of(Status::Failed));
+    ok.sort_by(|a, b| a.dev_or_inf().total_cmp(&b.dev_or_inf()));
     std::fs::create_dir_all(&args.img)
         .with_context(|| format!("cannot create {}", args.img.display()))?;
     let img_ref = |file: &str| -> String {
@@ -143,7 +129,7 @@ pub fn run(args: &[String]) -> Result<()> {
         stopped.len(),
         failed.len()
     ));
-    let corpus = match ok.first().and_then(|r| r["data"].as_str()) {
+    let corpus = match ok.first().and_then(|r| r.data.as_deref()) {
         Some(data) => format!("`{}`", tidy_path(Path::new(data)).display()),
         None => "the built-in `data/names.txt`".to_string(),
     };
@@ -155,26 +141,23 @@ pub fn run(args: &[String]) -> Result<()> {
     );
     md.push_str("|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
     for (i, r) in ok.iter().enumerate() {
-        let steps = r["steps"].as_f64().unwrap_or(0.0);
+        let steps = r.steps.unwrap_or(0);
         md.push_str(&format!(
             "| {} | {:.4} | {:.4} | {} | {} | {:.0} s | {:.0} | {} | `{}` |\n",
             i + 1,
-            r["dev_loss"].as_f64().unwrap_or(f64::NAN),
-            r["train_loss"].as_f64().unwrap_or(f64::NAN),
-            r["params"],
-            r["steps"],
+            r.dev_loss.unwrap_or(f64::NAN),
+            r.train_loss.unwrap_or(f64::NAN),
+            r.params.unwrap_or(0),
+            steps,
             wall(r),
-            steps / r["train_secs"].as_f64().unwrap_or(f64::INFINITY),
-            r["label"].as_str().unwrap_or(""),
-            r["id"].as_str().unwrap_or("")
+            steps as f64 / r.train_secs.unwrap_or(f64::INFINITY),
+            r.label,
+            r.id
         ));
     }
     md.push('\n');
     if !stopped.is_empty() {
-        stopped.sort_by(|a, b| {
-            let d = |r: &Value| r["dev_loss"].as_f64().unwrap_or(f64::INFINITY);
-            d(a).total_cmp(&d(b))
-        });
+        stopped.sort_by(|a, b| a.dev_or_inf().total_cmp(&b.dev_or_inf()));
         md.push_str(
             "Stopped early by successive halving (dev loss at the step where it was compared):\n\n\
              | dev loss | at step | parameters | settings | run |\n|---:|---:|---:|---|---|\n",
@@ -182,11 +165,11 @@ pub fn run(args: &[String]) -> Result<()> {
         for r in &stopped {
             md.push_str(&format!(
                 "| {:.4} | {} | {} | {} | `{}` |\n",
-                r["dev_loss"].as_f64().unwrap_or(f64::NAN),
-                r["stopped_at"],
-                r["params"],
-                r["label"].as_str().unwrap_or(""),
-                r["id"].as_str().unwrap_or("")
+                r.dev_loss.unwrap_or(f64::NAN),
+                r.stopped_at.unwrap_or(0),
+                r.params.unwrap_or(0),
+                r.label,
+                r.id
             ));
         }
         md.push('\n');
@@ -196,9 +179,9 @@ pub fn run(args: &[String]) -> Result<()> {
         for r in &failed {
             md.push_str(&format!(
                 "- `{}` {}: {}\n",
-                r["id"].as_str().unwrap_or(""),
-                r["label"].as_str().unwrap_or(""),
-                r["error"].as_str().unwrap_or("?")
+                r.id,
+                r.label,
+                r.error.as_deref().unwrap_or("?")
             ));
         }
         md.push('\n');
@@ -209,13 +192,7 @@ pub fn run(args: &[String]) -> Result<()> {
         let points: Vec<(f64, f64, String)> = ok
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| {
-                Some((
-                    r["params"].as_f64()?,
-                    r["dev_loss"].as_f64()?,
-                    (i + 1).to_string(),
-                ))
-            })
+            .filter_map(|(i, r)| Some((r.params? as f64, r.dev_loss?, (i + 1).to_string())))
             .collect();
         let file = format!("sweep-{name}-dev-vs-params.png");
         labelled_scatter(
@@ -234,11 +211,9 @@ pub fn run(args: &[String]) -> Result<()> {
         // Dev loss against each numeric axis: every run as a dot, the best per value as a line.
         let mut axes: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         for r in &ok {
-            if let Value::Object(point) = &r["point"] {
-                for (axis, v) in point {
-                    if let (Some(x), Some(y)) = (v.as_f64(), r["dev_loss"].as_f64()) {
-                        axes.entry(axis.clone()).or_default().push((x, y));
-                    }
+            for (axis, v) in &r.point {
+                if let (Some(x), Some(y)) = (v.as_f64(), r.dev_loss) {
+                    axes.entry(axis.clone()).or_default().push((x, y));
                 }
             }
         }
@@ -295,28 +270,29 @@ pub fn run(args: &[String]) -> Result<()> {
 }
 
 fn best_run_section(
-    args: &ReportArgs,
+    args: &Resolved,
     name: &str,
-    best: &Value,
+    best: &Record,
     img_ref: &dyn Fn(&str) -> String,
 ) -> Result<String> {
     let bin = makemore_bin(args.bin.clone())?;
-    let ckpt = PathBuf::from(best["checkpoint"].as_str().unwrap_or_default());
-    let data_args: Vec<String> = best["data"]
-        .as_str()
+    let ckpt = PathBuf::from(&best.checkpoint);
+    let data_args: Vec<String> = best
+        .data
+        .as_deref()
         .map(|d| {
             let d = tidy_path(Path::new(d));
             vec!["--data".to_string(), d.display().to_string()]
         })
         .unwrap_or_default();
-    let id = best["id"].as_str().unwrap_or_default();
+    let id = &best.id;
     let mut md = format!(
         "### Best run: `{id}` ({})\n\ndev loss **{:.4}**, train loss {:.4}, {} parameters, {} steps.\n\n",
-        best["label"].as_str().unwrap_or(""),
-        best["dev_loss"].as_f64().unwrap_or(f64::NAN),
-        best["train_loss"].as_f64().unwrap_or(f64::NAN),
-        best["params"],
-        best["steps"],
+        best.label,
+        best.dev_loss.unwrap_or(f64::NAN),
+        best.train_loss.unwrap_or(f64::NAN),
+        best.params.unwrap_or(0),
+        best.steps.unwrap_or(0),
     );
     md.push_str(&format!(
         "Reproduce it: save the config below as `best.json` (it is also in `{}`), then\n\n```console\n$ makemore train --config best.json {}--out runs/best\n```\n\n",
@@ -328,7 +304,7 @@ fn best_run_section(
     ));
     md.push_str(&format!(
         "<details><summary>config.json</summary>\n\n```json\n{}\n```\n\n</details>\n\n",
-        serde_json::to_string_pretty(&best["config"])?
+        serde_json::to_string_pretty(&best.config)?
     ));
 
     if ckpt.join("state.json").exists() {
@@ -383,7 +359,13 @@ fn best_run_section(
 pub fn write_section(path: &Path, marker: &str, heading: &str, body: &str) -> Result<()> {
     let begin = format!("<!-- {marker} begin -->");
     let end = format!("<!-- {marker} end -->");
-    let old = std::fs::read_to_string(path).unwrap_or_else(|_| format!("{heading}\n"));
+    // Only a missing file starts afresh: one that cannot be read (permissions, invalid
+    // UTF-8) is an error, not a document to replace with a heading.
+    let old = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!("{heading}\n"),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
     let section = format!("{begin}\n{body}{end}");
     let new = match (old.find(&begin), old.find(&end)) {
         (Some(a), Some(b)) if b > a => format!("{}{section}{}", &old[..a], &old[b + end.len()..]),
@@ -395,10 +377,10 @@ pub fn write_section(path: &Path, marker: &str, heading: &str, body: &str) -> Re
 
 /// How the finished runs split their corpus: "split seed 42, 80/10/10" when they agree,
 /// else each recipe with its number of runs.
-fn splits(runs: &[&Value]) -> String {
+fn splits(runs: &[&Record]) -> String {
     let mut recipes: BTreeMap<String, usize> = BTreeMap::new();
     for r in runs {
-        let c = &r["config"];
+        let c = &r.config;
         let pct = |k: &str| {
             c["split"][k]
                 .as_f64()
@@ -430,9 +412,12 @@ mod tests {
 
     #[test]
     fn split_text_comes_from_the_runs_configs() {
-        let run = |seed: u64, train: f64| {
-            serde_json::json!({"config": {"split_seed": seed,
-                "split": {"train": train, "dev": 0.1, "test": 0.9 - train}}})
+        let run = |seed: u64, train: f64| -> Record {
+            serde_json::from_value(serde_json::json!({"id": "x", "index": 0, "label": "",
+                "status": "ok", "wall_secs": 1.0, "checkpoint": "",
+                "config": {"split_seed": seed,
+                "split": {"train": train, "dev": 0.1, "test": 0.9 - train}}}))
+            .unwrap()
         };
         let (a, b) = (run(42, 0.8), run(7, 0.7));
         assert_eq!(splits(&[&a, &a]), "split seed 42, 80/10/10");
@@ -440,5 +425,24 @@ mod tests {
             splits(&[&a, &b]),
             "split seed 42, 80/10/10 (1 run); split seed 7, 70/10/20 (1 run)"
         );
+    }
+
+    #[test]
+    fn an_unreadable_document_is_an_error_and_stays_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = dir.path().join("results.md");
+        let bytes = b"# Results\n\nkept \xff text\n".to_vec();
+        std::fs::write(&doc, &bytes).unwrap();
+        let e = write_section(&doc, "sweep x", "# Results", "body\n").unwrap_err();
+        assert!(format!("{e:#}").contains("cannot read"), "{e:#}");
+        assert_eq!(std::fs::read(&doc).unwrap(), bytes);
+        // A missing one starts with the heading; an existing section is replaced in place.
+        let new = dir.path().join("new.md");
+        write_section(&new, "sweep x", "# Results", "one\n").unwrap();
+        std::fs::write(&new, std::fs::read_to_string(&new).unwrap() + "\nafter\n").unwrap();
+        write_section(&new, "sweep x", "# Results", "two\n").unwrap();
+        let text = std::fs::read_to_string(&new).unwrap();
+        assert!(text.starts_with("# Results") && text.contains("two") && !text.contains("one"));
+        assert!(text.trim_end().ends_with("after"), "{text}");
     }
 }

@@ -17,17 +17,17 @@ use anyhow::{bail, Context, Result};
 
 use crate::makemore::bin as makemore_bin;
 
-const HELP: &str = "\
-usage: cargo xtask tutorial [--check] [--bin PATH]
-
-Reruns every `makemore` command of docs/tutorial.md (with the release binary, in a fresh
-target/tutorial directory) and writes its output under it; copies the pictures named by
-`<!-- copy FROM TO -->` comments into docs/.
-
-  --check     run nothing: check that each documented makemore command parses
-              (MAKEMORE_PARSE_ONLY=1) and that the docs' generated sections are well-formed
-  --bin PATH  makemore binary to use (default: build target/release/makemore)
-";
+/// `cargo xtask tutorial`: rerun docs/tutorial.md's commands and rewrite their output.
+#[derive(Debug, clap::Args)]
+pub struct TutorialArgs {
+    /// Only check that the tutorial's commands parse and that the docs' generated sections
+    /// are well-formed (what CI runs).
+    #[arg(long)]
+    check: bool,
+    /// makemore binary to use (default: build target/release/makemore).
+    #[arg(long, value_name = "PATH")]
+    bin: Option<PathBuf>,
+}
 
 /// One command of a console block and the output under it.
 struct Step {
@@ -86,21 +86,8 @@ fn check_sections(name: &str, text: &str) -> Result<()> {
 }
 
 /// Runs `cargo xtask tutorial`.
-pub fn run(args: &[String]) -> Result<()> {
-    let mut check = false;
-    let mut bin = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--check" => check = true,
-            "--bin" => bin = Some(PathBuf::from(crate::option_value(&mut it, "--bin", HELP)?)),
-            "-h" | "--help" => {
-                print!("{HELP}");
-                return Ok(());
-            }
-            s => bail!("unexpected argument {s:?}\n\n{HELP}"),
-        }
-    }
+pub fn run(args: TutorialArgs) -> Result<()> {
+    let TutorialArgs { check, bin } = args;
     let root = crate::workspace_root();
     let bin = makemore_bin(bin)?;
     let bin = std::path::absolute(&bin).unwrap_or(bin);
