@@ -360,3 +360,83 @@ fn terminate(pid: u32) {
     #[cfg(not(unix))]
     let _ = pid;
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::sweep::grid::Grid;
+
+    /// A stand-in for `makemore` that logs its arguments and reports a finished run.
+    fn fake_makemore(dir: &Path) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("makemore");
+        let log = dir.join("calls.txt");
+        std::fs::write(
+            &bin,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> {}\necho '{{\"params\":7,\"steps\":2,\"interrupted\":false,\"finished\":true,\"train_loss\":2.5,\"dev_loss\":2.6,\"train_secs\":0.1}}'\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
+    #[test]
+    fn a_damaged_run_is_reported_and_left_alone_and_nothing_is_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake_makemore(dir.path());
+        let grid: Grid = toml::from_str("[axes]\nsteps = [1, 2]\n").unwrap();
+        let out = dir.path().join("sweep");
+        let plan = Plan::new(
+            &dir.path().join("g.toml"),
+            grid,
+            &serde_json::json!({"steps": 1}),
+            &out,
+            None,
+        )
+        .unwrap();
+        plan.write_configs().unwrap();
+        let (damaged, fresh) = (&plan.runs[0], &plan.runs[1]);
+        let damaged_dir = plan.run_dir(damaged.id());
+        std::fs::create_dir_all(&damaged_dir).unwrap();
+        std::fs::write(damaged_dir.join("state.json"), b"{\"step\": 12, \"metr").unwrap();
+        std::fs::write(damaged_dir.join("model.safetensors"), b"weights").unwrap();
+        let stop = StopSignal::install().unwrap();
+        let results = Appender::open(&plan.results_path()).unwrap();
+        let pool = Pool {
+            plan: &plan,
+            bin: &bin,
+            jobs: 2,
+            stop: &stop,
+            results: &results,
+        };
+        let tally = pool.train(plan.runs.iter().collect(), None).unwrap();
+        assert_eq!((tally.trained, tally.failed), (2, 1));
+        let records = Records::read(&out).unwrap();
+        let bad = records.final_of(damaged.id()).unwrap();
+        assert_eq!(bad.status, Status::Failed);
+        let why = bad.error.as_deref().unwrap();
+        assert!(
+            why.contains("does not parse") && why.contains("left alone"),
+            "{why}"
+        );
+        assert_eq!(records.final_of(fresh.id()).unwrap().status, Status::Ok);
+        // The damaged run's files are as they were; the binary ran once, for the other run,
+        // and was never asked to --force.
+        assert_eq!(
+            std::fs::read(damaged_dir.join("model.safetensors")).unwrap(),
+            b"weights"
+        );
+        let calls = std::fs::read_to_string(dir.path().join("calls.txt")).unwrap();
+        assert_eq!(calls.lines().count(), 1, "{calls}");
+        assert!(
+            calls.contains(fresh.id()) && !calls.contains("--force"),
+            "{calls}"
+        );
+        // Recorded runs are not trained again.
+        let again = pool.train(plan.runs.iter().collect(), None).unwrap();
+        assert_eq!(again.trained, 1, "only the failed run is tried again");
+    }
+}
