@@ -362,6 +362,7 @@ fn terminate(pid: u32) {
 }
 
 #[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)] // a test fails by panicking
 mod tests {
     use super::*;
     use crate::sweep::grid::Grid;
