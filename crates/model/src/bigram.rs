@@ -53,6 +53,42 @@ impl Bigram {
         total / n.max(1) as f64
     }
 
+    /// The whole-corpus figure exactly as makemore part 1 computes it: counts + `k`, the
+    /// probabilities as `float32` tensors, and `log_likelihood += log(prob)` summed one
+    /// bigram at a time in `float32`. Returns (the negated sum, the mean, the bigrams). On
+    /// the canonical names.txt with `k = 1` that is the lecture's `559951.5625` and `2.4544`;
+    /// [`Bigram::nll`] sums in `f64` and gives the exact mean, 2.45458: the lecture's figure is
+    /// off in its fourth place by its `float32` running sum.
+    pub fn lecture_nll(words: &[Vec<usize>], vocab_size: usize, k: f64) -> (f32, f32, usize) {
+        let mut counts = vec![0u64; vocab_size * vocab_size];
+        for w in words {
+            let mut prev = 0;
+            for &c in w.iter().chain(std::iter::once(&0)) {
+                counts[prev * vocab_size + c] += 1;
+                prev = c;
+            }
+        }
+        let k = k as f32;
+        let probs: Vec<f32> = counts
+            .chunks(vocab_size)
+            .flat_map(|row| {
+                let total: f32 = row.iter().map(|&c| c as f32 + k).sum();
+                row.iter().map(move |&c| (c as f32 + k) / total)
+            })
+            .collect();
+        let (mut log_likelihood, mut n) = (0f32, 0usize);
+        for w in words {
+            let mut prev = 0;
+            for &c in w.iter().chain(std::iter::once(&0)) {
+                // torch.log of a float32: the correctly rounded logarithm.
+                log_likelihood += f64::from(probs[prev * vocab_size + c]).ln() as f32;
+                n += 1;
+                prev = c;
+            }
+        }
+        (-log_likelihood, -log_likelihood / n.max(1) as f32, n)
+    }
+
     /// Draws one word (indices, without boundaries), at most `max_len` characters.
     pub fn sample<R: Rng>(&self, rng: &mut R, max_len: usize) -> Vec<usize> {
         let mut out = Vec::new();
