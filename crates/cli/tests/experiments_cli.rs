@@ -278,7 +278,10 @@ fn bigram_matches_published_figure_on_canonical_corpus() {
     let whole = &v["whole_corpus"];
     assert_eq!(whole["bigrams"], 228_146);
     // (JSON writes the f32 in its shortest form, 559951.56: the same f32.)
-    assert_eq!(whole["lecture_nll_sum"].as_f64().unwrap() as f32, 559_951.5625_f32);
+    assert_eq!(
+        whole["lecture_nll_sum"].as_f64().unwrap() as f32,
+        559_951.5625_f32
+    );
     let lecture = whole["lecture_loss"].as_f64().unwrap();
     assert!((lecture - 2.4544).abs() <= 0.00005, "{lecture}");
     // The same mean summed in f64 (what `makemore bigram` reports): the float32 running sum

@@ -453,12 +453,45 @@ fn check_tensors(
                 ),
             ));
         }
+        check_values(path, name, view.data())?;
     }
     if let Some(extra) = st.names().into_iter().find(|n| !expected.contains_key(*n)) {
         return Err(TrainError::checkpoint(
             path,
             format!("has an unexpected tensor {extra:?}"),
         ));
+    }
+    Ok(())
+}
+
+/// Largest weight magnitude accepted. Training never gets near it (a run whose loss
+/// becomes non-finite stops without saving); a value beyond it is a damaged file, and below
+/// it every model computes a finite loss in `f32`.
+const MAX_WEIGHT: f32 = 1e12;
+
+/// Refuses non-finite and absurd values, and negative running variances, naming the tensor
+/// and the first bad value: a damaged file must not load as a model that cannot compute.
+fn check_values(path: &Path, name: &str, data: &[u8]) -> Result<(), TrainError> {
+    let variance = name.ends_with("running_var");
+    for (i, b) in data.chunks_exact(4).enumerate() {
+        let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let bad = if !v.is_finite() {
+            Some("is not finite".to_string())
+        } else if v.abs() > MAX_WEIGHT {
+            Some(format!(
+                "is beyond {MAX_WEIGHT:e}, far outside what training gives"
+            ))
+        } else if variance && v < 0.0 {
+            Some("is a negative variance".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = bad {
+            return Err(TrainError::checkpoint(
+                path,
+                format!("tensor {name:?} holds {v} at index {i}, which {why}: the file is damaged"),
+            ));
+        }
     }
     Ok(())
 }

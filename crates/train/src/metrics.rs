@@ -45,20 +45,69 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>, TrainError> {
             )
         };
         let f: Vec<&str> = line.split(',').collect();
-        let [step, lr, loss, dev] = f[..] else {
-            return Err(bad());
-        };
-        rows.push(MetricsRow {
-            step: step.parse().map_err(|_| bad())?,
-            lr: lr.parse().map_err(|_| bad())?,
-            loss: loss.parse().map_err(|_| bad())?,
-            dev_loss: match dev {
-                "" => None,
-                d => Some(d.parse().map_err(|_| bad())?),
-            },
-        });
+        rows.push(parse_row(&f).ok_or_else(bad)?);
     }
     Ok(rows)
+}
+
+/// Checks that the first `bytes` of the file are the header and one row per step `1..=step`.
+fn check_prefix(path: &Path, file: &mut File, bytes: u64, step: u64) -> Result<(), TrainError> {
+    use std::io::Read;
+    let mut prefix = Vec::new();
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| Read::by_ref(file).take(bytes).read_to_end(&mut prefix))
+        .map_err(|e| TrainError::io(path, e))?;
+    let changed = |what: String| {
+        TrainError::checkpoint(
+            path,
+            format!("{what}: the file was changed after the checkpoint; restore it, or start the run again"),
+        )
+    };
+    let text = std::str::from_utf8(&prefix).map_err(|_| changed("is not text".into()))?;
+    if bytes == 0 {
+        return Ok(());
+    }
+    let mut lines = text.split_inclusive('\n');
+    if lines.next() != Some(HEADER) {
+        return Err(changed("does not start with its header".into()));
+    }
+    let mut expected = 1;
+    for (i, line) in lines.enumerate() {
+        let row = line
+            .strip_suffix('\n')
+            .and_then(|l| parse_row(l.split(',').collect::<Vec<_>>().as_slice()));
+        match row {
+            Some(r) if r.step == expected => expected += 1,
+            _ => {
+                return Err(changed(format!(
+                    "line {} is not the row of step {expected}",
+                    i + 2
+                )))
+            }
+        }
+    }
+    if expected != step + 1 {
+        return Err(changed(format!(
+            "holds rows up to step {} where the checkpoint is at step {step}",
+            expected - 1
+        )));
+    }
+    Ok(())
+}
+
+fn parse_row(f: &[&str]) -> Option<MetricsRow> {
+    let [step, lr, loss, dev] = f[..] else {
+        return None;
+    };
+    Some(MetricsRow {
+        step: step.parse().ok()?,
+        lr: lr.parse().ok()?,
+        loss: loss.parse().ok()?,
+        dev_loss: match dev {
+            "" => None,
+            d => Some(d.parse().ok()?),
+        },
+    })
 }
 
 impl MetricsWriter {
@@ -74,9 +123,10 @@ impl MetricsWriter {
         Ok(w)
     }
 
-    /// Reopens a file for a resumed run, dropping whatever was written after `bytes`
-    /// (rows of steps that the resumed run will redo).
-    pub fn resume(path: &Path, bytes: u64) -> Result<Self, TrainError> {
+    /// Reopens a file for a resumed run at `step`, dropping whatever was written after
+    /// `bytes` (rows of steps that the resumed run will redo). What stays must be the
+    /// checkpoint's rows: one per step, `1..=step`; a file changed since is refused.
+    pub fn resume(path: &Path, bytes: u64, step: u64) -> Result<Self, TrainError> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -91,6 +141,7 @@ impl MetricsWriter {
                 format!("is {len} bytes, shorter than the {bytes} the checkpoint recorded"),
             ));
         }
+        check_prefix(path, &mut file, bytes, step)?;
         file.set_len(bytes).map_err(|e| TrainError::io(path, e))?;
         file.seek(SeekFrom::End(0))
             .map_err(|e| TrainError::io(path, e))?;

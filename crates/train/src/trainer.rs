@@ -349,7 +349,11 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
             }
             None => {}
         }
-        let metrics = MetricsWriter::resume(&dir.join(METRICS_FILE), ckpt.state.metrics_bytes)?;
+        let metrics = MetricsWriter::resume(
+            &dir.join(METRICS_FILE),
+            ckpt.state.metrics_bytes,
+            ckpt.state.step,
+        )?;
         Ok(Self {
             data,
             config,

@@ -1,5 +1,6 @@
 //! Arbitrary bytes and JSON fed to the config, vocabulary and checkpoint loaders give errors,
-//! never panics, and never a checkpoint that loads with the wrong shapes.
+//! never panics; a damaged checkpoint that still loads is a model with its config's shapes
+//! and a finite loss, and a damaged one that still resumes leaves a consistent checkpoint.
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 #![allow(clippy::field_reassign_with_default)] // configs read better as edits of the default
@@ -9,7 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use burn::backend::{Autodiff, NdArray};
-use makemore_train::{prepare, train, Checkpoint, OptimizerKind, TrainEvent, TrainingConfig};
+use makemore_train::{
+    evaluate, prepare, prepare_with_vocab, read_metrics, train, Checkpoint, OptimizerKind,
+    TrainEvent, TrainingConfig,
+};
 use makemore_vocab::Vocab;
 use proptest::prelude::*;
 
@@ -78,11 +82,30 @@ fn copy_template() -> (tempfile::TempDir, PathBuf) {
 /// the loaders are under test here, not the length of training.
 const MAX_RESUMED_STEPS: u64 = 4;
 
-/// Opens, loads and resumes a checkpoint for a few steps; any step may fail, none may panic.
+/// Opens, loads and resumes a checkpoint for a few steps. Any step may fail with an error;
+/// none may panic, and what succeeds must be right: a loaded model has the shapes its config
+/// describes and a finite loss, and a resumed run leaves a checkpoint that opens again with
+/// one metrics row per step done.
 fn exercise(dir: &Path) -> Result<(), String> {
     let ckpt = Checkpoint::open(dir).map_err(|e| e.to_string())?;
-    ckpt.load_model::<NdArray<f32>>(&Default::default())
+    let model = ckpt
+        .load_model::<NdArray<f32>>(&Default::default())
         .map_err(|e| e.to_string())?;
+    let m = &ckpt.config.model;
+    use burn::module::Module;
+    assert_eq!(
+        model.num_params(),
+        m.num_params(),
+        "{dir:?}: parameters against the config"
+    );
+    assert_eq!(model.embedding.weight.dims(), [m.vocab_size, m.n_embd]);
+    let data = prepare_with_vocab(words(), &ckpt.config, Some(ckpt.vocab.clone()))
+        .map_err(|e| e.to_string())?;
+    let loss = evaluate(&model, &data.train, &Default::default());
+    assert!(
+        loss.is_some_and(f64::is_finite),
+        "{dir:?}: a loaded model gave loss {loss:?}"
+    );
     let data = prepare(words(), &ckpt.config).map_err(|e| e.to_string())?;
     let stop = AtomicBool::new(false);
     let config = ckpt.config.clone();
@@ -105,6 +128,14 @@ fn exercise(dir: &Path) -> Result<(), String> {
         &mut on_event,
     )
     .map_err(|e| e.to_string())?;
+    let after = Checkpoint::open(dir).expect("a resumed run left a checkpoint that opens");
+    let rows = read_metrics(&dir.join("metrics.csv")).expect("its metrics read");
+    assert_eq!(
+        rows.len() as u64,
+        after.state.step,
+        "one metrics row per step done"
+    );
+    assert!(rows.iter().enumerate().all(|(i, r)| r.step == i as u64 + 1));
     Ok(())
 }
 
@@ -203,14 +234,45 @@ proptest! {
         }
         bytes.truncate(cut.min(bytes.len()));
         std::fs::write(&path, &bytes).unwrap();
-        // Flipped float bits may still load (they are just other weights); the header and
-        // sizes are what must never get through unchecked.
-        let _ = exercise(&dir);
+        // Flipped float bits may still load (they are just other weights), and must then
+        // be a model of the config's shapes with a finite loss; a damaged header, size or
+        // value (non-finite, absurd) is refused.
+        if let Err(e) = exercise(&dir) {
+            prop_assert!(!e.is_empty());
+        }
+    }
+
+    #[test]
+    fn checkpoint_with_a_metrics_line_damaged(
+        line in 0usize..8,
+        text in "[0-9a-z.,-]{0,16}",
+    ) {
+        let (_keep, dir) = copy_template();
+        let path = dir.join("metrics.csv");
+        let original = std::fs::read_to_string(&path).unwrap();
+        let mut lines: Vec<String> = original.lines().map(str::to_string).collect();
+        let at = line % lines.len();
+        lines[at] = text;
+        let damaged = lines.join("\n") + "\n";
+        std::fs::write(&path, &damaged).unwrap();
+        // Refused with the file named, unless the new line is still the header or the row of
+        // the same step (then exercise checks the resumed run as any other).
+        match exercise(&dir) {
+            Err(e) => prop_assert!(e.contains("metrics.csv"), "{e}"),
+            Ok(()) => {
+                let same_kind = if at == 0 {
+                    lines[0] == "step,lr,loss,dev_loss"
+                } else {
+                    lines[at].split(',').next() == Some(at.to_string().as_str())
+                };
+                prop_assert!(same_kind, "accepted {damaged:?}");
+            }
+        }
     }
 
     #[test]
     fn checkpoint_with_arbitrary_files(
-        file in prop::sample::select(vec!["config.json", "vocab.json", "state.json", "optimizer.mpk", "model.safetensors"]),
+        file in prop::sample::select(vec!["config.json", "vocab.json", "state.json", "optimizer.mpk", "model.safetensors", "metrics.csv"]),
         bytes in prop::collection::vec(any::<u8>(), 0..400),
     ) {
         let (_keep, dir) = copy_template();
@@ -228,7 +290,10 @@ proptest! {
         let mut v = base_json(file);
         replace_field(&mut v, &path, value);
         std::fs::write(dir.join(file), v.to_string()).unwrap();
-        let _ = exercise(&dir);
+        // An error, or (exercise checks it) a consistent model and checkpoint.
+        if let Err(e) = exercise(&dir) {
+            prop_assert!(!e.is_empty());
+        }
     }
 }
 
