@@ -74,6 +74,44 @@ fn lr_find_writes_csv_png_and_suggests() {
     assert!(line.contains("rule:"), "{line}");
 }
 
+/// The notebook's finder on the canonical corpus (its 2-D embedding, 100 hidden units, randn
+/// init, 1,000 rates from 10^-3 to 10^0): the loss bottoms out near 0.1 (the lecture's
+/// choice, read off the same curve). Within a factor of 2 either way: 0.05 to 0.3.
+#[test]
+fn lr_find_finds_the_notebooks_valley_on_the_canonical_corpus() {
+    let Some(names) = common::canonical_names() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = makemore()
+        .args(["lr-find", "--n-embd", "2", "--n-hidden", "100", "--data"])
+        .arg(names)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = assert_ok(&out);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("lowest smoothed loss"))
+        .unwrap_or_else(|| panic!("no valley in {stdout}"));
+    let lr: f64 = line
+        .split("at learning rate ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!((0.05..=0.3).contains(&lr), "the valley is at {lr}, not near 0.1: {line}");
+    let suggested: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("suggested learning rate: "))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    // Half a decade below the valley.
+    assert!((suggested * 10f64.sqrt() / lr - 1.0).abs() < 0.02, "{suggested} vs {lr}");
+}
+
 #[test]
 fn lr_find_svg_and_errors() {
     let dir = tempfile::tempdir().unwrap();

@@ -54,7 +54,7 @@ pub use config::{OptimizerKind, TrainingConfig};
 pub use error::TrainError;
 pub use evaluate::{evaluate, evaluate_split};
 pub use lock::{RunLock, LOCK_FILE};
-pub use lr_find::{lr_find, suggest_lr, LrFindPoint, LR_SUGGESTION_RULE};
+pub use lr_find::{lowest_smoothed_loss, lr_find, suggest_lr, LrFindPoint, LR_SUGGESTION_RULE};
 pub use metrics::{read_metrics, MetricsRow, MetricsWriter};
 pub use overrides::{OptimizerChoice, ScheduleKind, TrainingOverrides};
 pub use prepare::{prepare, prepare_with_vocab, PreparedData};

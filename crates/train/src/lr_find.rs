@@ -81,6 +81,15 @@ find the exponent with the lowest smoothed loss, and suggest the rate half a dec
 
 /// Suggests a learning rate from a sweep (see [`LR_SUGGESTION_RULE`]).
 pub fn suggest_lr(points: &[LrFindPoint]) -> Option<f64> {
+    let (e_min, _) = lowest_smoothed_loss(points)?;
+    let lowest = points.first()?.exponent;
+    Some(10f64.powf((e_min - 0.5).max(lowest)))
+}
+
+/// The bottom of the valley: the exponent with the lowest smoothed loss (a centred moving
+/// average over 5% of the finite points), and that loss. The lecture reads its 0.1 off the
+/// same curve.
+pub fn lowest_smoothed_loss(points: &[LrFindPoint]) -> Option<(f64, f64)> {
     let finite: Vec<&LrFindPoint> = points.iter().take_while(|p| p.loss.is_finite()).collect();
     if finite.is_empty() {
         return None;
@@ -96,13 +105,11 @@ pub fn suggest_lr(points: &[LrFindPoint]) -> Option<f64> {
             / (hi - lo) as f64;
         (finite[i].exponent, mean)
     });
-    let (e_min, _) = smoothed.fold((f64::NAN, f64::INFINITY), |best, (e, l)| {
+    Some(smoothed.fold((f64::NAN, f64::INFINITY), |best, (e, l)| {
         if l < best.1 {
             (e, l)
         } else {
             best
         }
-    });
-    let lowest = finite[0].exponent;
-    Some(10f64.powf((e_min - 0.5).max(lowest)))
+    }))
 }

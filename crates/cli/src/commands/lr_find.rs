@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use makemore_model::FusedAutodiff;
-use makemore_train::{lr_find, prepare, suggest_lr, TrainingConfig, LR_SUGGESTION_RULE};
+use makemore_train::{
+    lowest_smoothed_loss, lr_find, prepare, suggest_lr, TrainingConfig, LR_SUGGESTION_RULE,
+};
 
 use crate::backend::{dispatch, WithBackend};
 use crate::commands::plot::FormatArg;
@@ -133,6 +135,12 @@ impl WithBackend for LrFindJob {
                 "the loss diverged at lr {:.3e}; stopped after {} rates",
                 points[points.len() - 1].lr,
                 points.len()
+            );
+        }
+        if let Some((e, loss)) = lowest_smoothed_loss(&points) {
+            println!(
+                "lowest smoothed loss {loss:.3} at learning rate {:.3} (10^{e:.2})",
+                10f64.powf(e)
             );
         }
         match suggest_lr(&points) {
