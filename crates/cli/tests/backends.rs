@@ -164,8 +164,10 @@ fn wgpu_samples_and_evaluates_like_ndarray() {
 /// (relative 1e-3; the two sum in different orders), and the final dev loss.
 fn assert_same_curves(c: &TrainingConfig) {
     let dir = tempfile::tempdir().unwrap();
-    let (cpu, cpu_dev) = losses_of::<Autodiff<NdArray<f32>>>(c, &dir.path().join("cpu"), Default::default());
-    let (gpu, gpu_dev) = losses_of::<Autodiff<Wgpu>>(c, &dir.path().join("gpu"), Default::default());
+    let (cpu, cpu_dev) =
+        losses_of::<Autodiff<NdArray<f32>>>(c, &dir.path().join("cpu"), Default::default());
+    let (gpu, gpu_dev) =
+        losses_of::<Autodiff<Wgpu>>(c, &dir.path().join("gpu"), Default::default());
     assert_eq!(cpu.len(), gpu.len());
     for (step, (a, b)) in cpu.iter().zip(&gpu).enumerate() {
         assert!(
@@ -174,8 +176,14 @@ fn assert_same_curves(c: &TrainingConfig) {
             step + 1
         );
     }
-    assert!((cpu_dev - gpu_dev).abs() < 2e-3, "dev: ndarray {cpu_dev} vs wgpu {gpu_dev}");
-    assert!(cpu.last().unwrap() < cpu.first().unwrap(), "the run should learn");
+    assert!(
+        (cpu_dev - gpu_dev).abs() < 2e-3,
+        "dev: ndarray {cpu_dev} vs wgpu {gpu_dev}"
+    );
+    assert!(
+        cpu.last().unwrap() < cpu.first().unwrap(),
+        "the run should learn"
+    );
 }
 
 /// The wide model the sweeps train: two 128-unit layers with LayerNorm and dropout, AdamW.

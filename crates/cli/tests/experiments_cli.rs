@@ -101,7 +101,10 @@ fn lr_find_finds_the_notebooks_valley_on_the_canonical_corpus() {
         .and_then(|r| r.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("{line}"));
-    assert!((0.05..=0.3).contains(&lr), "the valley is at {lr}, not near 0.1: {line}");
+    assert!(
+        (0.05..=0.3).contains(&lr),
+        "the valley is at {lr}, not near 0.1: {line}"
+    );
     let suggested: f64 = stdout
         .lines()
         .find_map(|l| l.strip_prefix("suggested learning rate: "))
@@ -109,7 +112,10 @@ fn lr_find_finds_the_notebooks_valley_on_the_canonical_corpus() {
         .and_then(|v| v.parse().ok())
         .unwrap();
     // Half a decade below the valley.
-    assert!((suggested * 10f64.sqrt() / lr - 1.0).abs() < 0.02, "{suggested} vs {lr}");
+    assert!(
+        (suggested * 10f64.sqrt() / lr - 1.0).abs() < 0.02,
+        "{suggested} vs {lr}"
+    );
 }
 
 #[test]

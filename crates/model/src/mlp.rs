@@ -260,16 +260,18 @@ impl<B: Backend> Mlp<B> {
         }
     }
 
-    /// Embedding table as host values, `[vocab][n_embd]`, for plots.
-    pub fn embedding_table(&self) -> Vec<Vec<f32>> {
+    /// Embedding table as host values, `[vocab][n_embd]`, for plots; a failed read-back
+    /// from the device is an error with its cause.
+    pub fn embedding_table(&self) -> Result<Vec<Vec<f32>>, String> {
         let table = self.embedding.weight.val();
         let [_, n_embd] = table.dims();
         let values: Vec<f32> = table
-            .into_data()
+            .try_into_data()
+            .map_err(|e| format!("cannot read the embeddings back: {e:?}"))?
             .convert::<f32>()
             .to_vec()
-            .unwrap_or_default();
-        values.chunks(n_embd.max(1)).map(<[f32]>::to_vec).collect()
+            .map_err(|e| format!("cannot read the embeddings back: {e:?}"))?;
+        Ok(values.chunks(n_embd.max(1)).map(<[f32]>::to_vec).collect())
     }
 }
 
@@ -362,8 +364,8 @@ mod tests {
     fn same_seed_same_weights_and_scaled_init_starts_near_uniform() {
         let device = Default::default();
         let config = MlpConfig::new(27, 3);
-        let a = config.init::<B>(&device).embedding_table();
-        let b = config.init::<B>(&device).embedding_table();
+        let a = config.init::<B>(&device).embedding_table().unwrap();
+        let b = config.init::<B>(&device).embedding_table().unwrap();
         assert_eq!(a, b);
         let model = config.init::<B>(&device);
         let contexts = Tensor::<B, 2, Int>::from_data(

@@ -114,7 +114,8 @@ fn wgpu_categorical_draws_are_the_host_draws_on_the_same_probabilities() {
     );
     let probs: Vec<f32> = softmax(l, 1).into_data().to_vec().unwrap();
     let gpu_device = Default::default();
-    let p = Tensor::<Wgpu, 2>::from_data(TensorData::new(probs.clone(), [rows, classes]), &gpu_device);
+    let p =
+        Tensor::<Wgpu, 2>::from_data(TensorData::new(probs.clone(), [rows, classes]), &gpu_device);
     let ug = Tensor::<Wgpu, 1>::from_data(TensorData::new(u.clone(), [rows]), &gpu_device);
     let gpu: Vec<i64> = makemore_model::fused::categorical(p, ug)
         .into_data()

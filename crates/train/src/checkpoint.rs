@@ -559,8 +559,11 @@ pub(crate) fn write_run_files(
     vocab: &Vocab,
 ) -> Result<(), TrainError> {
     fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
+    let config_json = serde_json::to_string_pretty(config).map_err(|e| {
+        TrainError::checkpoint(dir.join(CONFIG_FILE), format!("cannot serialise: {e}"))
+    })?;
     let _commit = commit_lock(dir)?;
-    write_atomic(&dir.join(CONFIG_FILE), config.to_json().as_bytes())?;
+    write_atomic(&dir.join(CONFIG_FILE), config_json.as_bytes())?;
     write_atomic(&dir.join(VOCAB_FILE), vocab.to_json().as_bytes())
 }
 

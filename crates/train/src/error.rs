@@ -47,6 +47,12 @@ pub enum TrainError {
         /// The checkpoint directory.
         dir: PathBuf,
     },
+    /// The device (a GPU) failed: a transfer or a kernel.
+    #[error("the device failed: {what}")]
+    Device {
+        /// What was being done, and the backend's error.
+        what: String,
+    },
     /// A fresh run was asked for in a directory that already holds one.
     #[error("{dir} already holds a run")]
     RunExists {

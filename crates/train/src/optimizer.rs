@@ -38,7 +38,7 @@ impl<B: FusedOps> SimpleOptimizer<B> for FusedAdamW {
         };
         let step = AdamWStep {
             lr,
-            time: time as i32,
+            time: time as u64,
             beta_1: 0.9,
             beta_2: 0.999,
             epsilon: 1e-5,

@@ -234,11 +234,7 @@ impl<B: FusedOps> Batch<'_, B> {
                 device,
             );
             let logits = model.forward(x) / options.temperature;
-            let probs: Vec<f32> = softmax(logits, 1)
-                .into_data()
-                .convert::<f32>()
-                .to_vec()
-                .unwrap_or_default();
+            let probs: Vec<f32> = read_back(softmax(logits, 1), "the probabilities")?;
             let v = vocab.len();
             for (k, &i) in active.iter().enumerate() {
                 let row = if fixed_rows { i } else { k };
@@ -338,11 +334,7 @@ impl<B: FusedOps> Batch<'_, B> {
             rng.random::<f32>();
         }
         let rows = drawn.len();
-        let drawn: Vec<i64> = Tensor::stack::<2>(drawn, 0)
-            .into_data()
-            .convert::<i64>()
-            .to_vec()
-            .unwrap_or_default();
+        let drawn: Vec<i64> = read_back_int(Tensor::stack::<2>(drawn, 0), "the characters")?;
         // The words, as the host loop builds them: stop at the boundary or at max_len.
         (0..n)
             .map(|row| {
@@ -381,6 +373,36 @@ fn draw(probs: &[f32], top_k: Option<usize>, rng: &mut ChaCha8Rng) -> usize {
         u -= p;
     }
     candidates.last().map_or(0, |c| c.0)
+}
+
+/// A tensor's values on the host; a failed transfer is an error naming `what`.
+fn read_back<B: Backend, const D: usize>(
+    t: Tensor<B, D>,
+    what: &str,
+) -> Result<Vec<f32>, TrainError> {
+    let fail = |e: String| TrainError::Device {
+        what: format!("cannot read back {what}: {e}"),
+    };
+    t.try_into_data()
+        .map_err(|e| fail(format!("{e:?}")))?
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|e| fail(format!("{e:?}")))
+}
+
+/// [`read_back`] for integer tensors.
+fn read_back_int<B: Backend, const D: usize>(
+    t: Tensor<B, D, Int>,
+    what: &str,
+) -> Result<Vec<i64>, TrainError> {
+    let fail = |e: String| TrainError::Device {
+        what: format!("cannot read back {what}: {e}"),
+    };
+    t.try_into_data()
+        .map_err(|e| fail(format!("{e:?}")))?
+        .convert::<i64>()
+        .to_vec()
+        .map_err(|e| fail(format!("{e:?}")))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use makemore_data::{ContextBatch, ContextBatcher, Examples, MinibatchSampler};
 use makemore_model::{DropoutStep, FusedAutodiff, FusedOps, Mlp};
 
 use crate::optimizer::TrainOptimizer;
-use crate::TrainingConfig;
+use crate::{TrainError, TrainingConfig};
 
 /// Steps between two reads of the minibatch losses from an accelerator: a GPU step then
 /// never waits for the device. A CPU backend reads every step's loss (it costs nothing
@@ -49,21 +49,39 @@ impl<B: Backend> PendingLosses<B> {
         self.steps.len()
     }
 
-    /// Every pending step with its loss, read back in one transfer; empties the list.
-    pub(crate) fn take(&mut self) -> Vec<(u64, f64, f32)> {
+    /// Every pending step with its loss, read back in one transfer; empties the list. A
+    /// failed read-back is an error with its cause (not NaN losses, which would read as a
+    /// diverging run).
+    pub(crate) fn take(&mut self) -> Result<Vec<(u64, f64, f32)>, TrainError> {
         if self.losses.is_empty() {
-            return Vec::new();
+            return Ok(Vec::new());
         }
+        let steps = std::mem::take(&mut self.steps);
+        let failed = |why: String| TrainError::Device {
+            what: format!(
+                "cannot read back the losses of steps {} to {}: {why}",
+                steps.first().map_or(0, |s| s.0),
+                steps.last().map_or(0, |s| s.0)
+            ),
+        };
         let values: Vec<f32> = Tensor::cat(std::mem::take(&mut self.losses), 0)
-            .into_data()
+            .try_into_data()
+            .map_err(|e| failed(format!("{e:?}")))?
             .convert::<f32>()
             .to_vec()
-            .unwrap_or_default();
-        std::mem::take(&mut self.steps)
+            .map_err(|e| failed(format!("{e:?}")))?;
+        if values.len() != steps.len() {
+            return Err(failed(format!(
+                "{} values came back for {} steps",
+                values.len(),
+                steps.len()
+            )));
+        }
+        Ok(steps
             .into_iter()
-            .zip(values.into_iter().chain(std::iter::repeat(f32::NAN)))
+            .zip(values)
             .map(|((done, lr), loss)| (done, lr, loss))
-            .collect()
+            .collect())
     }
 }
 
@@ -169,4 +187,28 @@ pub(crate) fn train_step<B: FusedAutodiff>(
     let value = loss.clone().inner();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     (optim.step(settings.lr, model, grads), value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    #[test]
+    fn losses_come_back_in_order_and_a_bad_read_back_is_an_error_not_nan() {
+        let device = Default::default();
+        let loss = |v: &[f32]| Tensor::<NdArray, 1>::from_floats(v, &device);
+        let mut pending = PendingLosses::<NdArray>::default();
+        pending.push(1, 0.1, loss(&[2.5]));
+        pending.push(2, 0.1, loss(&[2.25]));
+        assert_eq!(pending.take().unwrap(), [(1, 0.1, 2.5), (2, 0.1, 2.25)]);
+        assert!(pending.take().unwrap().is_empty());
+        // Fewer (or more) values than steps: the losses cannot be told apart, so no guess.
+        pending.push(3, 0.1, loss(&[2.0, 1.0]));
+        let e = pending.take().unwrap_err().to_string();
+        assert!(
+            e.contains("steps 3 to 3") && e.contains("2 values came back for 1 steps"),
+            "{e}"
+        );
+    }
 }

@@ -300,6 +300,12 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         device: &'a B::Device,
     ) -> Result<Self, TrainError> {
         checkpoint::write_run_files(dir, config, &data.vocab)?;
+        let started_config = serde_json::to_value(config).map_err(|e| {
+            TrainError::checkpoint(
+                dir.join(checkpoint::STATE_FILE),
+                format!("cannot record the config: {e}"),
+            )
+        })?;
         let mut run = Self {
             data,
             config,
@@ -317,7 +323,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
                 dev_loss: None,
                 finished: false,
                 corpus_path,
-                config: serde_json::to_value(config).ok(),
+                config: Some(started_config),
             },
         };
         run.save()?;
@@ -476,7 +482,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         dev_loss: Option<f64>,
         on_event: &mut dyn FnMut(&TrainEvent),
     ) -> Result<(), TrainError> {
-        let steps = pending.take();
+        let steps = pending.take()?;
         let last = steps.len();
         for (i, (done, lr, loss)) in steps.into_iter().enumerate() {
             if !loss.is_finite() {

@@ -179,6 +179,7 @@ impl WithBackend for EmbeddingTable<'_> {
         let model = self.0.load_model::<B::InnerBackend>(&device)?;
         Ok(model
             .embedding_table()
+            .map_err(anyhow::Error::msg)?
             .into_iter()
             .map(|row| row.into_iter().map(f64::from).collect())
             .collect())

@@ -125,8 +125,7 @@ fn adamw_piece(
     out: (&mut [f32], &mut [f32], &mut [f32]),
 ) {
     let (factor_1, factor_2) = (1.0 - s.beta_1, 1.0 - s.beta_2);
-    let c1 = 1f32 - s.beta_1.powi(s.time);
-    let c2 = 1f32 - s.beta_2.powi(s.time);
+    let (c1, c2) = s.bias_corrections();
     let decay_rate = s.lr * (s.weight_decay as f64);
     let decay = (1.0 - decay_rate) as f32;
     let lr = s.lr as f32;

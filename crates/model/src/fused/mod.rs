@@ -68,7 +68,7 @@ pub struct AdamWStep {
     /// Learning rate of this step.
     pub lr: f64,
     /// Steps taken, this one included (1 on the first).
-    pub time: i32,
+    pub time: u64,
     /// Decay of the first moment (0.9).
     pub beta_1: f32,
     /// Decay of the second moment (0.999).
@@ -77,6 +77,17 @@ pub struct AdamWStep {
     pub epsilon: f32,
     /// Decoupled weight decay, as a fraction of the learning rate.
     pub weight_decay: f32,
+}
+
+impl AdamWStep {
+    /// The bias corrections `1 - beta_1^t` and `1 - beta_2^t`, in `f32` as burn's AdamW
+    /// computes them (`powi`). Past `i32::MAX` steps (where `powi` stops) both powers are
+    /// long since 0 in `f32` (`0.999^t` is by t = 110,000), so the count saturates there
+    /// instead of wrapping to a negative power.
+    pub fn bias_corrections(&self) -> (f32, f32) {
+        let t = i32::try_from(self.time).unwrap_or(i32::MAX);
+        (1f32 - self.beta_1.powi(t), 1f32 - self.beta_2.powi(t))
+    }
 }
 
 /// A [`Backend`] with fused tanh and cross-entropy; see the [module docs](self).
@@ -493,8 +504,9 @@ mod plain {
                 g.square().mul_scalar(factor_2),
             ),
         };
-        let m_hat = m.clone().div_scalar(1f32 - s.beta_1.powi(s.time));
-        let v_hat = v.clone().div_scalar(1f32 - s.beta_2.powi(s.time));
+        let (c1, c2) = s.bias_corrections();
+        let m_hat = m.clone().div_scalar(c1);
+        let v_hat = v.clone().div_scalar(c2);
         let delta = m_hat.div(v_hat.sqrt().add_scalar(s.epsilon));
         let decay_rate = s.lr * (s.weight_decay as f64);
         let decayed = if decay_rate == 0.0 {
@@ -539,5 +551,32 @@ mod plain {
         let delta = probs.clone().mask_where(is_target, probs.sub_scalar(1.0));
         let scale = grad.reshape([1, 1]).div_scalar(rows as f32);
         (delta * scale).into_primitive().tensor()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AdamWStep;
+
+    #[test]
+    fn adamw_step_counts_beyond_i32_saturate_instead_of_wrapping() {
+        let at = |time| {
+            AdamWStep {
+                lr: 0.001,
+                time,
+                beta_1: 0.9,
+                beta_2: 0.999,
+                epsilon: 1e-5,
+                weight_decay: 0.0,
+            }
+            .bias_corrections()
+        };
+        let (c1, c2) = at(1);
+        assert!((c1 - 0.1).abs() < 1e-6 && (c2 - 0.001).abs() < 1e-6);
+        // Long before 2^31 both powers are 0 in f32; past it nothing wraps.
+        assert_eq!(at(200_000), (1.0, 1.0));
+        assert_eq!(at(1 << 31), (1.0, 1.0));
+        assert_eq!(at(1 << 40), (1.0, 1.0));
+        assert_eq!(at(u64::MAX), (1.0, 1.0));
     }
 }
