@@ -114,6 +114,10 @@ fn bad_corpora_give_one_line_errors() {
             file("dot.txt", b"anna\nj.r\n"),
             "dot.txt:2: word \"j.r\" contains '.'",
         ),
+        (
+            file("binary.txt", b"anna\nbo\x00\x07b\n"),
+            "binary.txt:2: the word contains the control character U+0000 at character 3",
+        ),
     ];
     for (path, needle) in cases {
         let out = makemore()

@@ -7,8 +7,9 @@ use crate::DataError;
 /// Reads a word list: one word per line, UTF-8, `\n` or `\r\n` line endings,
 /// surrounding whitespace trimmed, blank lines skipped.
 ///
-/// Errors name the file and line: a missing file, a directory, invalid UTF-8, a word
-/// containing the boundary character `.`, or a file with no words.
+/// Errors name the file and line: a missing file, a directory, invalid UTF-8, a control
+/// character inside a word (a tab, a NUL: not text), a word containing the boundary
+/// character `.`, or a file with no words.
 pub fn read_words(path: impl AsRef<Path>) -> Result<Vec<String>, DataError> {
     let path = path.as_ref();
     if path.is_dir() {
@@ -36,6 +37,14 @@ pub fn parse_words(bytes: &[u8], source_name: &str) -> Result<Vec<String>, DataE
         let word = text.trim();
         if word.is_empty() {
             continue;
+        }
+        if let Some((column, c)) = word.chars().enumerate().find(|(_, c)| c.is_control()) {
+            return Err(DataError::ControlCharacter {
+                source_name: source_name.to_string(),
+                line,
+                column: column + 1,
+                code: u32::from(c),
+            });
         }
         if let Some(column) = word.chars().position(|c| c == BOUNDARY) {
             return Err(DataError::BoundaryInWord {
@@ -84,6 +93,16 @@ mod tests {
     }
 
     #[test]
+    fn control_characters_name_line_and_column() {
+        let err = parse_words(b"ann\nbo\tb\n", "f.txt").unwrap_err().to_string();
+        assert!(err.starts_with("f.txt:2: the word contains the control character U+0009 at character 3"), "{err}");
+        let err = parse_words(b"ok\n\x00\x01zz\n", "f.txt").unwrap_err().to_string();
+        assert!(err.starts_with("f.txt:2: the word contains the control character U+0000 at character 1"), "{err}");
+        // Surrounding whitespace (CR of CRLF, tabs) is trimmed, not refused; spaces are text.
+        assert_eq!(parse_words(b"\tann\r\nmary ann\n", "f").unwrap(), ["ann", "mary ann"]);
+    }
+
+    #[test]
     fn empty_and_blank_only_are_errors() {
         assert!(matches!(
             parse_words(b"", "f"),
@@ -114,7 +133,7 @@ mod tests {
                 for w in words {
                     prop_assert!(!w.is_empty());
                     prop_assert_eq!(w.trim(), w.as_str());
-                    prop_assert!(!w.contains('.') && !w.contains('\n'));
+                    prop_assert!(!w.contains('.') && !w.chars().any(char::is_control));
                 }
             }
         }

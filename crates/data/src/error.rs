@@ -48,6 +48,18 @@ pub enum DataError {
         /// The word.
         word: String,
     },
+    /// A line with a control character (a word list is text: one word per line).
+    #[error("{source_name}:{line}: the word contains the control character U+{code:04X} at character {column}; a word list is text, one word per line (is this a binary file?)")]
+    ControlCharacter {
+        /// The file (or other source) name.
+        source_name: String,
+        /// 1-based line number.
+        line: usize,
+        /// 1-based character column.
+        column: usize,
+        /// The character's code point.
+        code: u32,
+    },
     /// Split ratios that are not three non-negative numbers adding up to 1.
     #[error("invalid split ratios {train}/{dev}/{test}: {reason}")]
     BadRatios {
