@@ -389,3 +389,54 @@ fn a_run_directory_in_use_is_refused_to_a_second_writer() {
             .arg(&run),
     );
 }
+
+/// A config whose tensors cannot fit is refused before anything is allocated or written,
+/// with the size it would need (beyond any machine's memory: 898 GiB of context windows,
+/// terabytes of activations).
+#[test]
+fn a_run_too_large_for_memory_is_refused_with_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("huge");
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &[
+                "--block-size",
+                "1048576",
+                "--n-embd",
+                "1",
+                "--n-hidden",
+                "1",
+            ],
+            "context windows of the splits 897.7 GiB",
+        ),
+        (
+            &[
+                "--n-hidden",
+                "1048576",
+                "--layers",
+                "1",
+                "--n-embd",
+                "1",
+                "--block-size",
+                "1",
+                "--batch-size",
+                "180000",
+            ],
+            "a batch's activations",
+        ),
+    ];
+    for (flags, needle) in cases {
+        let o = makemore()
+            .arg("train")
+            .arg("--out")
+            .arg(&out)
+            .args(flags)
+            .args(["-q", "--samples", "0"])
+            .output()
+            .unwrap();
+        assert_clean_error(&o, "would need about");
+        assert_clean_error(&o, needle);
+        assert_clean_error(&o, "of memory are available");
+        assert!(!out.exists(), "--out was created for a refused run");
+    }
+}

@@ -94,12 +94,29 @@ mod tests {
 
     #[test]
     fn control_characters_name_line_and_column() {
-        let err = parse_words(b"ann\nbo\tb\n", "f.txt").unwrap_err().to_string();
-        assert!(err.starts_with("f.txt:2: the word contains the control character U+0009 at character 3"), "{err}");
-        let err = parse_words(b"ok\n\x00\x01zz\n", "f.txt").unwrap_err().to_string();
-        assert!(err.starts_with("f.txt:2: the word contains the control character U+0000 at character 1"), "{err}");
+        let err = parse_words(b"ann\nbo\tb\n", "f.txt")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "f.txt:2: the word contains the control character U+0009 at character 3"
+            ),
+            "{err}"
+        );
+        let err = parse_words(b"ok\n\x00\x01zz\n", "f.txt")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "f.txt:2: the word contains the control character U+0000 at character 1"
+            ),
+            "{err}"
+        );
         // Surrounding whitespace (CR of CRLF, tabs) is trimmed, not refused; spaces are text.
-        assert_eq!(parse_words(b"\tann\r\nmary ann\n", "f").unwrap(), ["ann", "mary ann"]);
+        assert_eq!(
+            parse_words(b"\tann\r\nmary ann\n", "f").unwrap(),
+            ["ann", "mary ann"]
+        );
     }
 
     #[test]

@@ -78,24 +78,67 @@ pub const MAX_DIM: usize = 1 << 20;
 /// Largest parameter count accepted (about 2 GB of f32).
 pub const MAX_PARAMS: usize = 1 << 29;
 
+/// Floats one example's forward pass holds at once: the concatenated embeddings, each
+/// hidden layer's pre-activation and output, and the logits with their softmax. `input` is
+/// the embedding floats per example (`block_size * n_embd`); `layers` are `(fan_in, out)`.
+/// A layer's rows per example follow from its input width, so the hierarchical model's
+/// narrower, more numerous rows are counted right.
+pub fn activation_floats(
+    input: usize,
+    layers: impl IntoIterator<Item = (usize, usize)>,
+    vocab: usize,
+) -> u64 {
+    let mut width = input as u64;
+    let mut total = width;
+    for (fan_in, out) in layers {
+        let rows = width / (fan_in.max(1) as u64);
+        width = rows * out as u64;
+        total += 2 * width;
+    }
+    total + 2 * vocab as u64
+}
+
 impl MlpConfig {
+    /// [`activation_floats`] for this config's model.
+    pub fn activation_floats(&self) -> u64 {
+        let layers = (0..self.n_layers).map(|i| (self.fan_in(i), self.n_hidden));
+        activation_floats(self.block_size * self.n_embd, layers, self.vocab_size)
+    }
+
     /// Number of trainable parameters this config gives (BatchNorm's running statistics
     /// are state, not parameters, and are not counted).
     pub fn num_params(&self) -> usize {
-        let input = self.block_size * self.n_embd;
-        let mut n = self.vocab_size * self.n_embd;
+        usize::try_from(self.params_u128()).unwrap_or(usize::MAX)
+    }
+
+    /// [`MlpConfig::num_params`] without overflow, for validating absurd configs.
+    fn params_u128(&self) -> u128 {
+        let (v, e, h) = (
+            self.vocab_size as u128,
+            self.n_embd as u128,
+            self.n_hidden as u128,
+        );
+        let input = self.block_size as u128 * e;
+        let mut n = v * e;
         for i in 0..self.n_layers {
-            n += self.fan_in(i) * self.n_hidden;
+            let fan_in = match (self.hierarchical, i) {
+                (false, 0) => input,
+                (false, _) => h,
+                (true, 0) => 2 * e,
+                (true, _) => 2 * h,
+            };
+            n += fan_in * h;
             if self.hidden_bias() {
-                n += self.n_hidden;
+                n += h;
             }
         }
-        n += self.output_fan_in() * self.vocab_size + self.vocab_size;
+        let out_in = if self.n_layers == 0 { input } else { h };
+        n += out_in * v + v;
         if self.direct {
-            n += input * self.vocab_size;
+            n += input * v;
         }
         if self.norm != NormKind::None {
-            n += 2 * self.n_layers * self.n_hidden;
+            n += 2 * self.n_layers as u128 * h;
         }
         n
     }
@@ -166,9 +209,7 @@ impl MlpConfig {
                 self.n_layers
             ));
         }
-        let params = (self.block_size as u128 * self.n_embd as u128 + self.vocab_size as u128)
-            * (self.n_hidden as u128 + self.vocab_size as u128)
-            + self.n_layers as u128 * (self.n_hidden as u128).pow(2);
+        let params = self.params_u128();
         if params > MAX_PARAMS as u128 {
             return Err(format!(
                 "the model would have about {params} parameters, more than the limit {MAX_PARAMS}"

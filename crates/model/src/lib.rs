@@ -36,7 +36,7 @@ mod mlp;
 pub mod threads;
 
 pub use bigram::Bigram;
-pub use config::{InitScheme, MlpConfig, NormKind, MAX_DIM, MAX_PARAMS};
+pub use config::{activation_floats, InitScheme, MlpConfig, NormKind, MAX_DIM, MAX_PARAMS};
 pub use fused::{AdamWStep, FusedAutodiff, FusedOps, Kernels};
 pub use loss::cross_entropy;
 pub use mlp::{DropoutStep, Mlp};

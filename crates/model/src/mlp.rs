@@ -260,6 +260,17 @@ impl<B: Backend> Mlp<B> {
         }
     }
 
+    /// [`crate::activation_floats`] of this model for contexts of `block_size`.
+    pub fn activation_floats(&self, block_size: usize) -> u64 {
+        let [_, n_embd] = self.embedding.weight.dims();
+        let layers = self.hidden.iter().map(|l| {
+            let [fan_in, out] = l.weight.dims();
+            (fan_in, out)
+        });
+        let [_, vocab] = self.output.weight.dims();
+        crate::activation_floats(block_size * n_embd, layers, vocab)
+    }
+
     /// Embedding table as host values, `[vocab][n_embd]`, for plots; a failed read-back
     /// from the device is an error with its cause.
     pub fn embedding_table(&self) -> Result<Vec<Vec<f32>>, String> {

@@ -47,6 +47,16 @@ pub enum TrainError {
         /// The checkpoint directory.
         dir: PathBuf,
     },
+    /// The run would need more memory than the machine has left.
+    #[error("{what} would need {need}, but only {available} of memory are available; make the model, the batch or the block size smaller")]
+    Memory {
+        /// What was about to be allocated.
+        what: String,
+        /// How much, by part.
+        need: String,
+        /// What the machine (or the job's cgroup) has left.
+        available: String,
+    },
     /// The device (a GPU) failed: a transfer or a kernel.
     #[error("the device failed: {what}")]
     Device {

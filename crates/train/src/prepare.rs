@@ -49,8 +49,15 @@ pub fn prepare_with_vocab(
         Some(v) => v,
         None => Vocab::from_words(&words)?,
     };
-    let split = Split::new(words, config.split_seed, config.split)?;
     let block = config.model.block_size;
+    // Every character of every word, and its end, is one example of `block` characters.
+    let examples: u64 = words.iter().map(|w| w.chars().count() as u64 + 1).sum();
+    crate::check_memory(
+        crate::MemoryNeed::windows(examples, block),
+        crate::available_memory(),
+        &format!("the context windows of block size {block}"),
+    )?;
+    let split = Split::new(words, config.split_seed, config.split)?;
     Ok(PreparedData {
         train: Examples::from_words(&split.train, &vocab, block)?,
         dev: Examples::from_words(&split.dev, &vocab, block)?,

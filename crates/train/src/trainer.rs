@@ -236,6 +236,15 @@ impl<'a> Trainer<'a> {
             None => None,
         };
         check_data_fits(&config, self.data)?;
+        // On the CPU the model, its optimiser state and a batch live in this process's
+        // memory (on a GPU, in the device's, which this cannot see).
+        if !B::is_accelerator() {
+            crate::check_memory(
+                crate::MemoryNeed::training(&config),
+                crate::available_memory(),
+                "training this model",
+            )?;
+        }
         lock.claim()?;
         let mut run: Run<'_, B> = match resume {
             Some(ckpt) => {

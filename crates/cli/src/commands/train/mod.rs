@@ -82,6 +82,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 println!("{}", config.to_json());
                 return Ok(());
             }
+            // A run too large for this machine's memory is refused before --out changes.
+            let words = corpus::load_words(args.corpus.data.as_ref())?;
+            let on_host = matches!(args.device.backend, crate::backend::BackendChoice::Ndarray);
+            makemore_train::check_run_memory(&config, &words, on_host)?;
             let lock = Checkpoint::prepare_dir(&args.out, args.force).map_err(|e| match e {
                 makemore_train::TrainError::RunExists { .. } => anyhow::anyhow!(
                     "--out {e}; pass --force to replace it, --resume {} to continue it, or choose another --out",
