@@ -332,7 +332,7 @@ fn best_run_section(
             .args(&data_args)
             .output()?;
         if out.status.success() {
-            md.push_str("Samples (`makemore sample -n 12`):\n\n```text\n");
+            md.push_str("Samples (`makemore sample -n 12 --checkpoint runs/best`):\n\n```text\n");
             md.push_str(&String::from_utf8_lossy(&out.stdout));
             md.push_str("```\n\n");
         }

@@ -67,6 +67,118 @@ fn shell_command(command: &str, bin: &Path) -> Option<String> {
     Some(format!("{} {rest}", bin.display()))
 }
 
+/// Every `makemore` and `cargo xtask` command a document shows: the `$ ` lines of its code
+/// blocks, the lines of its `sh` blocks (comments dropped), and inline code that starts with
+/// a command; `\` continues a line. `cargo run --release [--features F] --` counts as
+/// `makemore`.
+fn doc_commands(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut block: Option<String> = None;
+    let mut pending = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if let Some(lang) = trimmed.strip_prefix("```") {
+            block = match block {
+                Some(_) => None,
+                None => Some(lang.to_string()),
+            };
+            pending.clear();
+            continue;
+        }
+        let command = match block.as_deref() {
+            Some(lang) => {
+                let body = if !pending.is_empty() {
+                    Some(line.trim())
+                } else if let Some(c) = trimmed.strip_prefix("$ ") {
+                    Some(c)
+                } else if lang == "sh" && !trimmed.starts_with('#') {
+                    Some(trimmed)
+                } else {
+                    None
+                };
+                let Some(body) = body else { continue };
+                // A comment after the command.
+                let body = body.split(" # ").next().unwrap_or(body).trim_end();
+                if let Some(cont) = body.strip_suffix('\\') {
+                    pending.push_str(cont.trim_end());
+                    pending.push(' ');
+                    continue;
+                }
+                let whole = format!("{pending}{body}");
+                pending.clear();
+                whole
+            }
+            None => {
+                // Prose names commands too (`cargo xtask sweep`): only spans with arguments
+                // are invocations.
+                for span in line.split('`').skip(1).step_by(2) {
+                    if let Some(c) = normalise(span).filter(|c| c.split_whitespace().count() > 2) {
+                        out.push(c);
+                    }
+                }
+                continue;
+            }
+        };
+        if let Some(c) = normalise(&command) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `makemore ARGS` or `xtask ARGS` for a documented command, `None` for anything else
+/// (a usage synopsis with `[--option]` is not a command).
+fn normalise(command: &str) -> Option<String> {
+    let c = command.trim();
+    if c.contains("[--") {
+        return None;
+    }
+    if let Some(rest) = c.strip_prefix("cargo xtask ") {
+        return Some(format!("xtask {rest}"));
+    }
+    if let Some(rest) = c.strip_prefix("cargo run --release") {
+        let (_, args) = rest.split_once("-- ")?;
+        return Some(format!("makemore {args}"));
+    }
+    c.starts_with("makemore ").then(|| c.to_string())
+}
+
+/// Checks that the commands `README.md`, `docs/results.md` and `docs/sweeps.md` show still
+/// parse: each runs with `MAKEMORE_PARSE_ONLY` (or `XTASK_PARSE_ONLY`), which stops the
+/// binary right after parsing its arguments.
+fn check_doc_commands(root: &Path, bin: &Path) -> Result<usize> {
+    let xtask = std::env::current_exe().context("cannot find the xtask binary")?;
+    let mut n = 0;
+    for doc in ["README.md", "docs/results.md", "docs/sweeps.md"] {
+        let path = root.join(doc);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        for command in doc_commands(&text) {
+            let (program, rest) = match command.split_once(' ') {
+                Some(("xtask", rest)) => (xtask.as_path(), rest),
+                Some((_, rest)) => (bin, rest),
+                None => continue,
+            };
+            let shell = format!("{} {rest}", program.display());
+            let o = Command::new("sh")
+                .args(["-c", &format!("{shell} 2>&1")])
+                .current_dir(root)
+                .env("MAKEMORE_PARSE_ONLY", "1")
+                .env("XTASK_PARSE_ONLY", "1")
+                .output()
+                .with_context(|| format!("cannot run {shell}"))?;
+            if !o.status.success() {
+                bail!(
+                    "{doc}: `{command}` does not parse: {}",
+                    String::from_utf8_lossy(&o.stdout).trim()
+                );
+            }
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Checks that every `<!-- NAME begin -->` in `text` has its `<!-- NAME end -->` after it.
 fn check_sections(name: &str, text: &str) -> Result<()> {
     for (at, _) in text.match_indices("<!-- ") {
@@ -176,7 +288,8 @@ pub fn run(args: TutorialArgs) -> Result<()> {
         i = end;
     }
     if check {
-        eprintln!("docs/tutorial.md: {commands} makemore commands parse; generated sections are well-formed");
+        let others = check_doc_commands(&root, &bin)?;
+        eprintln!("docs/tutorial.md: {commands} makemore commands parse; README.md, docs/results.md and docs/sweeps.md: {others} makemore and xtask commands parse; generated sections are well-formed");
         return Ok(());
     }
     let mut new = out.join("\n");
@@ -214,6 +327,20 @@ mod tests {
             Some("/b/makemore eval -n 2")
         );
         assert!(shell_command("cargo build --release", Path::new("/b")).is_none());
+    }
+
+    #[test]
+    fn documented_commands_are_found_in_blocks_and_inline_code() {
+        let doc = "Run `makemore eval --checkpoint x`, not `cargo xtask sweep`, or `ls`.\n\n```sh\n# a comment\nmakemore train --steps 1 \\\n    --out y   # trains\ncargo xtask sweep g.toml\n```\n\n```console\n$ cargo run --release --features wgpu -- train --backend wgpu\noutput line\n```\n";
+        assert_eq!(
+            doc_commands(doc),
+            [
+                "makemore eval --checkpoint x",
+                "makemore train --steps 1 --out y",
+                "xtask sweep g.toml",
+                "makemore train --backend wgpu",
+            ]
+        );
     }
 
     #[test]
