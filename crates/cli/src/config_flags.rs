@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use makemore_data::SplitRatios;
-use makemore_model::{InitScheme, NormKind};
+use makemore_model::{InitScheme, ModelKind, NormKind};
 use makemore_train::{OptimizerChoice, ScheduleKind, TrainingConfig, TrainingOverrides};
 
 /// Weight initialisation.
@@ -87,10 +87,45 @@ pub enum OptimizerArg {
     Adamw,
 }
 
+/// Which model.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModelArg {
+    /// The notebook's MLP over the previous --block-size characters (the default).
+    Mlp,
+    /// makemore.py's vanilla RNN (--n-hidden: the state).
+    Rnn,
+    /// makemore.py's GRU.
+    Gru,
+    /// makemore.py's causal bag of words.
+    Bow,
+    /// makemore.py's GPT-2 Transformer (--layers blocks of --heads heads, --n-embd wide).
+    Transformer,
+}
+
+impl From<ModelArg> for ModelKind {
+    fn from(m: ModelArg) -> Self {
+        match m {
+            ModelArg::Mlp => ModelKind::Mlp,
+            ModelArg::Rnn => ModelKind::Rnn,
+            ModelArg::Gru => ModelKind::Gru,
+            ModelArg::Bow => ModelKind::Bow,
+            ModelArg::Transformer => ModelKind::Transformer,
+        }
+    }
+}
+
 /// Model and training settings; every one overrides the config it is applied to.
 #[derive(Debug, Default, Args)]
 pub struct ConfigFlags {
-    /// Characters of context.
+    /// The model. A sequence model (rnn, gru, bow, transformer) reads whole words and
+    /// starts from makemore.py's settings: --n-embd 64 --n-hidden 64 (--layers 4 --heads 4
+    /// for the transformer), AdamW (weight decay 0.01, beta2 0.99, eps 1e-8) at a constant
+    /// 5e-4, batches of 32 words, 20,000 steps, the best dev weights kept in best/; any
+    /// flag given changes that.
+    #[arg(long, value_enum, help_heading = "Model")]
+    pub model: Option<ModelArg>,
+    /// Characters of context (MLP); positions per word for a sequence model (default: the
+    /// longest word + 1).
     #[arg(long, help_heading = "Model")]
     pub block_size: Option<usize>,
     /// Embedding dimensions per character.
@@ -99,9 +134,12 @@ pub struct ConfigFlags {
     /// Units per hidden layer.
     #[arg(long, alias = "hidden-size", help_heading = "Model")]
     pub n_hidden: Option<usize>,
-    /// Number of tanh hidden layers.
+    /// Number of tanh hidden layers (MLP), or of Transformer blocks.
     #[arg(long, help_heading = "Model")]
     pub layers: Option<usize>,
+    /// Attention heads per Transformer block (--n-embd must be a multiple).
+    #[arg(long, help_heading = "Model")]
+    pub heads: Option<usize>,
     /// Add Bengio et al.'s direct embedding-to-output connections.
     #[arg(long, help_heading = "Model")]
     pub direct: Option<bool>,
@@ -158,6 +196,16 @@ pub struct ConfigFlags {
     /// Weight decay (AdamW).
     #[arg(long, help_heading = "Training")]
     pub weight_decay: Option<f64>,
+    /// AdamW's second-moment decay (default 0.999; makemore.py's 0.99).
+    #[arg(long, help_heading = "Training")]
+    pub beta2: Option<f64>,
+    /// AdamW's epsilon (default 1e-5; makemore.py's 1e-8).
+    #[arg(long, help_heading = "Training")]
+    pub adam_eps: Option<f64>,
+    /// Keep the weights with the lowest dev loss (checked every --eval-every steps) in
+    /// DIR/best/, a checkpoint that eval and sample read.
+    #[arg(long, help_heading = "Training")]
+    pub keep_best: Option<bool>,
     /// Seed of the minibatch sampler.
     #[arg(long, help_heading = "Training")]
     pub batch_seed: Option<u64>,
@@ -211,6 +259,11 @@ impl ConfigFlags {
             ),
         };
         Ok(TrainingOverrides {
+            model: self.model.map(Into::into),
+            n_head: self.heads,
+            beta_2: self.beta2,
+            epsilon: self.adam_eps,
+            keep_best: self.keep_best,
             block_size: self.block_size,
             n_embd: self.n_embd,
             n_hidden: self.n_hidden,

@@ -197,7 +197,7 @@ fn layernorm_dropout_adamw_train_alike_on_wgpu_and_ndarray() {
     c.model.n_hidden = 128;
     c.model.norm = makemore_model::NormKind::Layer;
     c.model.dropout = 0.1;
-    c.optimizer = makemore_train::OptimizerKind::Adamw { weight_decay: 0.01 };
+    c.optimizer = makemore_train::OptimizerKind::adamw(0.01);
     c.schedule = LrSchedule::Constant { lr: 0.003 };
     assert_same_curves(&c);
 }

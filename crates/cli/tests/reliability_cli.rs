@@ -184,21 +184,42 @@ fn resume_refuses_a_different_corpus_or_config() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    // The kill may have landed in the middle of a save: opening the checkpoint (any command
-    // does) finishes it. Let one do that before taking the snapshot.
+    // The kill may have landed in the middle of a save. Readers leave that alone (eval reads
+    // the committed save and changes nothing); the next writer, even one whose resume is
+    // then refused, finishes it under the run's lock. Let one do that first.
+    let listing = snapshot(&unfinished);
     common::run_ok(makemore().args(["eval", "--checkpoint"]).arg(&unfinished));
-    let before = snapshot(&unfinished);
-
+    assert_eq!(
+        listing,
+        snapshot(&unfinished),
+        "eval changed the run directory"
+    );
     let other = dir.path().join("other.txt");
     std::fs::write(&other, "anna\nbob\ncarl\n").unwrap();
-    let out = makemore()
-        .args(["train", "-q", "--resume"])
-        .arg(&unfinished)
-        .arg("--data")
-        .arg(&other)
-        .output()
-        .unwrap();
-    assert_clean_error(&out, "corpus");
+    let refused_for_its_corpus = || {
+        makemore()
+            .args(["train", "-q", "--resume"])
+            .arg(&unfinished)
+            .arg("--data")
+            .arg(&other)
+            .output()
+            .unwrap()
+    };
+    assert_clean_error(&refused_for_its_corpus(), "corpus");
+    let before = snapshot(&unfinished);
+    assert!(
+        before
+            .keys()
+            .all(|n| !n.ends_with(".tmp") && n != "commit.json"),
+        "the writer left an interrupted save: {:?}",
+        before.keys()
+    );
+    assert_clean_error(&refused_for_its_corpus(), "corpus");
+    assert_eq!(
+        before,
+        snapshot(&unfinished),
+        "a refused resume changed the run"
+    );
 
     // An edited config.json (here the step count) is refused, naming the field; clap
     // already refuses `--config` with `--resume`, so the run's own file is the way in.

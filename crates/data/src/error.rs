@@ -60,6 +60,16 @@ pub enum DataError {
         /// The character's code point.
         code: u32,
     },
+    /// A word longer than the sequences a sequence model reads.
+    #[error("the word {word:?} has {chars} characters, but sequences of {len} positions hold words of at most {} (block_size must be at least the longest word + 1)", len.saturating_sub(1))]
+    WordTooLong {
+        /// The word.
+        word: String,
+        /// Its characters.
+        chars: usize,
+        /// Positions per sequence.
+        len: usize,
+    },
     /// Split ratios that are not three non-negative numbers adding up to 1.
     #[error("invalid split ratios {train}/{dev}/{test}: {reason}")]
     BadRatios {

@@ -5,7 +5,8 @@
 //! trimmed, blank lines skipped, errors name file and line), splits the words 80/10/10
 //! with a shuffle that is bit-identical to Python's `random.seed(42); random.shuffle(words)`
 //! ([`Split`]) so results compare directly with the published makemore numbers, builds
-//! context windows of `block_size` characters ([`Examples`]), and draws seeded minibatches
+//! context windows of `block_size` characters ([`Examples`]) or whole words as input and
+//! target sequences for sequence models ([`Sequences`]), and draws seeded minibatches
 //! whose order depends only on the seed and the step ([`MinibatchSampler`]).
 //!
 //! It depends on no tensor library by default; the `burn` feature adds a burn `Batcher`.
@@ -34,6 +35,7 @@ mod context;
 mod corpus;
 mod error;
 mod pyrandom;
+mod sequences;
 mod split;
 
 pub use batch::MinibatchSampler;
@@ -43,6 +45,7 @@ pub use context::Examples;
 pub use corpus::{parse_words, read_words};
 pub use error::DataError;
 pub use pyrandom::PyRandom;
+pub use sequences::{Sequences, Tokens, MASKED};
 pub use split::{Split, SplitName, SplitRatios};
 
 /// The README's examples, compiled and run as doctests.

@@ -1,6 +1,47 @@
 use burn::config::Config;
+use serde::{Deserialize, Serialize};
 
 use crate::Kernels;
+
+/// Which model: the MLP of the notebook and the lectures, or one of `makemore.py`'s
+/// sequence models, which read a whole word at once and predict every next character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// Embeddings of the previous `block_size` characters, concatenated, through tanh hidden
+    /// layers (flat or hierarchical): makemore parts 2 to 5.
+    #[default]
+    Mlp,
+    /// `makemore.py`'s vanilla RNN: a learned start state, `h_t = tanh(W [x_t, h_t-1] + b)`.
+    Rnn,
+    /// `makemore.py`'s GRU cell on the same recurrence.
+    Gru,
+    /// `makemore.py`'s causal bag of words: each position averages the embeddings up to it,
+    /// then a tanh MLP block.
+    Bow,
+    /// `makemore.py`'s GPT-2 Transformer: token and position embeddings, pre-LayerNorm
+    /// blocks of causal self-attention and a 4x GELU MLP, a final LayerNorm, a head
+    /// without bias.
+    Transformer,
+}
+
+impl ModelKind {
+    /// True for the models that read whole words ([`ModelKind::Mlp`] reads windows).
+    pub fn is_sequence(self) -> bool {
+        self != ModelKind::Mlp
+    }
+
+    /// The name used in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Mlp => "mlp",
+            ModelKind::Rnn => "rnn",
+            ModelKind::Gru => "gru",
+            ModelKind::Bow => "bow",
+            ModelKind::Transformer => "transformer",
+        }
+    }
+}
 
 /// How the weights are initialised.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -30,22 +71,36 @@ pub enum NormKind {
     Batch,
 }
 
-/// Shape and initialisation of an [`Mlp`](crate::Mlp).
+/// Which model ([`ModelKind`]), its shape and its initialisation: what [`ModelConfig::init`]
+/// builds into a [`Model`](crate::Model).
+///
+/// The sizes mean the same for every kind where they can: `n_embd` is the embedding width
+/// (`makemore.py`'s `n_embd`), `n_hidden` the hidden width (`makemore.py`'s `n_embd2`:
+/// the RNN's state, the bag of words' MLP; the Transformer's MLP is `4 * n_embd`, as in
+/// GPT-2), `n_layers` the MLP's hidden layers or the Transformer's blocks, and
+/// `block_size` the MLP's characters of context or a sequence model's positions (the
+/// longest word + 1).
 #[derive(Config, Debug, PartialEq)]
-pub struct MlpConfig {
+pub struct ModelConfig {
+    /// Which model (absent in configs from before there was a choice: the MLP).
+    #[config(default = "ModelKind::Mlp")]
+    pub kind: ModelKind,
     /// Tokens in the vocabulary, the boundary included (27 for a–z).
     pub vocab_size: usize,
-    /// Characters of context.
+    /// Characters of context (MLP), or positions per word (sequence models).
     pub block_size: usize,
     /// Embedding dimensions per character.
     #[config(default = 10)]
     pub n_embd: usize,
-    /// Units in each tanh hidden layer.
+    /// Units in each tanh hidden layer (sequence models: `makemore.py`'s `n_embd2`).
     #[config(default = 200)]
     pub n_hidden: usize,
-    /// Number of tanh hidden layers (the notebook has 1).
+    /// Number of tanh hidden layers (the notebook has 1), or of Transformer blocks.
     #[config(default = 1)]
     pub n_layers: usize,
+    /// Attention heads of each Transformer block (`n_embd` must be a multiple).
+    #[config(default = 4)]
+    pub n_head: usize,
     /// The hierarchical model of makemore part 5 (a WaveNet-like tree): the first hidden
     /// layer reads each pair of neighbouring characters, and each further layer a pair of
     /// neighbouring outputs of the one below, so `block_size` must be `2^n_layers` (context
@@ -65,6 +120,8 @@ pub struct MlpConfig {
     #[config(default = "NormKind::None")]
     pub norm: NormKind,
     /// Probability of zeroing each hidden unit during training (inverted dropout; 0 = off).
+    /// The Transformer drops out its embeddings, attention weights and each residual
+    /// branch with it, as GPT-2 does.
     #[config(default = 0.0)]
     pub dropout: f64,
     /// tanh and cross-entropy kernels: fused (the default; fast on the CPU) or burn's plain
@@ -98,11 +155,37 @@ pub fn activation_floats(
     total + 2 * vocab as u64
 }
 
-impl MlpConfig {
-    /// [`activation_floats`] for this config's model.
+/// Floats a sequence model's forward pass holds for one word of `t` positions: about what
+/// each position keeps for the backward pass (inputs and outputs of every layer, the
+/// attention weights, the logits), with the sizes of `c` (`n_embd`, `n_hidden`,
+/// `vocab_size`, `n_layers`, `n_head`).
+pub(crate) fn sequence_activation_floats(kind: ModelKind, t: usize, c: &ModelConfig) -> u64 {
+    let (t, e, h, v) = (
+        t as u64,
+        c.n_embd as u64,
+        c.n_hidden as u64,
+        c.vocab_size as u64,
+    );
+    let per_position = match kind {
+        ModelKind::Mlp | ModelKind::Rnn => 2 * e + 3 * h + 2 * v,
+        ModelKind::Gru => 2 * e + 9 * h + 2 * v,
+        ModelKind::Bow => 4 * e + 2 * h + 2 * v,
+        ModelKind::Transformer => {
+            e + c.n_layers as u64 * (18 * e + 2 * c.n_head as u64 * t) + 2 * e + 2 * v
+        }
+    };
+    t * per_position
+}
+
+impl ModelConfig {
+    /// Floats one example's forward pass holds at once ([`activation_floats`] for the MLP;
+    /// for a sequence model, one word's: every position's activations).
     pub fn activation_floats(&self) -> u64 {
-        let layers = (0..self.n_layers).map(|i| (self.fan_in(i), self.n_hidden));
-        activation_floats(self.block_size * self.n_embd, layers, self.vocab_size)
+        if self.kind == ModelKind::Mlp {
+            let layers = (0..self.n_layers).map(|i| (self.fan_in(i), self.n_hidden));
+            return activation_floats(self.block_size * self.n_embd, layers, self.vocab_size);
+        }
+        sequence_activation_floats(self.kind, self.block_size, self)
     }
 
     /// Number of trainable parameters this config gives (BatchNorm's running statistics
@@ -111,13 +194,32 @@ impl MlpConfig {
         usize::try_from(self.params_u128()).unwrap_or(usize::MAX)
     }
 
-    /// [`MlpConfig::num_params`] without overflow, for validating absurd configs.
+    /// [`ModelConfig::num_params`] without overflow, for validating absurd configs.
     fn params_u128(&self) -> u128 {
         let (v, e, h) = (
             self.vocab_size as u128,
             self.n_embd as u128,
             self.n_hidden as u128,
         );
+        let (t, l) = (self.block_size as u128, self.n_layers as u128);
+        match self.kind {
+            ModelKind::Mlp => {}
+            // A learned start state, embeddings, one (RNN) or three (GRU) [x, h] -> h
+            // layers, the head.
+            ModelKind::Rnn => return h + v * e + (e + h) * h + h + h * v + v,
+            ModelKind::Gru => return h + v * e + 3 * ((e + h) * h + h) + h * v + v,
+            // Token and position embeddings, the MLP block, the head.
+            ModelKind::Bow => return v * e + t * e + e * h + h + h * e + e + e * v + v,
+            ModelKind::Transformer => {
+                let block = 2 * e
+                    + (3 * e * e + 3 * e)
+                    + (e * e + e)
+                    + 2 * e
+                    + (4 * e * e + 4 * e)
+                    + (4 * e * e + e);
+                return v * e + t * e + l * block + 2 * e + e * v;
+            }
+        }
         let input = self.block_size as u128 * e;
         let mut n = v * e;
         for i in 0..self.n_layers {
@@ -188,6 +290,33 @@ impl MlpConfig {
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
+        }
+        if self.kind.is_sequence() {
+            let kind = self.kind.name();
+            if self.norm != NormKind::None || self.hierarchical || self.direct {
+                return Err(format!(
+                    "norm, hierarchical and direct are options of the MLP, not of the {kind} model"
+                ));
+            }
+            if self.block_size < 2 {
+                return Err(format!(
+                    "block_size of the {kind} model is its positions per word (the longest word + 1), at least 2"
+                ));
+            }
+        }
+        if self.kind == ModelKind::Transformer {
+            if self.n_layers == 0 || self.n_layers > 64 {
+                return Err(format!(
+                    "the transformer needs 1 to 64 blocks (n_layers), got {}",
+                    self.n_layers
+                ));
+            }
+            if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
+                return Err(format!(
+                    "n_embd ({}) must be a multiple of the number of heads ({})",
+                    self.n_embd, self.n_head
+                ));
+            }
         }
         if self.vocab_size < 2 {
             return Err("vocab_size must be at least 2 (the boundary and one character)".into());

@@ -93,6 +93,41 @@ impl NormalStream {
         Linear { weight, bias }
     }
 
+    fn draw_uniform(&mut self, n: usize, bound: f32) -> Vec<f32> {
+        use rand::Rng;
+        (0..n)
+            .map(|_| (self.rng.random::<f32>() * 2.0 - 1.0) * bound)
+            .collect()
+    }
+
+    /// A linear layer as PyTorch's `nn.Linear` initialises one (what `makemore.py`'s models
+    /// start from): weight and bias uniform in ±1/√fan_in; burn's `[in, out]` layout.
+    pub(crate) fn torch_linear<B: Backend>(
+        &mut self,
+        d_in: usize,
+        d_out: usize,
+        bias: bool,
+        device: &B::Device,
+    ) -> Linear<B> {
+        let bound = 1.0 / (d_in as f32).sqrt();
+        let w = self.draw_uniform(d_in * d_out, bound);
+        let weight = self.param(Tensor::from_data(TensorData::new(w, [d_in, d_out]), device));
+        let bias = bias.then(|| {
+            let b = self.draw_uniform(d_out, bound);
+            self.param(Tensor::from_data(TensorData::new(b, [d_out]), device))
+        });
+        Linear { weight, bias }
+    }
+
+    /// A parameter of zeros (the RNN's learned start state); draws nothing.
+    pub(crate) fn zeros<B: Backend, const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        device: &B::Device,
+    ) -> Param<Tensor<B, D>> {
+        self.param(Tensor::zeros(shape, device))
+    }
+
     /// A layer norm (scale 1, shift 0) with sequential parameter ids; draws nothing.
     pub(crate) fn layer_norm<B: Backend>(&mut self, d: usize, device: &B::Device) -> LayerNorm<B> {
         let mut norm = LayerNormConfig::new(d).init(device);

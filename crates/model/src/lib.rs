@@ -10,10 +10,10 @@
 //! ```
 //! use burn::backend::NdArray;
 //! use burn::prelude::*;
-//! use makemore_model::{InitScheme, MlpConfig};
+//! use makemore_model::{InitScheme, ModelConfig};
 //!
 //! // The notebook's model: 27 characters, 3 of context, 10-d embeddings, 200 hidden.
-//! let config = MlpConfig::new(27, 3).with_init(InitScheme::Notebook);
+//! let config = ModelConfig::new(27, 3).with_init(InitScheme::Notebook);
 //! let device = Default::default();
 //! let model = config.init::<NdArray>(&device);
 //! assert_eq!(model.num_params(), 11_897);
@@ -27,19 +27,31 @@
 //! ```
 
 mod bigram;
+mod bow;
 mod config;
 pub mod device;
+mod dropout;
 pub mod fused;
 mod init;
 mod loss;
 mod mlp;
+mod model;
+mod rnn;
 pub mod threads;
+mod transformer;
 
 pub use bigram::Bigram;
-pub use config::{activation_floats, InitScheme, MlpConfig, NormKind, MAX_DIM, MAX_PARAMS};
+pub use bow::{Bow, BowBlock, BowMlp};
+pub use config::{
+    activation_floats, InitScheme, ModelConfig, ModelKind, NormKind, MAX_DIM, MAX_PARAMS,
+};
+pub use dropout::DropoutStep;
 pub use fused::{AdamWStep, FusedAutodiff, FusedOps, Kernels};
 pub use loss::cross_entropy;
-pub use mlp::{DropoutStep, Mlp};
+pub use mlp::Mlp;
+pub use model::Model;
+pub use rnn::{Cell, GruCell, Rnn, RnnCell};
+pub use transformer::{Block, BlockMlp, CausalSelfAttention, Transformer, TransformerBody};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -1,12 +1,10 @@
 use burn::module::Module;
 use burn::nn::{BatchNorm, Embedding, LayerNorm, Linear};
 use burn::prelude::*;
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
 
+use crate::dropout::Masks;
 use crate::init::NormalStream;
-use crate::{fused, FusedOps, InitScheme, Kernels, MlpConfig, NormKind};
+use crate::{fused, DropoutStep, FusedOps, InitScheme, Kernels, ModelConfig, NormKind};
 
 /// Embedding → concatenated context → (Linear → \[LayerNorm | BatchNorm\] → tanh → \[dropout\])
 /// × n_layers → Linear → logits.
@@ -42,19 +40,10 @@ pub struct Mlp<B: Backend> {
     pub kernels: Kernels,
 }
 
-/// Dropout during one training step: the probability, and a seed that fixes the masks
-/// (so a resumed run draws the same masks as an uninterrupted one).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DropoutStep {
-    /// Probability of zeroing each hidden unit.
-    pub p: f64,
-    /// Seed of this step's masks.
-    pub seed: u64,
-}
-
-impl MlpConfig {
-    /// Builds the model with weights drawn from `init_seed` on the host.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> Mlp<B> {
+impl ModelConfig {
+    /// Builds the MLP of this config (whatever its `kind`) with weights drawn from
+    /// `init_seed` on the host; [`ModelConfig::init`] builds the model its kind names.
+    pub fn init_mlp<B: Backend>(&self, device: &B::Device) -> Mlp<B> {
         let mut rng = NormalStream::new(self.init_seed);
         let input = self.block_size * self.n_embd;
         let notebook = self.init == InitScheme::Notebook;
@@ -131,7 +120,7 @@ impl<B: FusedOps> Mlp<B> {
             }
         };
         let mut h = emb.clone();
-        let mut rng = dropout.map(|d| ChaCha8Rng::seed_from_u64(d.seed));
+        let mut masks = Masks::new(dropout);
         for (i, layer) in self.hidden.iter().enumerate() {
             // The hierarchical model's pairs of neighbours; the flat model's rows already
             // have the layer's width.
@@ -145,11 +134,8 @@ impl<B: FusedOps> Mlp<B> {
                 (_, Some(norm)) => self.tanh(norm.forward(self.dense(layer, h, false))),
                 _ => self.dense(layer, h, true),
             };
-            if let (Some(d), Some(rng)) = (dropout.filter(|d| d.p > 0.0), rng.as_mut()) {
-                let [rows, cols] = h.dims();
-                let mask = dropout_mask(rng, rows * cols, 1.0 - d.p);
-                let device = h.device();
-                h = h * Tensor::from_data(TensorData::new(mask, [rows, cols]), &device);
+            if let Some(masks) = masks.as_mut() {
+                h = masks.apply(h);
             }
         }
         let logits = self.dense(&self.output, h, false);
@@ -200,54 +186,9 @@ impl<B: FusedOps> Mlp<B> {
     }
 }
 
-/// The inverted-dropout mask of `n` units: unit `i` is kept (scaled by `1/keep`) when the
-/// `i`-th `rng.random::<f64>()` is below `keep`, and zeroed otherwise.
-///
-/// The draws are taken from the stream in bulk (`fill_bytes`: the same little-endian `u64`s
-/// that one `next_u64` after another gives, and `random::<f64>()` is `(u64 >> 11) · 2⁻⁵³`),
-/// so the mask is exactly the one drawn a value at a time (tested), at a fraction of the cost.
-fn dropout_mask(rng: &mut ChaCha8Rng, n: usize, keep: f64) -> Vec<f32> {
-    // Masks this large are drawn in pieces on rayon's threads, each piece from its own
-    // copy of the generator set to the piece's place in the stream.
-    const PIECE: usize = 1 << 14;
-    let scale = (1.0 / keep) as f32;
-    // `(x >> 11)·2⁻⁵³ < keep` exactly when `x >> 11 < ⌈keep·2⁵³⌉`: both sides scaled by a
-    // power of two (exact), and an integer is below a real number exactly when it is below
-    // that number's ceiling. An integer comparison, which the compiler vectorises.
-    let bound = (keep * (1u64 << 53) as f64).ceil() as u64;
-    let start = rng.get_word_pos();
-    let fill = |generator: &mut ChaCha8Rng, piece: &mut [f32]| {
-        let mut draws = vec![0u64; piece.len()];
-        generator.fill_bytes(bytemuck::cast_slice_mut(&mut draws));
-        for (m, &x) in piece.iter_mut().zip(&draws) {
-            // The stream's bytes are little-endian words.
-            *m = if u64::from_le(x) >> 11 < bound {
-                scale
-            } else {
-                0.0
-            };
-        }
-    };
-    let mut mask = vec![0f32; n];
-    if n <= PIECE || rayon::current_num_threads() < 2 {
-        fill(rng, &mut mask);
-    } else {
-        mask.par_chunks_mut(PIECE)
-            .enumerate()
-            .for_each(|(i, piece)| {
-                let mut generator = rng.clone();
-                // Two 32-bit words per draw.
-                generator.set_word_pos(start + 2 * (i * PIECE) as u128);
-                fill(&mut generator, piece);
-            });
-        rng.set_word_pos(start + 2 * n as u128);
-    }
-    mask
-}
-
 /// The ε of every LayerNorm here: burn's default, which `LayerNormConfig::new` gives
 /// ([`LayerNorm`] keeps its own copy private).
-const LAYER_NORM_EPSILON: f64 = 1e-5;
+pub(crate) const LAYER_NORM_EPSILON: f64 = 1e-5;
 
 impl<B: Backend> Mlp<B> {
     /// Folds BatchNorm's latest running-statistics update into the value that is saved and
@@ -290,7 +231,10 @@ impl<B: Backend> Mlp<B> {
 mod tests {
     use super::*;
     use crate::cross_entropy;
+    use crate::dropout::dropout_mask;
     use burn::backend::NdArray;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
 
     type B = NdArray<f32>;
 
@@ -305,7 +249,7 @@ mod tests {
             (8, 3, false, NormKind::Batch, true),
             (4, 2, true, NormKind::None, true),
         ] {
-            let config = MlpConfig::new(27, block)
+            let config = ModelConfig::new(27, block)
                 .with_n_layers(layers)
                 .with_direct(direct)
                 .with_norm(norm)
@@ -318,12 +262,12 @@ mod tests {
                 0
             };
             assert_eq!(
-                config.init::<B>(&device).num_params(),
+                config.init_mlp::<B>(&device).num_params(),
                 config.num_params() + running
             );
         }
         // makemore part 5's hierarchical model: 76,579 parameters.
-        let wavenet = MlpConfig::new(27, 8)
+        let wavenet = ModelConfig::new(27, 8)
             .with_n_embd(24)
             .with_n_hidden(128)
             .with_n_layers(3)
@@ -339,13 +283,13 @@ mod tests {
         use burn::backend::Autodiff;
         use burn::module::AutodiffModule;
         let device = Default::default();
-        let config = MlpConfig::new(27, 8)
+        let config = ModelConfig::new(27, 8)
             .with_n_embd(4)
             .with_n_hidden(16)
             .with_n_layers(3)
             .with_norm(NormKind::Batch)
             .with_hierarchical(true);
-        let model = config.init::<Autodiff<B>>(&device);
+        let model = config.init_mlp::<Autodiff<B>>(&device);
         let contexts = Tensor::<Autodiff<B>, 2, Int>::from_data(
             TensorData::new(
                 (0..80i64).map(|i| (i * 7) % 27).collect::<Vec<_>>(),
@@ -374,11 +318,11 @@ mod tests {
     #[test]
     fn same_seed_same_weights_and_scaled_init_starts_near_uniform() {
         let device = Default::default();
-        let config = MlpConfig::new(27, 3);
-        let a = config.init::<B>(&device).embedding_table().unwrap();
-        let b = config.init::<B>(&device).embedding_table().unwrap();
+        let config = ModelConfig::new(27, 3);
+        let a = config.init_mlp::<B>(&device).embedding_table().unwrap();
+        let b = config.init_mlp::<B>(&device).embedding_table().unwrap();
         assert_eq!(a, b);
-        let model = config.init::<B>(&device);
+        let model = config.init_mlp::<B>(&device);
         let contexts = Tensor::<B, 2, Int>::from_data(
             TensorData::new(vec![0i64, 1, 2, 3, 4, 5], [2, 3]),
             &device,
@@ -391,9 +335,9 @@ mod tests {
     #[test]
     fn dropout_is_seeded_and_off_by_default() {
         let device = Default::default();
-        let model = MlpConfig::new(27, 3)
+        let model = ModelConfig::new(27, 3)
             .with_norm(NormKind::Layer)
-            .init::<B>(&device);
+            .init_mlp::<B>(&device);
         let contexts = Tensor::<B, 2, Int>::from_data(
             TensorData::new((0..24i64).map(|i| i % 27).collect::<Vec<_>>(), [8, 3]),
             &device,
@@ -447,25 +391,25 @@ mod tests {
 
     #[test]
     fn config_validation_names_the_field() {
-        assert!(MlpConfig::new(27, 3)
+        assert!(ModelConfig::new(27, 3)
             .with_dropout(1.0)
             .validate()
             .unwrap_err()
             .contains("dropout"));
-        assert!(MlpConfig::new(27, 0)
+        assert!(ModelConfig::new(27, 0)
             .validate()
             .unwrap_err()
             .contains("block_size"));
-        assert!(MlpConfig::new(27, 3)
+        assert!(ModelConfig::new(27, 3)
             .with_n_hidden(0)
             .validate()
             .unwrap_err()
             .contains("n_hidden"));
-        assert!(MlpConfig::new(27, 3)
+        assert!(ModelConfig::new(27, 3)
             .with_n_embd(1 << 19)
             .with_n_hidden(1 << 19)
             .validate()
             .is_err());
-        assert!(MlpConfig::new(27, 3).validate().is_ok());
+        assert!(ModelConfig::new(27, 3).validate().is_ok());
     }
 }

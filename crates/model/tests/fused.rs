@@ -7,7 +7,7 @@
 use burn::backend::{Autodiff, NdArray};
 use burn::module::Module;
 use burn::prelude::*;
-use makemore_model::{DropoutStep, Kernels, MlpConfig, NormKind};
+use makemore_model::{DropoutStep, Kernels, ModelConfig, NormKind};
 
 mod common;
 use common::{compare, variants};
@@ -26,14 +26,14 @@ fn ndarray_f32_kernels_match_the_plain_path() {
 #[test]
 fn fused_model_evaluates_like_the_plain_one_without_gradients() {
     let device = Default::default();
-    let config = MlpConfig::new(27, 3);
+    let config = ModelConfig::new(27, 3);
     let plain = config
         .clone()
         .with_kernels(Kernels::Plain)
-        .init::<NdArray<f32>>(&device);
+        .init_mlp::<NdArray<f32>>(&device);
     let fused = config
         .with_kernels(Kernels::Fused)
-        .init::<NdArray<f32>>(&device);
+        .init_mlp::<NdArray<f32>>(&device);
     assert_eq!(plain.num_params(), fused.num_params());
     let contexts = Tensor::<NdArray<f32>, 2, Int>::from_data(
         TensorData::new(
@@ -82,12 +82,12 @@ fn threaded_training_steps_are_deterministic_whatever_the_threads() {
     // number of threads. Two hidden layers with LayerNorm and dropout, as the wide model.
     let (rows, hidden) = (2048, 128);
     assert!(rows * hidden > PARALLEL_MIN);
-    let config = MlpConfig::new(27, 3)
+    let config = ModelConfig::new(27, 3)
         .with_n_hidden(hidden)
         .with_n_layers(2)
         .with_norm(NormKind::Layer)
         .with_dropout(0.2);
-    let model = config.init::<Autodiff<NdArray<f32>>>(&Default::default());
+    let model = config.init_mlp::<Autodiff<NdArray<f32>>>(&Default::default());
     let on = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

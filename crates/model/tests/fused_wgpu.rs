@@ -39,8 +39,8 @@ fn wgpu_kernels_match_ndarray_kernels() {
     let device = Default::default();
     for (config, dropout) in variants() {
         let config = config.with_kernels(Kernels::Fused);
-        let cpu = config.init::<Autodiff<NdArray<f32>>>(&device_cpu());
-        let gpu = config.init::<Autodiff<Wgpu>>(&device);
+        let cpu = config.init_mlp::<Autodiff<NdArray<f32>>>(&device_cpu());
+        let gpu = config.init_mlp::<Autodiff<Wgpu>>(&device);
         let (lc, gc) = loss_and_grads(&cpu, config.block_size, dropout);
         let (lg, gg) = loss_and_grads(&gpu, config.block_size, dropout);
         // f32 on both sides, sums in different orders: a few parts in 10^5.

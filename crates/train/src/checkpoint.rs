@@ -25,7 +25,7 @@ use makemore_io::{Lock, Pending};
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
-use makemore_model::{Mlp, NormKind};
+use makemore_model::{Model, NormKind};
 use makemore_vocab::Vocab;
 use serde::{Deserialize, Serialize};
 
@@ -77,7 +77,23 @@ pub struct TrainingState {
     /// (absent in checkpoints from before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<serde_json::Value>,
+    /// With `keep_best`: the step and dev loss of the weights in `best/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best: Option<BestSoFar>,
 }
+
+/// Where the weights with the lowest dev loss so far were saved (`best/`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BestSoFar {
+    /// Steps done when they were evaluated.
+    pub step: u64,
+    /// Their dev loss.
+    pub dev_loss: f64,
+}
+
+/// The subdirectory of a run that holds its best weights (`keep_best`).
+pub const BEST_DIR: &str = "best";
 
 impl TrainingState {
     /// The config the run started with, if the checkpoint recorded it.
@@ -306,6 +322,13 @@ impl Checkpoint {
                     remove_if_there(&dir.join(name))?;
                     remove_if_there(&dir.join(format!("{name}.tmp")))?;
                 }
+                let best = dir.join(BEST_DIR);
+                match fs::remove_dir_all(&best) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(TrainError::io(best, e))
+                    }
+                    _ => {}
+                }
             }
         }
         recover(dir, &lock)?;
@@ -343,13 +366,14 @@ impl Checkpoint {
 
     /// Builds the model from the config and loads `model.safetensors` into it, checking
     /// every tensor's name, shape and dtype first.
-    pub fn load_model<B: Backend>(&self, device: &B::Device) -> Result<Mlp<B>, TrainError> {
+    pub fn load_model<B: Backend>(&self, device: &B::Device) -> Result<Model<B>, TrainError> {
         let path = self.dir.join(MODEL_FILE);
         let bytes = self.weights.0.as_ref().clone();
         check_tensors(&path, &bytes, &expected_tensors(&self.config))?;
         let mut model = self.config.model.init::<B>(device);
-        let mut store =
-            SafetensorsStore::from_bytes(Some(bytes)).with_from_adapter(PyTorchToBurnAdapter);
+        let mut store = SafetensorsStore::from_bytes(Some(bytes))
+            .with_from_adapter(PyTorchToBurnAdapter)
+            .skip_enum_variants(true);
         let result = model
             .load_from(&mut store)
             .map_err(|e| TrainError::checkpoint(&path, format!("cannot load: {e}")))?;
@@ -390,9 +414,68 @@ fn read_model_bytes(path: &Path) -> Result<Vec<u8>, TrainError> {
     fs::read(path).map_err(|e| TrainError::io(path, e))
 }
 
+/// The tensors of a sequence model, by `makemore.py`'s names, with PyTorch's shapes.
+fn sequence_tensors(m: &makemore_model::ModelConfig) -> BTreeMap<String, Vec<usize>> {
+    use makemore_model::ModelKind;
+    let (v, e, h, t) = (m.vocab_size, m.n_embd, m.n_hidden, m.block_size);
+    let mut out = BTreeMap::new();
+    let mut linear = |name: &str, d_in: usize, d_out: usize, bias: bool| {
+        out.insert(format!("{name}.weight"), vec![d_out, d_in]);
+        if bias {
+            out.insert(format!("{name}.bias"), vec![d_out]);
+        }
+    };
+    match m.kind {
+        ModelKind::Rnn | ModelKind::Gru => {
+            let gates: &[&str] = if m.kind == ModelKind::Gru {
+                &["xh_to_z", "xh_to_r", "xh_to_hbar"]
+            } else {
+                &["xh_to_h"]
+            };
+            for g in gates {
+                linear(&format!("cell.{g}"), e + h, h, true);
+            }
+            linear("lm_head", h, v, true);
+            out.insert("start".into(), vec![1, h]);
+            out.insert("wte.weight".into(), vec![v, e]);
+        }
+        ModelKind::Bow => {
+            linear("context_block.mlp.c_fc", e, h, true);
+            linear("context_block.mlp.c_proj", h, e, true);
+            linear("lm_head", e, v, true);
+            out.insert("wte.weight".into(), vec![v, e]);
+            out.insert("wpe.weight".into(), vec![t, e]);
+        }
+        ModelKind::Transformer | ModelKind::Mlp => {
+            for i in 0..m.n_layers {
+                let b = format!("transformer.h.{i}");
+                linear(&format!("{b}.attn.c_attn"), e, 3 * e, true);
+                linear(&format!("{b}.attn.c_proj"), e, e, true);
+                linear(&format!("{b}.mlp.c_fc"), e, 4 * e, true);
+                linear(&format!("{b}.mlp.c_proj"), 4 * e, e, true);
+            }
+            linear("lm_head", e, v, false);
+            for i in 0..m.n_layers {
+                for ln in ["ln_1", "ln_2"] {
+                    out.insert(format!("transformer.h.{i}.{ln}.weight"), vec![e]);
+                    out.insert(format!("transformer.h.{i}.{ln}.bias"), vec![e]);
+                }
+            }
+            out.insert("transformer.ln_f.weight".into(), vec![e]);
+            out.insert("transformer.ln_f.bias".into(), vec![e]);
+            out.insert("transformer.wte.weight".into(), vec![v, e]);
+            out.insert("transformer.wpe.weight".into(), vec![t, e]);
+        }
+    }
+    out
+}
+
 /// The tensors a config's model has, by PyTorch name, with PyTorch shapes.
 pub fn expected_tensors(config: &TrainingConfig) -> BTreeMap<String, Vec<usize>> {
     let m = &config.model;
+    if m.kind.is_sequence() {
+        return sequence_tensors(m);
+    }
     let input = m.block_size * m.n_embd;
     let mut out = BTreeMap::new();
     out.insert("embedding.weight".to_string(), vec![m.vocab_size, m.n_embd]);
@@ -496,11 +579,25 @@ fn check_values(path: &Path, name: &str, data: &[u8]) -> Result<(), TrainError> 
     Ok(())
 }
 
+/// The kind of a model, as configs name it (`mlp`, `rnn`, …).
+fn kind_name<B: Backend>(model: &Model<B>) -> &'static str {
+    match model {
+        Model::Mlp(_) => "mlp",
+        Model::Rnn(r) => match r.cell {
+            makemore_model::Cell::Rnn(_) => "rnn",
+            makemore_model::Cell::Gru(_) => "gru",
+        },
+        Model::Bow(_) => "bow",
+        Model::Transformer(_) => "transformer",
+    }
+}
+
 /// Serialises model weights to safetensors bytes with PyTorch names and layouts.
-pub fn model_bytes<B: Backend>(model: &Mlp<B>, step: u64) -> Result<Vec<u8>, TrainError> {
+pub fn model_bytes<B: Backend>(model: &Model<B>, step: u64) -> Result<Vec<u8>, TrainError> {
     let mut store = SafetensorsStore::from_bytes(None)
         .with_to_adapter(BurnToPyTorchAdapter)
-        .metadata("format", "makemore-mlp")
+        .skip_enum_variants(true)
+        .metadata("format", format!("makemore-{}", kind_name(model)))
         .metadata("step", step.to_string());
     model.sync_running_stats();
     model

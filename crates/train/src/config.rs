@@ -1,5 +1,5 @@
 use makemore_data::SplitRatios;
-use makemore_model::{InitScheme, Kernels, MlpConfig};
+use makemore_model::{InitScheme, Kernels, ModelConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::{LrSchedule, TrainError};
@@ -10,11 +10,38 @@ use crate::{LrSchedule, TrainError};
 pub enum OptimizerKind {
     /// Plain minibatch SGD, as in the notebook.
     Sgd,
-    /// AdamW (decoupled weight decay).
+    /// AdamW (decoupled weight decay), with `beta_1` 0.9.
     Adamw {
         /// Weight decay coefficient.
         weight_decay: f64,
+        /// Decay of the second moment (absent in configs from before it was a choice:
+        /// 0.999, burn's default; `makemore.py` uses 0.99).
+        #[serde(default = "default_beta_2")]
+        beta_2: f64,
+        /// Added to the second moment's square root (absent before: 1e-5, burn's default;
+        /// PyTorch's and `makemore.py`'s is 1e-8).
+        #[serde(default = "default_epsilon")]
+        epsilon: f64,
     },
+}
+
+fn default_beta_2() -> f64 {
+    0.999
+}
+
+fn default_epsilon() -> f64 {
+    1e-5
+}
+
+impl OptimizerKind {
+    /// AdamW with `weight_decay` and burn's `beta_2` (0.999) and `epsilon` (1e-5).
+    pub fn adamw(weight_decay: f64) -> Self {
+        OptimizerKind::Adamw {
+            weight_decay,
+            beta_2: default_beta_2(),
+            epsilon: default_epsilon(),
+        }
+    }
 }
 
 /// Everything that defines a run: saved as `config.json` next to every checkpoint.
@@ -22,7 +49,7 @@ pub enum OptimizerKind {
 #[serde(deny_unknown_fields)]
 pub struct TrainingConfig {
     /// The model. `vocab_size` is filled in from the corpus.
-    pub model: MlpConfig,
+    pub model: ModelConfig,
     /// Optimisation steps.
     pub steps: u64,
     /// Examples per step; a value >= the training examples means full-batch training.
@@ -41,13 +68,17 @@ pub struct TrainingConfig {
     pub eval_every: u64,
     /// Save a checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: u64,
+    /// Keep the weights with the lowest dev loss (evaluated every `eval_every` steps) in
+    /// `best/` beside the last checkpoint, as `makemore.py` keeps its best model.
+    #[serde(default)]
+    pub keep_best: bool,
 }
 
 impl Default for TrainingConfig {
     /// The notebook's final recipe, with the better default initialisation.
     fn default() -> Self {
         Self {
-            model: MlpConfig::new(27, 3),
+            model: ModelConfig::new(27, 3),
             steps: 200_000,
             batch_size: 32,
             schedule: LrSchedule::default(),
@@ -57,6 +88,7 @@ impl Default for TrainingConfig {
             batch_seed: 2_147_483_647,
             eval_every: 10_000,
             checkpoint_every: 10_000,
+            keep_best: false,
         }
     }
 }
@@ -82,12 +114,28 @@ impl TrainingConfig {
         self.schedule
             .validate()
             .map_err(|e| TrainError::Config(format!("learning rate: {e}")))?;
-        if let OptimizerKind::Adamw { weight_decay } = self.optimizer {
+        if let OptimizerKind::Adamw {
+            weight_decay,
+            beta_2,
+            epsilon,
+        } = self.optimizer
+        {
             if !weight_decay.is_finite() || weight_decay < 0.0 {
                 return bad(format!(
                     "weight_decay must be a finite number >= 0, got {weight_decay}"
                 ));
             }
+            if !(0.0..1.0).contains(&beta_2) {
+                return bad(format!("beta_2 must be in [0, 1), got {beta_2}"));
+            }
+            if !(epsilon.is_finite() && epsilon > 0.0) {
+                return bad(format!(
+                    "epsilon must be a finite number > 0, got {epsilon}"
+                ));
+            }
+        }
+        if self.keep_best && self.eval_every == 0 {
+            return bad("keep_best needs eval_every > 0: the best weights are chosen at each dev evaluation".into());
         }
         self.split.validate()?;
         Ok(())
@@ -115,6 +163,8 @@ impl TrainingConfig {
             model.entry("norm").or_insert_with(|| "None".into());
             model.entry("dropout").or_insert_with(|| 0.0.into());
             model.entry("hierarchical").or_insert_with(|| false.into());
+            model.entry("kind").or_insert_with(|| "mlp".into());
+            model.entry("n_head").or_insert_with(|| 4.into());
             if !model.contains_key("kernels") {
                 model.insert(
                     "kernels".into(),
@@ -145,6 +195,10 @@ mod tests {
         model.remove("dropout");
         model.remove("hierarchical");
         model.remove("kernels");
+        model.remove("kind");
+        model.remove("n_head");
+        v["optimizer"] = serde_json::json!({"kind": "sgd"});
+        v.as_object_mut().unwrap().remove("keep_best");
         // A config file without the new fields gets the defaults...
         assert_eq!(TrainingConfig::from_json(&v.to_string()).unwrap(), c);
         assert_eq!(c.model.kernels, Kernels::Fused);

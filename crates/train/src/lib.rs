@@ -48,8 +48,8 @@ mod step;
 mod trainer;
 
 pub use checkpoint::{
-    Checkpoint, TrainingState, COMMIT_LOCK_FILE, CONFIG_FILE, JOURNAL_FILE, METRICS_FILE,
-    MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, VOCAB_FILE,
+    BestSoFar, Checkpoint, TrainingState, BEST_DIR, COMMIT_LOCK_FILE, CONFIG_FILE, JOURNAL_FILE,
+    METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, VOCAB_FILE,
 };
 pub use config::{OptimizerKind, TrainingConfig};
 pub use error::TrainError;
@@ -63,4 +63,6 @@ pub use prepare::{prepare, prepare_with_vocab, PreparedData};
 pub use resume::check_resume;
 pub use sample::{sample, Origin, Sample, SampleOptions};
 pub use schedule::LrSchedule;
-pub use trainer::{check_data_fits, train, TrainEvent, TrainSummary, Trained, Trainer};
+pub use trainer::{
+    check_data_fits, sized_config, train, TrainEvent, TrainSummary, Trained, Trainer,
+};

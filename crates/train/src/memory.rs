@@ -68,7 +68,14 @@ pub fn check_run_memory(
     let mut sized = config.clone();
     sized.model.vocab_size = makemore_vocab::Vocab::from_words(words)?.len();
     let examples: u64 = words.iter().map(|w| w.chars().count() as u64 + 1).sum();
-    let mut need = MemoryNeed::windows(examples, config.model.block_size);
+    let mut need = if config.model.kind.is_sequence() {
+        let len = crate::prepare::sequence_len(words, config.model.block_size);
+        sized.model.block_size = len;
+        // Inputs and targets of every position of every word.
+        MemoryNeed::windows(words.len() as u64 * len as u64 * 2, 0)
+    } else {
+        MemoryNeed::windows(examples, config.model.block_size)
+    };
     if on_host {
         let t = MemoryNeed::training(&sized);
         need.parameters = t.parameters;

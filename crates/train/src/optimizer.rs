@@ -6,7 +6,7 @@ use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamWState, AdaptiveMomentumState, GradientsParams, SimpleOptimizer};
 use burn::optim::{Optimizer, Sgd, SgdConfig};
 use burn::prelude::*;
-use makemore_model::{AdamWStep, FusedAutodiff, FusedOps, Mlp};
+use makemore_model::{AdamWStep, FusedAutodiff, FusedOps, Model};
 
 use crate::checkpoint::{record_bytes, record_from_bytes};
 use crate::{OptimizerKind, TrainError};
@@ -17,6 +17,8 @@ use crate::{OptimizerKind, TrainError};
 #[derive(Debug, Clone)]
 pub(crate) struct FusedAdamW {
     weight_decay: f32,
+    beta_2: f32,
+    epsilon: f32,
 }
 
 impl<B: FusedOps> SimpleOptimizer<B> for FusedAdamW {
@@ -40,8 +42,8 @@ impl<B: FusedOps> SimpleOptimizer<B> for FusedAdamW {
             lr,
             time: time as u64,
             beta_1: 0.9,
-            beta_2: 0.999,
-            epsilon: 1e-5,
+            beta_2: self.beta_2,
+            epsilon: self.epsilon,
             weight_decay: self.weight_decay,
         };
         let [w, m, v] = B::fused_adamw(tensor, grad, moments, step);
@@ -55,25 +57,29 @@ impl<B: FusedOps> SimpleOptimizer<B> for FusedAdamW {
     }
 }
 
-/// SGD or AdamW over an [`Mlp`].
+/// SGD or AdamW over an [`Model`].
 pub(crate) enum TrainOptimizer<B: FusedAutodiff> {
-    Sgd(OptimizerAdaptor<Sgd<B::InnerBackend>, Mlp<B>, B>),
-    AdamW(OptimizerAdaptor<FusedAdamW, Mlp<B>, B>),
+    Sgd(OptimizerAdaptor<Sgd<B::InnerBackend>, Model<B>, B>),
+    AdamW(OptimizerAdaptor<FusedAdamW, Model<B>, B>),
 }
 
 impl<B: FusedAutodiff> TrainOptimizer<B> {
     pub(crate) fn new(kind: OptimizerKind) -> Self {
         match kind {
             OptimizerKind::Sgd => Self::Sgd(SgdConfig::new().init()),
-            OptimizerKind::Adamw { weight_decay } => {
-                Self::AdamW(OptimizerAdaptor::from(FusedAdamW {
-                    weight_decay: weight_decay as f32,
-                }))
-            }
+            OptimizerKind::Adamw {
+                weight_decay,
+                beta_2,
+                epsilon,
+            } => Self::AdamW(OptimizerAdaptor::from(FusedAdamW {
+                weight_decay: weight_decay as f32,
+                beta_2: beta_2 as f32,
+                epsilon: epsilon as f32,
+            })),
         }
     }
 
-    pub(crate) fn step(&mut self, lr: f64, model: Mlp<B>, grads: GradientsParams) -> Mlp<B> {
+    pub(crate) fn step(&mut self, lr: f64, model: Model<B>, grads: GradientsParams) -> Model<B> {
         match self {
             Self::Sgd(o) => o.step(lr, model, grads),
             Self::AdamW(o) => o.step(lr, model, grads),
@@ -114,10 +120,10 @@ mod tests {
     use burn::backend::{Autodiff, NdArray};
     use burn::module::Module;
     use burn::optim::AdamWConfig;
-    use makemore_model::{MlpConfig, NormKind};
+    use makemore_model::{ModelConfig, NormKind};
 
     /// Every parameter's values, in order.
-    fn values<B: Backend>(model: &Mlp<B>) -> Vec<Vec<f64>> {
+    fn values<B: Backend>(model: &Model<B>) -> Vec<Vec<f64>> {
         struct Collect(Vec<Vec<f64>>);
         impl<B: Backend> burn::module::ModuleVisitor<B> for Collect {
             fn visit_float<const D: usize>(&mut self, p: &burn::module::Param<Tensor<B, D>>) {
@@ -139,20 +145,20 @@ mod tests {
     /// batches and learning rates, and asserts the same parameters after every step.
     fn same_as_burns<B: FusedAutodiff>() {
         let device = Default::default();
-        let config = MlpConfig::new(27, 3)
+        let config = ModelConfig::new(27, 3)
             .with_n_hidden(16)
             .with_n_layers(2)
             .with_norm(NormKind::Layer);
         let mut ours = config.init::<B>(&device);
         let mut theirs = config.init::<B>(&device);
-        let mut fused = TrainOptimizer::<B>::new(OptimizerKind::Adamw { weight_decay: 0.01 });
+        let mut fused = TrainOptimizer::<B>::new(OptimizerKind::adamw(0.01));
         let mut burn_adamw = AdamWConfig::new()
             .with_weight_decay(0.01)
-            .init::<B, Mlp<B>>();
+            .init::<B, Model<B>>();
         for (step, lr) in [0.003, 0.01, 0.002, 0.0, 0.005].into_iter().enumerate() {
             let contexts: Vec<i64> = (0..24).map(|i| ((i * 5 + step * 3) % 27) as i64).collect();
             let targets: Vec<i64> = (0..8).map(|i| ((i * 7 + step) % 27) as i64).collect();
-            let grads = |model: &Mlp<B>| {
+            let grads = |model: &Model<B>| {
                 let x = Tensor::<B, 2, Int>::from_data(
                     TensorData::new(contexts.clone(), [8, 3]),
                     &device,
@@ -182,7 +188,7 @@ mod tests {
     fn burns_adamw_state_loads_into_ours() {
         type B = Autodiff<NdArray<f32>>;
         let device = Default::default();
-        let model = MlpConfig::new(27, 3).with_n_hidden(8).init::<B>(&device);
+        let model = ModelConfig::new(27, 3).with_n_hidden(8).init::<B>(&device);
         let x = Tensor::<B, 2, Int>::from_data(
             TensorData::new(vec![1i64, 2, 3, 4, 5, 6], [2, 3]),
             &device,
@@ -191,10 +197,10 @@ mod tests {
         let grads = GradientsParams::from_grads(model.loss(model.forward(x), y).backward(), &model);
         let mut burn_adamw = AdamWConfig::new()
             .with_weight_decay(0.01)
-            .init::<B, Mlp<B>>();
+            .init::<B, Model<B>>();
         let _ = burn_adamw.step(0.01, model, grads);
         let bytes = record_bytes::<B, _>(burn_adamw.to_record()).unwrap();
-        let ours = TrainOptimizer::<B>::new(OptimizerKind::Adamw { weight_decay: 0.01 })
+        let ours = TrainOptimizer::<B>::new(OptimizerKind::adamw(0.01))
             .load_state(bytes.clone(), &device, Path::new("test"))
             .unwrap();
         assert!(ours

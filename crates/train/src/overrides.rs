@@ -2,7 +2,7 @@
 //! [`TrainingConfig`]: the one place where defaults that depend on other choices are decided.
 
 use makemore_data::SplitRatios;
-use makemore_model::{InitScheme, Kernels, NormKind};
+use makemore_model::{InitScheme, Kernels, ModelKind, NormKind};
 
 use crate::{LrSchedule, OptimizerKind, TrainError, TrainingConfig};
 
@@ -35,7 +35,14 @@ pub enum OptimizerChoice {
 /// - the step schedule decays at half the steps unless `decay_at` is given (also when only
 ///   `steps` changes);
 /// - AdamW's weight decay is 0.01 unless given, and weight decay without AdamW is refused;
-/// - the hierarchical model takes `n_layers = log2(block_size)` unless `n_layers` is given.
+/// - the hierarchical model takes `n_layers = log2(block_size)` unless `n_layers` is given;
+/// - choosing a sequence model (`model`, when it changes the config's kind) starts from
+///   `makemore.py`'s defaults for it: `n_embd` and `n_hidden` 64, 4 layers and 4 heads
+///   (Transformer), positions = the longest word + 1 (`block_size` 0 until the corpus is
+///   known), AdamW with weight decay 0.01, `beta_2` 0.99 and `epsilon` 1e-8 at a constant
+///   5e-4, batches of 32 words; then 20,000 steps with a dev evaluation every 1,000 and
+///   the best weights kept (`makemore.py` trains until stopped and keeps its best).
+///   Choosing the MLP starts from the notebook's defaults. Every other flag then applies.
 ///
 /// ```
 /// use makemore_train::{LrSchedule, ScheduleKind, TrainingConfig, TrainingOverrides};
@@ -51,14 +58,18 @@ pub enum OptimizerChoice {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TrainingOverrides {
+    /// Which model (a different kind starts from that kind's defaults).
+    pub model: Option<ModelKind>,
     /// Characters of context.
     pub block_size: Option<usize>,
     /// Embedding dimensions.
     pub n_embd: Option<usize>,
     /// Hidden units per layer.
     pub n_hidden: Option<usize>,
-    /// Hidden layers.
+    /// Hidden layers, or Transformer blocks.
     pub n_layers: Option<usize>,
+    /// Transformer heads.
+    pub n_head: Option<usize>,
     /// Direct embedding-to-output connections.
     pub direct: Option<bool>,
     /// Part 5's hierarchical model.
@@ -93,6 +104,12 @@ pub struct TrainingOverrides {
     pub optimizer: Option<OptimizerChoice>,
     /// AdamW's weight decay.
     pub weight_decay: Option<f64>,
+    /// AdamW's second-moment decay.
+    pub beta_2: Option<f64>,
+    /// AdamW's epsilon.
+    pub epsilon: Option<f64>,
+    /// Keep the weights with the best dev loss in `best/`.
+    pub keep_best: Option<bool>,
     /// Seed of the minibatch sampler.
     pub batch_seed: Option<u64>,
     /// Train, dev and test fractions.
@@ -103,6 +120,39 @@ pub struct TrainingOverrides {
     pub eval_every: Option<u64>,
     /// Save a checkpoint every this many steps.
     pub checkpoint_every: Option<u64>,
+}
+
+/// Where a config starts when its model becomes `kind`: `makemore.py`'s defaults for a
+/// sequence model, the notebook's for the MLP; the split, seeds and kernels stay.
+fn preset(kind: ModelKind, from: &TrainingConfig) -> TrainingConfig {
+    let mut c = TrainingConfig {
+        split: from.split,
+        split_seed: from.split_seed,
+        batch_seed: from.batch_seed,
+        ..TrainingConfig::default()
+    };
+    c.model.init_seed = from.model.init_seed;
+    c.model.kernels = from.model.kernels;
+    c.model.kind = kind;
+    if kind.is_sequence() {
+        c.model.block_size = 0;
+        c.model.n_embd = 64;
+        c.model.n_hidden = 64;
+        c.model.n_layers = if kind == ModelKind::Transformer { 4 } else { 1 };
+        c.model.n_head = 4;
+        c.optimizer = OptimizerKind::Adamw {
+            weight_decay: 0.01,
+            beta_2: 0.99,
+            epsilon: 1e-8,
+        };
+        c.schedule = LrSchedule::Constant { lr: 5e-4 };
+        c.batch_size = 32;
+        c.steps = 20_000;
+        c.eval_every = 1_000;
+        c.checkpoint_every = 1_000;
+        c.keep_best = true;
+    }
+    c
 }
 
 fn set<T>(field: &mut T, value: Option<T>) {
@@ -120,7 +170,11 @@ impl TrainingOverrides {
     /// Applies the overrides to `config` (see the type's docs for the dependent defaults).
     /// The result is not validated here: [`TrainingConfig::validate`] does that.
     pub fn apply(&self, config: &mut TrainingConfig) -> Result<(), TrainError> {
+        if let Some(kind) = self.model.filter(|&k| k != config.model.kind) {
+            *config = preset(kind, config);
+        }
         let m = &mut config.model;
+        set(&mut m.n_head, self.n_head);
         set(&mut m.block_size, self.block_size);
         set(&mut m.n_embd, self.n_embd);
         set(&mut m.n_hidden, self.n_hidden);
@@ -148,16 +202,36 @@ impl TrainingOverrides {
             (Some(OptimizerChoice::Sgd), Some(_)) => return Err(no_adamw()),
             (Some(OptimizerChoice::Sgd), None) => config.optimizer = OptimizerKind::Sgd,
             (Some(OptimizerChoice::Adamw), wd) => {
-                config.optimizer = OptimizerKind::Adamw {
-                    weight_decay: wd.unwrap_or(0.01),
+                if !matches!(config.optimizer, OptimizerKind::Adamw { .. }) {
+                    config.optimizer = OptimizerKind::adamw(0.01);
+                }
+                if let (Some(wd), OptimizerKind::Adamw { weight_decay, .. }) =
+                    (wd, &mut config.optimizer)
+                {
+                    *weight_decay = wd;
                 }
             }
             (None, Some(wd)) => match &mut config.optimizer {
-                OptimizerKind::Adamw { weight_decay } => *weight_decay = wd,
+                OptimizerKind::Adamw { weight_decay, .. } => *weight_decay = wd,
                 OptimizerKind::Sgd => return Err(no_adamw()),
             },
             (None, None) => {}
         }
+        match &mut config.optimizer {
+            OptimizerKind::Adamw {
+                beta_2, epsilon, ..
+            } => {
+                set(beta_2, self.beta_2);
+                set(epsilon, self.epsilon);
+            }
+            OptimizerKind::Sgd if self.beta_2.is_some() || self.epsilon.is_some() => {
+                return Err(TrainError::Config(
+                    "beta_2 and epsilon are AdamW's settings; choose the AdamW optimizer".into(),
+                ))
+            }
+            OptimizerKind::Sgd => {}
+        }
+        set(&mut config.keep_best, self.keep_best);
         Ok(())
     }
 
@@ -243,7 +317,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(c.optimizer, OptimizerKind::Adamw { weight_decay: 0.01 });
+        assert_eq!(c.optimizer, OptimizerKind::adamw(0.01));
         let e = apply(TrainingOverrides {
             weight_decay: Some(0.1),
             ..Default::default()

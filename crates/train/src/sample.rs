@@ -1,7 +1,7 @@
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use makemore_data::{Split, SplitName};
-use makemore_model::{FusedOps, Mlp};
+use makemore_model::{FusedOps, Model};
 use makemore_vocab::Vocab;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -129,7 +129,7 @@ impl SampleOptions {
 /// needs `split`), words found in the corpus are discarded until `n` new ones are drawn
 /// or 100 × n attempts were made.
 pub fn sample<B: FusedOps>(
-    model: &Mlp<B>,
+    model: &Model<B>,
     vocab: &Vocab,
     block_size: usize,
     split: Option<&Split>,
@@ -138,6 +138,21 @@ pub fn sample<B: FusedOps>(
 ) -> Result<Vec<Sample>, TrainError> {
     options.validate(vocab)?;
     let prefix = vocab.encode(&options.prefix)?;
+    // A sequence model reads the word so far after its boundary, at most `block_size`
+    // positions: it writes words of up to `block_size - 1` characters.
+    let sequence = model.as_mlp().is_none();
+    let mut options = options.clone();
+    if sequence {
+        options.max_len = options.max_len.min(block_size.saturating_sub(1)).max(1);
+        if prefix.len() >= options.max_len {
+            return Err(TrainError::Option(format!(
+                "prefix: {} characters leave no room in this model's words of at most {}",
+                prefix.len(),
+                block_size.saturating_sub(1)
+            )));
+        }
+    }
+    let options = &options;
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let mut out = Vec::with_capacity(options.n);
     let mut attempts = 0usize;
@@ -145,6 +160,7 @@ pub fn sample<B: FusedOps>(
         model,
         vocab,
         block_size,
+        sequence,
         prefix: &prefix,
         options,
         device,
@@ -179,9 +195,11 @@ pub fn sample<B: FusedOps>(
 
 /// What one batch of words is drawn with.
 struct Batch<'a, B: FusedOps> {
-    model: &'a Mlp<B>,
+    model: &'a Model<B>,
     vocab: &'a Vocab,
     block_size: usize,
+    /// The model reads whole words (its context grows), not windows.
+    sequence: bool,
     /// Every word starts with these characters.
     prefix: &'a [usize],
     options: &'a SampleOptions,
@@ -189,9 +207,24 @@ struct Batch<'a, B: FusedOps> {
 }
 
 impl<B: FusedOps> Batch<'_, B> {
-    /// The context of a word so far: its last `block_size` characters, left-padded with the
-    /// boundary, as in training.
+    /// Positions of the context of a word of `len` characters.
+    fn context_len(&self, len: usize) -> usize {
+        if self.sequence {
+            len + 1
+        } else {
+            self.block_size
+        }
+    }
+
+    /// The context of a word so far, as in training: its last `block_size` characters,
+    /// left-padded with the boundary (MLP), or the boundary and then the word (sequence
+    /// models).
     fn context_of(&self, word: &[usize], out: &mut Vec<i64>) {
+        if self.sequence {
+            out.push(0);
+            out.extend(word.iter().map(|&c| c as i64));
+            return;
+        }
         for k in 0..self.block_size {
             let pos = word.len() as isize - self.block_size as isize + k as isize;
             out.push(if pos < 0 {
@@ -207,10 +240,10 @@ impl<B: FusedOps> Batch<'_, B> {
         let Batch {
             model,
             vocab,
-            block_size,
             prefix,
             options,
             device,
+            ..
         } = *self;
         let mut words: Vec<Vec<usize>> = vec![prefix.to_vec(); n];
         let mut done = vec![false; n];
@@ -225,15 +258,20 @@ impl<B: FusedOps> Batch<'_, B> {
                 break;
             }
             let rows = if fixed_rows { &all } else { &active };
-            let mut contexts = Vec::with_capacity(rows.len() * block_size);
+            // Unfinished words are all as long (one character a step): one context length.
+            let t = self.context_len(words[active[0]].len());
+            let mut contexts = Vec::with_capacity(rows.len() * t);
             for &i in rows {
-                self.context_of(&words[i], &mut contexts);
+                if self.sequence && words[i].len() + 1 != t {
+                    // A finished row (kept for a fixed shape): any context of the length.
+                    contexts.extend(std::iter::repeat_n(0, t));
+                } else {
+                    self.context_of(&words[i], &mut contexts);
+                }
             }
-            let x = Tensor::<B, 2, Int>::from_data(
-                TensorData::new(contexts, [rows.len(), block_size]),
-                device,
-            );
-            let logits = model.forward(x) / options.temperature;
+            let x =
+                Tensor::<B, 2, Int>::from_data(TensorData::new(contexts, [rows.len(), t]), device);
+            let logits = model.next_logits(x) / options.temperature;
             let probs: Vec<f32> = read_back(softmax(logits, 1), "the probabilities")?;
             let v = vocab.len();
             for (k, &i) in active.iter().enumerate() {
@@ -275,6 +313,7 @@ impl<B: FusedOps> Batch<'_, B> {
             prefix,
             options,
             device,
+            ..
         } = *self;
         /// Steps between two checks of whether every word has ended.
         const CHECK_EVERY: usize = 8;
@@ -287,18 +326,18 @@ impl<B: FusedOps> Batch<'_, B> {
             (0..n * steps).map(|_| copy.random::<f32>()).collect()
         };
         let uniforms = Tensor::<B, 1>::from_data(TensorData::new(uniforms, [n * steps]), device);
-        let mut context: Vec<i64> = Vec::with_capacity(n * block_size);
+        let t0 = self.context_len(prefix.len());
+        let mut context: Vec<i64> = Vec::with_capacity(n * t0);
         for _ in 0..n {
             self.context_of(prefix, &mut context);
         }
-        let mut context =
-            Tensor::<B, 2, Int>::from_data(TensorData::new(context, [n, block_size]), device);
+        let mut context = Tensor::<B, 2, Int>::from_data(TensorData::new(context, [n, t0]), device);
         let mut active = Tensor::<B, 1, Int>::ones([n], device);
         let mut length = prefix.len();
         let mut used = Tensor::<B, 1, Int>::zeros([1], device);
         let mut drawn: Vec<Tensor<B, 1, Int>> = Vec::with_capacity(steps);
         for step in 0..steps {
-            let probs = softmax(model.forward(context.clone()) / options.temperature, 1);
+            let probs = softmax(model.next_logits(context.clone()) / options.temperature, 1);
             // The uniform of each unfinished row: the next ones in order of the rows.
             let rank = active.clone().cumsum(0) - 1;
             let at = (rank + used.clone()).clamp_min(0);
@@ -313,11 +352,11 @@ impl<B: FusedOps> Batch<'_, B> {
             } else {
                 goes_on
             };
+            // A window slides; a word grows.
+            let [_, t] = context.dims();
+            let kept = if self.sequence { 0..t } else { 1..block_size };
             context = Tensor::cat(
-                vec![
-                    context.slice([0..n, 1..block_size]),
-                    ix.clone().reshape([n, 1]),
-                ],
+                vec![context.slice([0..n, kept]), ix.clone().reshape([n, 1])],
                 1,
             );
             drawn.push(ix);
@@ -409,7 +448,7 @@ fn read_back_int<B: Backend, const D: usize>(
 mod tests {
     use super::*;
     use burn::backend::NdArray;
-    use makemore_model::MlpConfig;
+    use makemore_model::ModelConfig;
 
     #[test]
     fn device_draws_give_the_host_draws() {
@@ -417,10 +456,22 @@ mod tests {
         // and the generator left where the host loop leaves it.
         let vocab = Vocab::from_words(["emma", "olivia", "ava", "isabella", "sophia"]).unwrap();
         let device = Default::default();
-        let model = MlpConfig::new(vocab.len(), 3).init::<NdArray<f32>>(&device);
-        for (prefix, max_len, temperature) in
-            [("", 50, 1.0), ("", 4, 1.0), ("so", 6, 1.7), ("", 1, 0.5)]
-        {
+        // The MLP (windows) and a sequence model (a growing context of at most 9 positions).
+        let mlp = ModelConfig::new(vocab.len(), 3).init::<NdArray<f32>>(&device);
+        let gru = ModelConfig::new(vocab.len(), 9)
+            .with_kind(makemore_model::ModelKind::Gru)
+            .with_n_embd(8)
+            .with_n_hidden(16)
+            .init::<NdArray<f32>>(&device);
+        for (model, block_size, sequence, prefix, max_len, temperature) in [
+            (&mlp, 3, false, "", 50, 1.0),
+            (&mlp, 3, false, "", 4, 1.0),
+            (&mlp, 3, false, "so", 6, 1.7),
+            (&mlp, 3, false, "", 1, 0.5),
+            (&gru, 9, true, "", 8, 1.0),
+            (&gru, 9, true, "so", 6, 1.7),
+            (&gru, 9, true, "", 4, 0.5),
+        ] {
             let options = SampleOptions {
                 prefix: prefix.into(),
                 max_len,
@@ -431,9 +482,10 @@ mod tests {
             let mut host_rng = ChaCha8Rng::seed_from_u64(5);
             let mut device_rng = host_rng.clone();
             let batch = Batch {
-                model: &model,
+                model,
                 vocab: &vocab,
-                block_size: 3,
+                block_size,
+                sequence,
                 prefix: &prefix,
                 options: &options,
                 device: &device,

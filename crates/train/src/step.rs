@@ -3,8 +3,8 @@
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use makemore_data::{ContextBatch, ContextBatcher, Examples, MinibatchSampler};
-use makemore_model::{DropoutStep, FusedAutodiff, FusedOps, Mlp};
+use makemore_data::{ContextBatch, ContextBatcher, MinibatchSampler, Tokens, MASKED};
+use makemore_model::{DropoutStep, FusedAutodiff, FusedOps, Model};
 
 use crate::optimizer::TrainOptimizer;
 use crate::{TrainError, TrainingConfig};
@@ -85,24 +85,47 @@ impl<B: Backend> PendingLosses<B> {
     }
 }
 
-/// The training split as a step reads it. On an accelerator it lives on the device for the
-/// whole run, and a step uploads only its minibatch indices and gathers the examples there;
-/// on the CPU a step gathers on the host into reused buffers (faster there than a tensor
-/// gather, and the same values).
+/// The training split as a step reads it. On an accelerator the windows live on the device
+/// for the whole run, and a step uploads only its minibatch indices and gathers the examples
+/// there; on the CPU (and for sequences) a step gathers on the host into reused buffers
+/// (faster there than a tensor gather, and the same values).
 pub(crate) struct StepExamples<'a, B: Backend> {
-    host: &'a Examples,
+    host: &'a Tokens,
     device: Option<(Tensor<B, 2, Int>, Tensor<B, 1, Int>)>,
 }
 
+/// One step's rows: inputs `[rows, row_len]`, the targets that count, and for sequences
+/// the flat positions `(word * row_len + t)` that have them.
+pub(crate) struct StepBatch<B: Backend> {
+    pub(crate) inputs: Tensor<B, 2, Int>,
+    pub(crate) targets: Tensor<B, 1, Int>,
+    pub(crate) positions: Option<Tensor<B, 1, Int>>,
+}
+
+/// Keeps the unmasked targets of flat sequence `targets` and records where they are.
+pub(crate) fn unmasked(targets: &[u32], kept: &mut Vec<u32>, positions: &mut Vec<i64>) {
+    kept.clear();
+    positions.clear();
+    for (i, &t) in targets.iter().enumerate() {
+        if t != MASKED {
+            kept.push(t);
+            positions.push(i as i64);
+        }
+    }
+}
+
 impl<'a, B: FusedOps> StepExamples<'a, B> {
-    pub(crate) fn new(examples: &'a Examples, device: &B::Device) -> Self {
-        let device = B::is_accelerator().then(|| {
-            let batch =
-                ContextBatcher::from_flat::<B>(examples.inputs(), examples.targets(), device);
-            (batch.inputs, batch.targets)
-        });
+    pub(crate) fn new(tokens: &'a Tokens, device: &B::Device) -> Self {
+        let device = match tokens.windows() {
+            Some(examples) if B::is_accelerator() => {
+                let batch =
+                    ContextBatcher::from_flat::<B>(examples.inputs(), examples.targets(), device);
+                Some((batch.inputs, batch.targets))
+            }
+            _ => None,
+        };
         Self {
-            host: examples,
+            host: tokens,
             device,
         }
     }
@@ -111,25 +134,48 @@ impl<'a, B: FusedOps> StepExamples<'a, B> {
         self.host.len()
     }
 
-    /// The examples at the indices in `bufs.idx`.
-    fn gather(&self, bufs: &mut StepBuffers, device: &B::Device) -> ContextBatch<B> {
+    /// The rows at the indices in `bufs.idx`.
+    fn gather(&self, bufs: &mut StepBuffers, device: &B::Device) -> StepBatch<B> {
         let Some((inputs, targets)) = &self.device else {
             self.host.gather_into(&bufs.idx, &mut bufs.xs, &mut bufs.ys);
-            return ContextBatcher::from_flat::<B>(&bufs.xs, &bufs.ys, device);
+            if let Tokens::Sequences(s) = self.host {
+                unmasked(&bufs.ys, &mut bufs.kept, &mut bufs.positions);
+                let rows = bufs.idx.len();
+                let inputs: Vec<i64> = bufs.xs.iter().map(|&x| i64::from(x)).collect();
+                let targets: Vec<i64> = bufs.kept.iter().map(|&t| i64::from(t)).collect();
+                let n = targets.len();
+                return StepBatch {
+                    inputs: Tensor::from_data(TensorData::new(inputs, [rows, s.seq_len()]), device),
+                    targets: Tensor::from_data(TensorData::new(targets, [n]), device),
+                    positions: Some(Tensor::from_data(
+                        TensorData::new(bufs.positions.clone(), [n]),
+                        device,
+                    )),
+                };
+            }
+            let ContextBatch { inputs, targets } =
+                ContextBatcher::from_flat::<B>(&bufs.xs, &bufs.ys, device);
+            return StepBatch {
+                inputs,
+                targets,
+                positions: None,
+            };
         };
         // The sampler gives a batch as large as the split only as the whole split in order
         // (full-batch training): that batch is the split as it lies.
         if bufs.idx.len() == self.len() {
-            return ContextBatch {
+            return StepBatch {
                 inputs: inputs.clone(),
                 targets: targets.clone(),
+                positions: None,
             };
         }
         let idx: Vec<i64> = bufs.idx.iter().map(|&i| i as i64).collect();
         let idx = Tensor::<B, 1, Int>::from_data(TensorData::new(idx, [bufs.idx.len()]), device);
-        ContextBatch {
+        StepBatch {
             inputs: inputs.clone().select(0, idx.clone()),
             targets: targets.clone().select(0, idx),
+            positions: None,
         }
     }
 }
@@ -140,6 +186,8 @@ pub(crate) struct StepBuffers {
     idx: Vec<usize>,
     xs: Vec<u32>,
     ys: Vec<u32>,
+    kept: Vec<u32>,
+    positions: Vec<i64>,
 }
 
 /// What one step needs to know besides the model and the data.
@@ -167,14 +215,14 @@ impl StepSettings {
 /// the minibatch loss (before the update), still on the device: reading it is the caller's
 /// choice, so that a GPU step does not wait for the device.
 pub(crate) fn train_step<B: FusedAutodiff>(
-    model: Mlp<B>,
+    model: Model<B>,
     optim: &mut TrainOptimizer<B>,
     train: &StepExamples<'_, B>,
     sampler: &MinibatchSampler,
     settings: &StepSettings,
     bufs: &mut StepBuffers,
     device: &B::Device,
-) -> (Mlp<B>, Tensor<B::InnerBackend, 1>) {
+) -> (Model<B>, Tensor<B::InnerBackend, 1>) {
     let step = settings.step;
     sampler.fill(step, settings.batch_size, train.len(), &mut bufs.idx);
     let batch = train.gather(bufs, device);
@@ -183,7 +231,13 @@ pub(crate) fn train_step<B: FusedAutodiff>(
         p: settings.dropout,
         seed: settings.batch_seed ^ step.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
     });
-    let loss = model.loss(model.forward_train(batch.inputs, dropout), batch.targets);
+    let logits = model.forward_train(batch.inputs, dropout);
+    // A sequence model predicts every position; the loss counts those with a target.
+    let logits = match batch.positions {
+        Some(p) => logits.select(0, p),
+        None => logits,
+    };
+    let loss = model.loss(logits, batch.targets);
     let value = loss.clone().inner();
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     (optim.step(settings.lr, model, grads), value)

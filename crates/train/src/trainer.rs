@@ -5,7 +5,7 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use makemore_data::MinibatchSampler;
-use makemore_model::{FusedAutodiff, Mlp};
+use makemore_model::{FusedAutodiff, Model};
 use serde::Serialize;
 
 use crate::checkpoint::{self, Checkpoint, TrainingState, METRICS_FILE};
@@ -77,7 +77,7 @@ struct Run<'a, B: FusedAutodiff> {
     config: &'a TrainingConfig,
     dir: &'a Path,
     device: &'a B::Device,
-    model: Mlp<B>,
+    model: Model<B>,
     optim: TrainOptimizer<B>,
     metrics: MetricsWriter,
     state: TrainingState,
@@ -148,7 +148,7 @@ pub struct Trainer<'a> {
 #[derive(Debug)]
 pub struct Trained<B: Backend> {
     /// The model after the last step.
-    pub model: Mlp<B>,
+    pub model: Model<B>,
     /// Steps, losses and time.
     pub summary: TrainSummary,
 }
@@ -229,6 +229,10 @@ impl<'a> Trainer<'a> {
         let resume = match self.resume {
             Some(ckpt) => {
                 checkpoint::recover(self.dir, &lock)?;
+                let best = self.dir.join(checkpoint::BEST_DIR);
+                if best.is_dir() {
+                    checkpoint::recover(&best, &lock)?;
+                }
                 let ckpt = Checkpoint::open(&ckpt.dir)?;
                 check_resume(&ckpt, self.data, &config)?;
                 Some(ckpt)
@@ -271,13 +275,18 @@ impl<'a> Trainer<'a> {
     }
 }
 
-/// The config with the corpus's vocabulary size filled in, validated.
-pub(crate) fn sized_config(
+/// The config with what comes from the corpus filled in (the vocabulary size, and a
+/// sequence model's positions when `block_size` is 0), validated.
+pub fn sized_config(
     config: &TrainingConfig,
     data: &PreparedData,
 ) -> Result<TrainingConfig, TrainError> {
     let mut config = config.clone();
     config.model.vocab_size = data.vocab.len();
+    // A sequence model's positions come from the corpus unless given (block_size 0).
+    if config.model.kind.is_sequence() {
+        config.model.block_size = data.train.row_len();
+    }
     config.validate()?;
     Ok(config)
 }
@@ -286,14 +295,20 @@ pub(crate) fn sized_config(
 /// than one batch.
 pub fn check_data_fits(config: &TrainingConfig, data: &PreparedData) -> Result<(), TrainError> {
     let n_train = data.train.len();
+    // A batch is a number of examples (MLP) or of words (sequence models).
+    let rows = if config.model.kind.is_sequence() {
+        "words"
+    } else {
+        "examples"
+    };
     if n_train == 0 {
-        return Err(TrainError::Config(
-            "the training split has no examples".into(),
-        ));
+        return Err(TrainError::Config(format!(
+            "the training split has no {rows}"
+        )));
     }
     if config.batch_size > n_train {
         return Err(TrainError::Config(format!(
-            "batch_size {} is larger than the training split ({n_train} examples); use {n_train} for full-batch training",
+            "batch_size {} is larger than the training split ({n_train} {rows}); use {n_train} for full-batch training",
             config.batch_size
         )));
     }
@@ -333,6 +348,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
                 finished: false,
                 corpus_path,
                 config: Some(started_config),
+                best: None,
             },
         };
         run.save()?;
@@ -379,6 +395,32 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
             metrics,
             state: ckpt.state,
         })
+    }
+
+    /// With `keep_best`, saves the weights as `best/` (a checkpoint `eval` and `sample`
+    /// read) when `dev_loss` is the lowest so far.
+    fn keep_if_best(&mut self, dev_loss: f64) -> Result<(), TrainError> {
+        if !self.config.keep_best || self.state.best.is_some_and(|b| b.dev_loss <= dev_loss) {
+            return Ok(());
+        }
+        let dir = self.dir.join(checkpoint::BEST_DIR);
+        let best = checkpoint::BestSoFar {
+            step: self.state.step,
+            dev_loss,
+        };
+        let state = TrainingState {
+            metrics_bytes: 0,
+            train_loss: None,
+            dev_loss: Some(dev_loss),
+            finished: true,
+            best: Some(best),
+            ..self.state.clone()
+        };
+        let model = checkpoint::model_bytes(&self.model.valid(), state.step)?;
+        checkpoint::write_run_files(&dir, self.config, &self.data.vocab)?;
+        checkpoint::save_commit(&dir, &model, None, &state)?;
+        self.state.best = Some(best);
+        Ok(())
     }
 
     fn save(&mut self) -> Result<(), TrainError> {
@@ -436,6 +478,9 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
             if eval_due {
                 let dev_loss = evaluate(&self.model.valid(), &self.data.dev, self.device);
                 self.flush(&mut pending, dev_loss, on_event)?;
+                if let Some(d) = dev_loss {
+                    self.keep_if_best(d)?;
+                }
             } else if checkpoint_due || pending.len() >= readback_every::<B>() {
                 self.flush(&mut pending, None, on_event)?;
             }
@@ -462,6 +507,9 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         let train_loss = evaluate(&valid, &self.data.train, inner_device).unwrap_or(f64::NAN);
         let dev_loss = evaluate(&valid, &self.data.dev, inner_device);
         if finished {
+            if let Some(d) = dev_loss {
+                self.keep_if_best(d)?;
+            }
             self.state.finished = true;
             self.state.train_loss = Some(train_loss);
             self.state.dev_loss = dev_loss;

@@ -116,10 +116,8 @@ fn a_reader_changes_nothing_and_reads_the_committed_save() {
         let weights = |c: &Checkpoint| {
             c.load_model::<NdArray<f32>>(&Default::default())
                 .unwrap()
-                .embedding
-                .weight
-                .val()
-                .into_data()
+                .embedding_table()
+                .unwrap()
         };
         assert_eq!(weights(&ckpt), weights(&reference));
         assert_eq!(

@@ -33,7 +33,7 @@ fn config() -> TrainingConfig {
     c.model.n_hidden = 8;
     c.eval_every = 0;
     c.checkpoint_every = 3;
-    c.optimizer = OptimizerKind::Adamw { weight_decay: 0.01 };
+    c.optimizer = OptimizerKind::adamw(0.01);
     c
 }
 
@@ -98,7 +98,8 @@ fn exercise(dir: &Path) -> Result<(), String> {
         m.num_params(),
         "{dir:?}: parameters against the config"
     );
-    assert_eq!(model.embedding.weight.dims(), [m.vocab_size, m.n_embd]);
+    let table = model.embedding_table().unwrap();
+    assert_eq!((table.len(), table[0].len()), (m.vocab_size, m.n_embd));
     let data = prepare_with_vocab(words(), &ckpt.config, Some(ckpt.vocab.clone()))
         .map_err(|e| e.to_string())?;
     let loss = evaluate(&model, &data.train, &Default::default());

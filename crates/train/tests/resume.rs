@@ -160,7 +160,7 @@ fn sgd_resume_is_exact() {
 
 #[test]
 fn adamw_resume_is_exact() {
-    let c = config(OptimizerKind::Adamw { weight_decay: 0.01 });
+    let c = config(OptimizerKind::adamw(0.01));
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     run_straight(a.path(), &c);
     run_interrupted(b.path(), &c, 37);
@@ -218,7 +218,7 @@ fn divergence_stops_with_a_message_and_keeps_a_checkpoint() {
 
 #[test]
 fn layernorm_dropout_deep_direct_resume_is_exact() {
-    let mut c = config(OptimizerKind::Adamw { weight_decay: 0.1 });
+    let mut c = config(OptimizerKind::adamw(0.1));
     c.model.norm = makemore_model::NormKind::Layer;
     c.model.dropout = 0.2;
     c.model.n_layers = 2;
@@ -276,7 +276,7 @@ fn checkpoint_from_before_fused_kernels_resumes_with_plain_kernels() {
 /// moment estimates from zero, which is not the uninterrupted run.
 #[test]
 fn adamw_resume_without_optimizer_state_is_refused() {
-    let c = config(OptimizerKind::Adamw { weight_decay: 0.01 });
+    let c = config(OptimizerKind::adamw(0.01));
     let dir = tempfile::tempdir().unwrap();
     let data = prepare(words(), &c).unwrap();
     run_until(dir.path(), &c, &data, 20);

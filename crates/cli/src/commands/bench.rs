@@ -126,7 +126,7 @@ impl WithBackend for BenchJob {
             words,
         } = self;
         let data = prepare(words, &config)?;
-        config.model.vocab_size = data.vocab.len();
+        config = makemore_train::sized_config(&config, &data)?;
         let batch = args.batch_size as f64;
         let (timing, steps_per_s, examples_per_s, words_per_s): (Timing, _, _, _) = match args.task
         {

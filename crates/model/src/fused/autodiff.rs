@@ -28,6 +28,36 @@ impl<B: FusedOps> Backward<B, 1> for Tanh {
     }
 }
 
+/// GELU whose backward pass uses the saved input.
+#[derive(Debug)]
+struct Gelu;
+
+impl<B: FusedOps> Backward<B, 1> for Gelu {
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let x = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::fused_gelu_backward(x, grad)
+        });
+    }
+}
+
+/// Causal softmax whose backward pass uses the saved output.
+#[derive(Debug)]
+struct CausalSoftmax;
+
+impl<B: FusedOps> Backward<B, 1> for CausalSoftmax {
+    type State = (FloatTensor<B>, f64);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (y, scale) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::fused_causal_softmax_backward(y, grad, scale)
+        });
+    }
+}
+
 /// Hands each tracked parent its gradient (the others' are dropped).
 fn register<B: FusedOps, const N: usize>(
     parents: impl IntoIterator<Item = Option<NodeId>>,
@@ -106,7 +136,92 @@ impl<B: FusedOps> Backward<B, 3> for LayerNormTanh {
     }
 }
 
+/// Attention whose backward pass works from the saved weights.
+#[derive(Debug)]
+struct Attention;
+
+impl<B: FusedOps> Backward<B, 1> for Attention {
+    /// `qkv`, the weights, the dropout mask, the batch and the heads.
+    type State = (
+        FloatTensor<B>,
+        FloatTensor<B>,
+        Option<FloatTensor<B>>,
+        usize,
+        usize,
+    );
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (qkv, probs, mask, batch, n_head) = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::fused_attention_backward(qkv, probs, mask, grad, batch, n_head)
+        });
+    }
+}
+
+/// LayerNorm (no tanh) whose backward pass works from the saved normalised rows and their
+/// inverse deviations.
+#[derive(Debug)]
+struct LayerNorm;
+
+impl<B: FusedOps> Backward<B, 3> for LayerNorm {
+    /// `x̂`, `1 / √(var + ε)` and `γ`.
+    type State = [FloatTensor<B>; 3];
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_hat, rstd, gamma] = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let gradients = B::fused_layer_norm_backward(x_hat, rstd, gamma, grad);
+        register::<B, 3>(ops.parents.map(|p| p.map(|p| p.id)), gradients, grads);
+    }
+}
+
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn fused_attention(
+        qkv: FloatTensor<Self>,
+        batch: usize,
+        n_head: usize,
+        mask: Option<FloatTensor<Self>>,
+    ) -> [FloatTensor<Self>; 2] {
+        // The mask is a constant: only `qkv` has a gradient.
+        let mask = mask.map(|m| m.primitive);
+        let [y, probs] = B::fused_attention(qkv.primitive.clone(), batch, n_head, mask.clone());
+        let constant = <Self as AutodiffBackend>::from_inner;
+        match Attention
+            .prepare::<C>([qkv.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = (qkv.primitive, probs.clone(), mask, batch, n_head);
+                [prep.finish(state, y), constant(probs)]
+            }
+            OpsKind::UnTracked(prep) => [prep.finish(y), constant(probs)],
+        }
+    }
+
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        let nodes = [x.node.clone(), gamma.node.clone(), beta.node.clone()];
+        let [y, x_hat, rstd] = B::fused_layer_norm(
+            x.primitive,
+            gamma.primitive.clone(),
+            beta.primitive,
+            epsilon,
+        );
+        let constant = <Self as AutodiffBackend>::from_inner;
+        match LayerNorm.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let state = [x_hat.clone(), rstd.clone(), gamma.primitive];
+                [prep.finish(state, y), constant(x_hat), constant(rstd)]
+            }
+            OpsKind::UnTracked(prep) => [prep.finish(y), constant(x_hat), constant(rstd)],
+        }
+    }
+
     fn fused_categorical(probs: FloatTensor<Self>, u: FloatTensor<Self>) -> IntTensor<Self> {
         // A draw has no gradient: the inner backend's.
         B::fused_categorical(probs.primitive, u.primitive)
@@ -189,6 +304,34 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
                 prep.finish(y.clone(), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::fused_tanh(x.primitive)),
+        }
+    }
+
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match Gelu
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::fused_gelu(x.primitive.clone());
+                prep.finish(x.primitive, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_gelu(x.primitive)),
+        }
+    }
+
+    fn fused_causal_softmax(x: FloatTensor<Self>, scale: f64) -> FloatTensor<Self> {
+        match CausalSoftmax
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = B::fused_causal_softmax(x.primitive, scale);
+                prep.finish((y.clone(), scale), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_causal_softmax(x.primitive, scale)),
         }
     }
 

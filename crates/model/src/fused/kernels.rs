@@ -84,6 +84,243 @@ pub fn tanh_backward(grad: &[f32], y: &[f32], out: &mut [f32]) {
         });
 }
 
+/// `√(2/π)` and GELU's cubic coefficient.
+const GELU_K: f32 = 0.797_884_6;
+const GELU_C: f32 = 0.044_715;
+
+/// GPT-2's GELU of every value, `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`, into `out`.
+pub fn gelu(x: &[f32], out: &mut [f32]) {
+    let piece = units_per_piece(out.len(), 1);
+    out.par_chunks_mut(piece)
+        .zip(x.par_chunks(piece))
+        .for_each(|(out, x)| {
+            for (o, &x) in out.iter_mut().zip(x) {
+                *o = 0.5 * x * (1.0 + tanh(GELU_K * (x + GELU_C * x * x * x)));
+            }
+        });
+}
+
+/// The gradient of [`gelu`] at `x`, times `grad`, into `out`.
+pub fn gelu_backward(x: &[f32], grad: &[f32], out: &mut [f32]) {
+    let piece = units_per_piece(out.len(), 1);
+    out.par_chunks_mut(piece)
+        .zip(x.par_chunks(piece))
+        .zip(grad.par_chunks(piece))
+        .for_each(|((out, x), grad)| {
+            for ((o, &x), &g) in out.iter_mut().zip(x).zip(grad) {
+                let x2 = x * x;
+                let t = tanh(GELU_K * (x + GELU_C * x2 * x));
+                let du = GELU_K * (1.0 + 3.0 * GELU_C * x2);
+                *o = g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+            }
+        });
+}
+
+/// Causal softmax of square `t × t` score blocks, row by row: row `i` of each block becomes
+/// `softmax(scale · x[i, 0..=i])`, then zeros.
+pub fn causal_softmax(x: &[f32], t: usize, scale: f32, out: &mut [f32]) {
+    let piece = units_per_piece(out.len() / t.max(1), t) * t;
+    out.par_chunks_mut(piece)
+        .zip(x.par_chunks(piece))
+        .for_each(|(out, x)| {
+            for (r, (o, x)) in out.chunks_exact_mut(t).zip(x.chunks_exact(t)).enumerate() {
+                let i = r % t;
+                let (live, dead) = o.split_at_mut(i + 1);
+                let mut max = f32::NEG_INFINITY;
+                for &v in &x[..=i] {
+                    max = max.max(v * scale);
+                }
+                let mut sum = 0.0f32;
+                for (o, &v) in live.iter_mut().zip(&x[..=i]) {
+                    *o = (v * scale - max).exp();
+                    sum += *o;
+                }
+                let inv = 1.0 / sum;
+                live.iter_mut().for_each(|o| *o *= inv);
+                dead.iter_mut().for_each(|o| *o = 0.0);
+            }
+        });
+}
+
+/// The gradient of [`causal_softmax`] from its output `y`: `scale · y · (grad − Σ grad·y)`
+/// row by row, into `out`.
+pub fn causal_softmax_backward(y: &[f32], grad: &[f32], t: usize, scale: f32, out: &mut [f32]) {
+    let piece = units_per_piece(out.len() / t.max(1), t) * t;
+    out.par_chunks_mut(piece)
+        .zip(y.par_chunks(piece))
+        .zip(grad.par_chunks(piece))
+        .for_each(|((out, y), grad)| {
+            for ((o, y), g) in out
+                .chunks_exact_mut(t)
+                .zip(y.chunks_exact(t))
+                .zip(grad.chunks_exact(t))
+            {
+                let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+                for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
+                    *o = scale * y * (g - dot);
+                }
+            }
+        });
+}
+
+/// The shape of one attention call: `batch` words of `t` positions, `c` channels in
+/// `heads` heads.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionShape {
+    /// Words.
+    pub batch: usize,
+    /// Positions per word.
+    pub t: usize,
+    /// Channels (q, k and v each).
+    pub c: usize,
+    /// Heads.
+    pub heads: usize,
+}
+
+/// Causal multi-head self-attention of `qkv` `[batch · t, 3c]` (q, k, v side by side):
+/// writes `y` `[batch · t, c]` and the weights `probs` `[batch, heads, t, t]` (0 above the
+/// diagonal); `mask` (dropout, scaled) multiplies the weights that `y` uses. Words go to
+/// rayon's threads.
+pub fn attention(
+    qkv: &[f32],
+    s: AttentionShape,
+    mask: Option<&[f32]>,
+    y: &mut [f32],
+    probs: &mut [f32],
+) {
+    let AttentionShape { t, c, heads, .. } = s;
+    let hs = c / heads;
+    let scale = 1.0 / (hs as f32).sqrt();
+    let piece = units_per_piece(s.batch, t * c * t);
+    y.par_chunks_mut(piece * t * c)
+        .zip(probs.par_chunks_mut(piece * heads * t * t))
+        .enumerate()
+        .for_each(|(p, (y, probs))| {
+            for (w, (y, probs)) in y
+                .chunks_exact_mut(t * c)
+                .zip(probs.chunks_exact_mut(heads * t * t))
+                .enumerate()
+            {
+                let b = p * piece + w;
+                let rows = &qkv[b * t * 3 * c..(b + 1) * t * 3 * c];
+                for h in 0..heads {
+                    let at = |i: usize, part: usize| &rows[i * 3 * c + part * c + h * hs..][..hs];
+                    for i in 0..t {
+                        let pr = &mut probs[(h * t + i) * t..][..t];
+                        let q = at(i, 0);
+                        let mut max = f32::NEG_INFINITY;
+                        for (j, p) in pr.iter_mut().enumerate().take(i + 1) {
+                            let k = at(j, 1);
+                            *p = scale * q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>();
+                            max = max.max(*p);
+                        }
+                        let mut sum = 0.0;
+                        for p in &mut pr[..=i] {
+                            *p = (*p - max).exp();
+                            sum += *p;
+                        }
+                        let inv = 1.0 / sum;
+                        pr[..=i].iter_mut().for_each(|p| *p *= inv);
+                        pr[i + 1..].iter_mut().for_each(|p| *p = 0.0);
+                        let out = &mut y[i * c + h * hs..][..hs];
+                        out.iter_mut().for_each(|o| *o = 0.0);
+                        let m = mask.map(|m| &m[((b * heads + h) * t + i) * t..][..t]);
+                        for j in 0..=i {
+                            let wgt = pr[j] * m.map_or(1.0, |m| m[j]);
+                            for (o, &v) in out.iter_mut().zip(at(j, 2)) {
+                                *o += wgt * v;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// The gradient at `qkv` of [`attention`], from the gradient `dy` at its output and the
+/// weights it saved, into `dqkv` `[batch · t, 3c]`. Each head's q, k, v and their
+/// gradients are gathered into contiguous rows first, so the inner loops vectorise.
+pub fn attention_backward(
+    qkv: &[f32],
+    probs: &[f32],
+    mask: Option<&[f32]>,
+    dy: &[f32],
+    s: AttentionShape,
+    dqkv: &mut [f32],
+) {
+    let AttentionShape { t, c, heads, .. } = s;
+    let hs = c / heads;
+    let scale = 1.0 / (hs as f32).sqrt();
+    let piece = units_per_piece(s.batch, t * c * t);
+    dqkv.par_chunks_mut(piece * t * 3 * c)
+        .enumerate()
+        .for_each(|(p, dqkv)| {
+            let mut dw = vec![0f32; t];
+            // q, k, v, dy of one head, then dq, dk, dv: `t` rows of `hs` each.
+            let mut local = vec![0f32; 7 * t * hs];
+            for (w, dqkv) in dqkv.chunks_exact_mut(t * 3 * c).enumerate() {
+                let b = p * piece + w;
+                let rows = &qkv[b * t * 3 * c..(b + 1) * t * 3 * c];
+                let dys = &dy[b * t * c..(b + 1) * t * c];
+                for h in 0..heads {
+                    let (inputs, grads) = local.split_at_mut(4 * t * hs);
+                    grads.iter_mut().for_each(|g| *g = 0.0);
+                    for i in 0..t {
+                        for part in 0..3 {
+                            inputs[(part * t + i) * hs..][..hs]
+                                .copy_from_slice(&rows[i * 3 * c + part * c + h * hs..][..hs]);
+                        }
+                        inputs[(3 * t + i) * hs..][..hs]
+                            .copy_from_slice(&dys[i * c + h * hs..][..hs]);
+                    }
+                    let (q, rest) = inputs.split_at(t * hs);
+                    let (k, rest) = rest.split_at(t * hs);
+                    let (v, dyh) = rest.split_at(t * hs);
+                    let (dq, rest) = grads.split_at_mut(t * hs);
+                    let (dk, dv) = rest.split_at_mut(t * hs);
+                    for i in 0..t {
+                        let pr = &probs[((b * heads + h) * t + i) * t..][..t];
+                        let m = mask.map(|m| &m[((b * heads + h) * t + i) * t..][..t]);
+                        let dyi = &dyh[i * hs..][..hs];
+                        for j in 0..=i {
+                            let mj = m.map_or(1.0, |m| m[j]);
+                            let wgt = pr[j] * mj;
+                            dw[j] = mj * dot(dyi, &v[j * hs..][..hs]);
+                            for (d, &g) in dv[j * hs..][..hs].iter_mut().zip(dyi) {
+                                *d += wgt * g;
+                            }
+                        }
+                        let total = dot(&pr[..=i], &dw[..=i]);
+                        let qi = &q[i * hs..][..hs];
+                        let dqi = &mut dq[i * hs..][..hs];
+                        for j in 0..=i {
+                            let ds = scale * pr[j] * (dw[j] - total);
+                            for ((d, &kv), (dk, &qv)) in dqi
+                                .iter_mut()
+                                .zip(&k[j * hs..][..hs])
+                                .zip(dk[j * hs..][..hs].iter_mut().zip(qi))
+                            {
+                                *d += ds * kv;
+                                *dk += ds * qv;
+                            }
+                        }
+                    }
+                    for i in 0..t {
+                        for (part, g) in [&*dq, &*dk, &*dv].into_iter().enumerate() {
+                            dqkv[i * 3 * c + part * c + h * hs..][..hs]
+                                .copy_from_slice(&g[i * hs..][..hs]);
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// `Σ a_i b_i`, in order.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
 /// One AdamW update of every value, in the order of burn 0.21's `AdamW` operations (each
 /// rounded to `f32` as its tensor operation rounds): writes the new parameter, first and
 /// second moments. `moments` is `None` on the first step.
@@ -198,6 +435,36 @@ pub fn layer_norm_tanh(
     x_hat: &mut [f32],
     rstd: &mut [f32],
 ) {
+    layer_norm_rows(x, cols, gamma, beta, epsilon, true, y, x_hat, rstd);
+}
+
+/// [`layer_norm_tanh`] without the tanh: `y = γ x̂ + β`.
+#[allow(clippy::too_many_arguments)] // the kernel's slices, as its callers hold them
+pub fn layer_norm(
+    x: &[f32],
+    cols: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f32,
+    y: &mut [f32],
+    x_hat: &mut [f32],
+    rstd: &mut [f32],
+) {
+    layer_norm_rows(x, cols, gamma, beta, epsilon, false, y, x_hat, rstd);
+}
+
+#[allow(clippy::too_many_arguments)] // the kernel's slices, as its callers hold them
+fn layer_norm_rows(
+    x: &[f32],
+    cols: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f32,
+    with_tanh: bool,
+    y: &mut [f32],
+    x_hat: &mut [f32],
+    rstd: &mut [f32],
+) {
     if cols == 0 {
         return;
     }
@@ -219,7 +486,11 @@ pub fn layer_norm_tanh(
                 *r = 1.0 / (var + epsilon).sqrt();
                 for (((y, c), &g), &b) in y.iter_mut().zip(xh.iter_mut()).zip(gamma).zip(beta) {
                     *c *= *r;
-                    *y = tanh(g * *c + b);
+                    *y = if with_tanh {
+                        tanh(g * *c + b)
+                    } else {
+                        g * *c + b
+                    };
                 }
             }
         });
@@ -232,7 +503,7 @@ pub fn layer_norm_tanh_backward(
     x_hat: &[f32],
     rstd: &[f32],
     gamma: &[f32],
-    y: &[f32],
+    y: Option<&[f32]>,
     grad: &[f32],
     cols: usize,
     dx: &mut [f32],
@@ -255,14 +526,27 @@ pub fn layer_norm_tanh_backward(
             for (k, dx) in dx.chunks_exact_mut(cols).enumerate() {
                 let row = (first + k) * cols..(first + k + 1) * cols;
                 let here = k * cols..(k + 1) * cols;
-                let (xh, y, g) = (&x_hat[row.clone()], &y[row.clone()], &grad[row]);
+                let (xh, g) = (&x_hat[row.clone()], &grad[row.clone()]);
                 let (dz, dzx) = (&mut dz[here.clone()], &mut dzx[here]);
-                // dz, then d = dz · γ in dx for now.
-                for ((((dz, dx), &g), &y), &gm) in
-                    dz.iter_mut().zip(dx.iter_mut()).zip(g).zip(y).zip(gamma)
-                {
-                    *dz = g * (1.0 - y * y);
-                    *dx = *dz * gm;
+                // dz (through tanh when there is one), then d = dz · γ in dx for now.
+                match y {
+                    Some(y) => {
+                        let y = &y[row];
+                        for ((((dz, dx), &g), &y), &gm) in
+                            dz.iter_mut().zip(dx.iter_mut()).zip(g).zip(y).zip(gamma)
+                        {
+                            *dz = g * (1.0 - y * y);
+                            *dx = *dz * gm;
+                        }
+                    }
+                    None => {
+                        for (((dz, dx), &g), &gm) in
+                            dz.iter_mut().zip(dx.iter_mut()).zip(g).zip(gamma)
+                        {
+                            *dz = g;
+                            *dx = g * gm;
+                        }
+                    }
                 }
                 let mean_d = sum8(dx) / n;
                 let mean_dx = dot8(dx, xh) / n;
@@ -382,6 +666,135 @@ pub fn cross_entropy_backward_into<T: Copy + TryInto<usize> + Sync>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Attention in f64, the textbook way, for one word-major `qkv`; `y` and the loss
+    /// `Σ y · r` for a fixed `r` (so its gradient at `qkv` can be taken numerically).
+    fn attention_f64(
+        qkv: &[f64],
+        s: AttentionShape,
+        mask: Option<&[f64]>,
+        r: &[f64],
+    ) -> (Vec<f64>, f64) {
+        let AttentionShape { batch, t, c, heads } = s;
+        let hs = c / heads;
+        let mut y = vec![0.0; batch * t * c];
+        for b in 0..batch {
+            for h in 0..heads {
+                let at = |i: usize, part: usize, e: usize| {
+                    qkv[(b * t + i) * 3 * c + part * c + h * hs + e]
+                };
+                for i in 0..t {
+                    let scores: Vec<f64> = (0..=i)
+                        .map(|j| {
+                            (0..hs).map(|e| at(i, 0, e) * at(j, 1, e)).sum::<f64>()
+                                / (hs as f64).sqrt()
+                        })
+                        .collect();
+                    let max = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let ex: Vec<f64> = scores.iter().map(|v| (v - max).exp()).collect();
+                    let sum: f64 = ex.iter().sum();
+                    for (j, e) in ex.iter().enumerate() {
+                        let m = mask.map_or(1.0, |m| m[((b * heads + h) * t + i) * t + j]);
+                        for k in 0..hs {
+                            y[(b * t + i) * c + h * hs + k] += e / sum * m * at(j, 2, k);
+                        }
+                    }
+                }
+            }
+        }
+        let loss = y.iter().zip(r).map(|(a, b)| a * b).sum();
+        (y, loss)
+    }
+
+    #[test]
+    fn attention_and_its_gradient_against_f64_and_finite_differences() {
+        let s = AttentionShape {
+            batch: 3,
+            t: 5,
+            c: 8,
+            heads: 2,
+        };
+        let n = s.batch * s.t * 3 * s.c;
+        let qkv: Vec<f64> = (0..n)
+            .map(|i| ((i * 7919 % 1000) as f64 / 500.0 - 1.0) * 1.3)
+            .collect();
+        let r: Vec<f64> = (0..s.batch * s.t * s.c)
+            .map(|i| (i * 104_729 % 997) as f64 / 498.5 - 1.0)
+            .collect();
+        let mask: Vec<f64> = (0..s.batch * s.heads * s.t * s.t)
+            .map(|i| if i % 7 == 3 { 0.0 } else { 1.25 })
+            .collect();
+        for m in [None, Some(&mask)] {
+            let (y64, _) = attention_f64(&qkv, s, m.map(|m| m.as_slice()), &r);
+            let q32: Vec<f32> = qkv.iter().map(|&v| v as f32).collect();
+            let m32: Option<Vec<f32>> = m.map(|m| m.iter().map(|&v| v as f32).collect());
+            let mut y = vec![0f32; y64.len()];
+            let mut probs = vec![0f32; s.batch * s.heads * s.t * s.t];
+            attention(&q32, s, m32.as_deref(), &mut y, &mut probs);
+            for (a, b) in y.iter().zip(&y64) {
+                assert!((f64::from(*a) - b).abs() < 1e-5, "{a} vs {b}");
+            }
+            // The causal weights: rows sum to 1, nothing after the diagonal.
+            for (k, row) in probs.chunks(s.t).enumerate() {
+                let i = k % s.t;
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+                assert!(row[i + 1..].iter().all(|&p| p == 0.0));
+            }
+            let r32: Vec<f32> = r.iter().map(|&v| v as f32).collect();
+            let mut d = vec![0f32; n];
+            attention_backward(&q32, &probs, m32.as_deref(), &r32, s, &mut d);
+            for i in (0..n).step_by(5) {
+                let (mut up, mut down) = (qkv.clone(), qkv.clone());
+                up[i] += 1e-6;
+                down[i] -= 1e-6;
+                let mm = m.map(|m| m.as_slice());
+                let numeric =
+                    (attention_f64(&up, s, mm, &r).1 - attention_f64(&down, s, mm, &r).1) / 2e-6;
+                assert!(
+                    (f64::from(d[i]) - numeric).abs() < 2e-4,
+                    "d qkv[{i}]: {} vs {numeric}",
+                    d[i]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn gelu_and_causal_softmax_against_f64() {
+        let k = (2.0 / std::f64::consts::PI).sqrt();
+        let gelu64 = |x: f64| 0.5 * x * (1.0 + (k * (x + 0.044_715 * x * x * x)).tanh());
+        let xs: Vec<f32> = (-400..400).map(|i| i as f32 / 37.0).collect();
+        let mut y = vec![0f32; xs.len()];
+        gelu(&xs, &mut y);
+        let ones = vec![1f32; xs.len()];
+        let mut d = vec![0f32; xs.len()];
+        gelu_backward(&xs, &ones, &mut d);
+        for ((&x, &y), &d) in xs.iter().zip(&y).zip(&d) {
+            let x = f64::from(x);
+            assert!((f64::from(y) - gelu64(x)).abs() < 2e-6, "gelu({x})");
+            let numeric = (gelu64(x + 1e-6) - gelu64(x - 1e-6)) / 2e-6;
+            assert!(
+                (f64::from(d) - numeric).abs() < 2e-5,
+                "gelu'({x}): {d} vs {numeric}"
+            );
+        }
+        // One 4x4 block: row i normalises 0..=i.
+        let x: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin()).collect();
+        let mut out = vec![0f32; 16];
+        causal_softmax(&x, 4, 0.5, &mut out);
+        for i in 0..4 {
+            let row = &x[i * 4..i * 4 + 4];
+            let sum: f64 = row[..=i].iter().map(|&v| (0.5 * f64::from(v)).exp()).sum();
+            for j in 0..4 {
+                let want = if j <= i {
+                    (0.5 * f64::from(row[j])).exp() / sum
+                } else {
+                    0.0
+                };
+                assert!((f64::from(out[i * 4 + j]) - want).abs() < 1e-6);
+            }
+        }
+    }
 
     /// Units in the last place between `a` and the correctly rounded `f32` of `exact`.
     fn ulps(a: f32, exact: f64) -> u32 {
@@ -516,7 +929,15 @@ mod tests {
             vec![0f32; rows * cols],
         );
         layer_norm_tanh_backward(
-            &x_hat, &rstd, &gamma, &y, &g, cols, &mut dx, &mut dz, &mut dzx,
+            &x_hat,
+            &rstd,
+            &gamma,
+            Some(&y),
+            &g,
+            cols,
+            &mut dx,
+            &mut dz,
+            &mut dzx,
         );
         let loss = |x: &[f64]| -> f64 {
             reference(x)

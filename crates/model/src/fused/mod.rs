@@ -202,6 +202,28 @@ pub trait FusedOps: Backend {
         plain::layer_norm_tanh_backward::<Self>(x_hat, rstd, gamma, y, grad)
     }
 
+    /// LayerNorm over each row of `x` `[rows, cols]` (no tanh): `[y, x̂, 1/√(var + ε)]` as
+    /// [`FusedOps::fused_layer_norm_tanh`] returns them.
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        plain::layer_norm::<Self>(x, gamma, beta, epsilon)
+    }
+
+    /// Gradients `[dx, dγ, dβ]` of [`FusedOps::fused_layer_norm`]: those of
+    /// [`FusedOps::fused_layer_norm_tanh_backward`] with `dz = grad`.
+    fn fused_layer_norm_backward(
+        x_hat: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        plain::layer_norm_backward::<Self>(x_hat, rstd, gamma, grad)
+    }
+
     /// One categorical draw per row of `probs` `[rows, classes]` with the uniform `u`
     /// `[rows]` (in `[0, 1)`), `[rows]`: scaled by the row's total (summed in order), `u` is
     /// compared with `p_0`, `p_1`, … and lowered by each in turn (`u < p_i` picks `i`, else
@@ -222,6 +244,61 @@ pub trait FusedOps: Backend {
         step: AdamWStep,
     ) -> [Tensor<Self, D>; 3] {
         plain::adamw(w, g, moments, step)
+    }
+
+    /// GPT-2's GELU, element-wise: `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))` (what
+    /// `makemore.py`'s `NewGELU` and burn's `gelu_approximate` compute).
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        plain::gelu::<Self>(x)
+    }
+
+    /// The gradient of [`FusedOps::fused_gelu`] at its input `x`: with `t = tanh(u)`,
+    /// `u = k (x + 0.044715 x³)`, `grad · (0.5 (1 + t) + 0.5 x (1 − t²) k (1 + 3 · 0.044715 x²))`.
+    fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        plain::gelu_backward::<Self>(x, grad)
+    }
+
+    /// Causal softmax over the last dimension of square attention scores `[.., t, t]`:
+    /// row `i` is `softmax(scale · x[i, 0..=i])`, and 0 after position `i`.
+    fn fused_causal_softmax(x: FloatTensor<Self>, scale: f64) -> FloatTensor<Self> {
+        plain::causal_softmax::<Self>(x, scale)
+    }
+
+    /// The gradient of [`FusedOps::fused_causal_softmax`] from its output `y`:
+    /// `scale · y · (grad − Σ_j grad_j y_j)` row by row.
+    fn fused_causal_softmax_backward(
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self> {
+        plain::causal_softmax_backward::<Self>(y, grad, scale)
+    }
+
+    /// Causal multi-head self-attention (GPT-2's): `qkv` `[batch · t, 3c]` holds q, k and v
+    /// of every position side by side, `n_head` heads of `c / n_head` each. Returns
+    /// `[y [batch · t, c], probs [batch · n_head · t, t]]`: the heads' outputs side by side,
+    /// and the attention weights (causal softmax of `q·k / √head`) that the backward pass
+    /// reuses. `mask`, `[batch · n_head · t, t]`, multiplies the weights (dropout, scaled).
+    fn fused_attention(
+        qkv: FloatTensor<Self>,
+        batch: usize,
+        n_head: usize,
+        mask: Option<FloatTensor<Self>>,
+    ) -> [FloatTensor<Self>; 2] {
+        plain::attention::<Self>(qkv, batch, n_head, mask)
+    }
+
+    /// The gradient at `qkv` of [`FusedOps::fused_attention`] from the gradient `grad` at
+    /// its output, given its saved weights.
+    fn fused_attention_backward(
+        qkv: FloatTensor<Self>,
+        probs: FloatTensor<Self>,
+        mask: Option<FloatTensor<Self>>,
+        grad: FloatTensor<Self>,
+        batch: usize,
+        n_head: usize,
+    ) -> FloatTensor<Self> {
+        plain::attention_backward::<Self>(qkv, probs, mask, grad, batch, n_head)
     }
 
     /// Mean cross-entropy of `logits` against `targets`, `[1]`.
@@ -306,6 +383,22 @@ pub fn layer_norm_tanh<B: FusedOps>(
     float(y)
 }
 
+/// LayerNorm over each row through [`FusedOps::fused_layer_norm`].
+pub fn layer_norm<B: FusedOps>(
+    x: Tensor<B, 2>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    epsilon: f64,
+) -> Tensor<B, 2> {
+    let [y, _, _] = B::fused_layer_norm(
+        x.into_primitive().tensor(),
+        gamma.into_primitive().tensor(),
+        beta.into_primitive().tensor(),
+        epsilon,
+    );
+    float(y)
+}
+
 /// One draw per row through [`FusedOps::fused_categorical`].
 ///
 /// # Shapes
@@ -335,10 +428,186 @@ pub fn cross_entropy<B: FusedOps>(
     ))
 }
 
+/// GPT-2's GELU through [`FusedOps::fused_gelu`].
+pub fn gelu<B: FusedOps, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
+    float(B::fused_gelu(x.into_primitive().tensor()))
+}
+
+/// Causal softmax of attention scores `[.., t, t]` through [`FusedOps::fused_causal_softmax`].
+pub fn causal_softmax<B: FusedOps, const D: usize>(x: Tensor<B, D>, scale: f64) -> Tensor<B, D> {
+    float(B::fused_causal_softmax(x.into_primitive().tensor(), scale))
+}
+
+/// Causal multi-head self-attention through [`FusedOps::fused_attention`].
+///
+/// # Shapes
+/// - `qkv`: `[batch · t, 3c]`, `mask`: `[batch · n_head · t, t]`
+/// - returns: `[batch · t, c]`
+pub fn attention<B: FusedOps>(
+    qkv: Tensor<B, 2>,
+    batch: usize,
+    n_head: usize,
+    mask: Option<Tensor<B, 2>>,
+) -> Tensor<B, 2> {
+    let [y, _] = B::fused_attention(
+        qkv.into_primitive().tensor(),
+        batch,
+        n_head,
+        mask.map(|m| m.into_primitive().tensor()),
+    );
+    float(y)
+}
+
+/// `√(2/π)` and GELU's cubic coefficient.
+const GELU_K: f64 = 0.797_884_560_802_865_4;
+const GELU_C: f64 = 0.044_715;
+
 /// The default bodies of [`FusedOps`], in burn's generic operations; a backend that
 /// overrides a method falls back to these for inputs its kernel does not take.
-mod plain {
+pub(crate) mod plain {
     use super::*;
+    use burn::tensor::TensorMetadata;
+
+    /// `t` as a tensor of rank `D` of `dims` (a reshape of the primitive).
+    fn shaped<B: Backend, const D: usize>(t: FloatTensor<B>, dims: [usize; D]) -> Tensor<B, D> {
+        float(B::float_reshape(t, burn::tensor::Shape::new(dims)))
+    }
+
+    fn back<B: Backend, const D: usize>(
+        t: Tensor<B, D>,
+        shape: burn::tensor::Shape,
+    ) -> FloatTensor<B> {
+        B::float_reshape(t.into_primitive().tensor(), shape)
+    }
+
+    pub fn gelu<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+        let shape = x.shape();
+        let x: Tensor<B, 1> = shaped(x, [shape.num_elements()]);
+        let u = (x.clone() + x.clone().powi_scalar(3) * GELU_C) * GELU_K;
+        back((u.tanh() + 1.0) * x * 0.5, shape)
+    }
+
+    pub fn gelu_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+        let shape = x.shape();
+        let n = shape.num_elements();
+        let (x, g): (Tensor<B, 1>, Tensor<B, 1>) = (shaped(x, [n]), shaped(grad, [n]));
+        let x2 = x.clone().powi_scalar(2);
+        let t = ((x.clone() + x2.clone() * x.clone() * GELU_C) * GELU_K).tanh();
+        let du = (x2 * (3.0 * GELU_C) + 1.0) * GELU_K;
+        let d = (t.clone() + 1.0) * 0.5 + x * (t.clone().neg() * t + 1.0) * du * 0.5;
+        back(g * d, shape)
+    }
+
+    /// q, k and v of `qkv` `[batch · t, 3c]` as `[batch, heads, t, head]` each.
+    fn heads<B: Backend>(qkv: FloatTensor<B>, batch: usize, n_head: usize) -> [Tensor<B, 4>; 3] {
+        let shape = qkv.shape();
+        let (rows, c3) = (shape[0], shape[1]);
+        let (t, c) = (rows / batch, c3 / 3);
+        let hs = c / n_head;
+        let qkv: Tensor<B, 3> = shaped(qkv, [batch, t, c3]);
+        [0, 1, 2].map(|i| {
+            qkv.clone()
+                .slice([0..batch, 0..t, i * c..(i + 1) * c])
+                .reshape([batch, t, n_head, hs])
+                .swap_dims(1, 2)
+        })
+    }
+
+    pub fn attention<B: Backend>(
+        qkv: FloatTensor<B>,
+        batch: usize,
+        n_head: usize,
+        mask: Option<FloatTensor<B>>,
+    ) -> [FloatTensor<B>; 2] {
+        let [q, k, v] = heads::<B>(qkv, batch, n_head);
+        let [_, _, t, hs] = q.dims();
+        let scale = 1.0 / (hs as f64).sqrt();
+        let probs: Tensor<B, 4> = float(causal_softmax::<B>(
+            q.matmul(k.swap_dims(2, 3)).into_primitive().tensor(),
+            scale,
+        ));
+        let weights = match mask {
+            Some(m) => probs.clone() * shaped::<B, 4>(m, [batch, n_head, t, t]),
+            None => probs.clone(),
+        };
+        let y = weights
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([batch * t, n_head * hs]);
+        [
+            y.into_primitive().tensor(),
+            B::float_reshape(
+                probs.into_primitive().tensor(),
+                burn::tensor::Shape::new([batch * n_head * t, t]),
+            ),
+        ]
+    }
+
+    pub fn attention_backward<B: Backend>(
+        qkv: FloatTensor<B>,
+        probs: FloatTensor<B>,
+        mask: Option<FloatTensor<B>>,
+        grad: FloatTensor<B>,
+        batch: usize,
+        n_head: usize,
+    ) -> FloatTensor<B> {
+        let [q, k, v] = heads::<B>(qkv, batch, n_head);
+        let [_, _, t, hs] = q.dims();
+        let scale = 1.0 / (hs as f64).sqrt();
+        let probs: Tensor<B, 4> = shaped(probs, [batch, n_head, t, t]);
+        let mask = mask.map(|m| shaped::<B, 4>(m, [batch, n_head, t, t]));
+        let weights = match &mask {
+            Some(m) => probs.clone() * m.clone(),
+            None => probs.clone(),
+        };
+        let dy: Tensor<B, 4> = shaped::<B, 4>(grad, [batch, t, n_head, hs]).swap_dims(1, 2);
+        let dv = weights.swap_dims(2, 3).matmul(dy.clone());
+        let mut dw = dy.matmul(v.swap_dims(2, 3));
+        if let Some(m) = mask {
+            dw = dw * m;
+        }
+        let ds: Tensor<B, 4> = float(causal_softmax_backward::<B>(
+            probs.into_primitive().tensor(),
+            dw.into_primitive().tensor(),
+            scale,
+        ));
+        let dq = ds.clone().matmul(k);
+        let dk = ds.swap_dims(2, 3).matmul(q);
+        let merge = |x: Tensor<B, 4>| x.swap_dims(1, 2).reshape([batch, t, n_head * hs]);
+        let dqkv = Tensor::cat(vec![merge(dq), merge(dk), merge(dv)], 2);
+        B::float_reshape(
+            dqkv.into_primitive().tensor(),
+            burn::tensor::Shape::new([batch * t, 3 * n_head * hs]),
+        )
+    }
+
+    pub fn causal_softmax<B: Backend>(x: FloatTensor<B>, scale: f64) -> FloatTensor<B> {
+        let shape = x.shape();
+        let t = shape[shape.num_dims() - 1];
+        let blocks = shape.num_elements() / (t * t);
+        let x: Tensor<B, 3> = shaped(x, [blocks, t, t]);
+        let device = x.device();
+        let mask = Tensor::<B, 2, Bool>::tril_mask([t, t], 0, &device)
+            .unsqueeze::<3>()
+            .expand([blocks, t, t]);
+        let y =
+            burn::tensor::activation::softmax((x * scale).mask_fill(mask, f32::NEG_INFINITY), 2);
+        back(y, shape)
+    }
+
+    pub fn causal_softmax_backward<B: Backend>(
+        y: FloatTensor<B>,
+        grad: FloatTensor<B>,
+        scale: f64,
+    ) -> FloatTensor<B> {
+        let shape = y.shape();
+        let t = shape[shape.num_dims() - 1];
+        let rows = shape.num_elements() / t;
+        let y: Tensor<B, 2> = shaped(y, [rows, t]);
+        let g: Tensor<B, 2> = shaped(grad, [rows, t]);
+        let dot = (g.clone() * y.clone()).sum_dim(1);
+        back((g - dot) * y * scale, shape)
+    }
 
     pub fn tanh_backward<B: Backend>(y: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
         let one_minus_y2 =
@@ -413,6 +682,47 @@ mod plain {
             dx.into_primitive().tensor(),
             dw.into_primitive().tensor(),
             db.into_primitive().tensor(),
+        ]
+    }
+
+    pub fn layer_norm<B: FusedOps>(
+        x: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        beta: FloatTensor<B>,
+        epsilon: f64,
+    ) -> [FloatTensor<B>; 3] {
+        let x = float::<B, 2>(x);
+        let centered = x.clone() - x.mean_dim(1);
+        let var = (centered.clone() * centered.clone()).mean_dim(1);
+        let rstd = var.add_scalar(epsilon).sqrt().recip();
+        let x_hat = centered * rstd.clone();
+        let y = x_hat.clone() * float::<B, 1>(gamma).unsqueeze::<2>()
+            + float::<B, 1>(beta).unsqueeze::<2>();
+        [
+            y.into_primitive().tensor(),
+            x_hat.into_primitive().tensor(),
+            rstd.into_primitive().tensor(),
+        ]
+    }
+
+    pub fn layer_norm_backward<B: FusedOps>(
+        x_hat: FloatTensor<B>,
+        rstd: FloatTensor<B>,
+        gamma: FloatTensor<B>,
+        grad: FloatTensor<B>,
+    ) -> [FloatTensor<B>; 3] {
+        let dz = float::<B, 2>(grad);
+        let x_hat = float::<B, 2>(x_hat);
+        let d = dz.clone() * float::<B, 1>(gamma).unsqueeze::<2>();
+        let dx =
+            (d.clone() - d.clone().mean_dim(1) - x_hat.clone() * (d * x_hat.clone()).mean_dim(1))
+                * float::<B, 2>(rstd);
+        let dgamma = (dz.clone() * x_hat).sum_dim(0).squeeze_dim::<1>(0);
+        let dbeta = dz.sum_dim(0).squeeze_dim::<1>(0);
+        [
+            dx.into_primitive().tensor(),
+            dgamma.into_primitive().tensor(),
+            dbeta.into_primitive().tensor(),
         ]
     }
 

@@ -271,6 +271,40 @@ macro_rules! with_int_view2 {
     };
 }
 
+/// LayerNorm (with tanh when `tanh`) of `[rows, cols]` rows in one pass, or the inputs back
+/// when the kernel does not take them.
+fn layer_norm_forward(
+    x: &NdArrayTensor,
+    gamma: &NdArrayTensor,
+    beta: &NdArrayTensor,
+    epsilon: f64,
+    tanh: bool,
+) -> Option<[NdArrayTensor; 3]> {
+    if let (Some(xv), Some(gv), Some(bv)) = (view2(x), view1(gamma), view1(beta)) {
+        let (rows, cols) = xv.dim();
+        if gv.len() == cols && bv.len() == cols {
+            let (xs, g, b) = (values(&xv), values(&gv), values(&bv));
+            let (mut y, mut x_hat, mut rstd) = (
+                vec![0f32; rows * cols],
+                vec![0f32; rows * cols],
+                vec![0f32; rows],
+            );
+            let eps = epsilon as f32;
+            if tanh {
+                kernels::layer_norm_tanh(&xs, cols, &g, &b, eps, &mut y, &mut x_hat, &mut rstd);
+            } else {
+                kernels::layer_norm(&xs, cols, &g, &b, eps, &mut y, &mut x_hat, &mut rstd);
+            }
+            return Some([
+                from_vec(&[rows, cols], y),
+                from_vec(&[rows, cols], x_hat),
+                from_vec(&[rows, 1], rstd),
+            ]);
+        }
+    }
+    None
+}
+
 impl FusedOps for NdArray<f32> {
     fn fused_adamw<const D: usize>(
         w: Tensor<Self, D>,
@@ -391,6 +425,46 @@ impl FusedOps for NdArray<f32> {
         plain::linear_backward::<Self>(x, w, y, grad)
     }
 
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        layer_norm_forward(&x, &gamma, &beta, epsilon, false).unwrap_or_else(|| {
+            count_fallback();
+            plain::layer_norm::<Self>(x, gamma, beta, epsilon)
+        })
+    }
+
+    fn fused_layer_norm_backward(
+        x_hat: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        let views = (view2(&x_hat), view2(&rstd), view1(&gamma), view2(&grad));
+        if let (Some(xh), Some(r), Some(gm), Some(gv)) = views {
+            let (rows, cols) = xh.dim();
+            if r.dim() == (rows, 1) && gm.len() == cols && gv.dim() == xh.dim() {
+                let (xh, r, gm, gv) = (values(&xh), values(&r), values(&gm), values(&gv));
+                let mut dx = vec![0f32; rows * cols];
+                let mut dz = Array2::zeros((rows, cols));
+                let mut dzx = Array2::zeros((rows, cols));
+                if let (Some(dz_s), Some(dzx_s)) = (dz.as_slice_mut(), dzx.as_slice_mut()) {
+                    kernels::layer_norm_tanh_backward(
+                        &xh, &r, &gm, None, &gv, cols, &mut dx, dz_s, dzx_s,
+                    );
+                }
+                let dgamma = column_sums(dzx.view()).into_dyn().into_shared().into();
+                let dbeta = column_sums(dz.view()).into_dyn().into_shared().into();
+                return [from_vec(&[rows, cols], dx), dgamma, dbeta];
+            }
+        }
+        count_fallback();
+        plain::layer_norm_backward::<Self>(x_hat, rstd, gamma, grad)
+    }
+
     fn fused_layer_norm_tanh(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -447,7 +521,15 @@ impl FusedOps for NdArray<f32> {
                 let mut dzx = Array2::zeros((rows, cols));
                 if let (Some(dz_s), Some(dzx_s)) = (dz.as_slice_mut(), dzx.as_slice_mut()) {
                     kernels::layer_norm_tanh_backward(
-                        &xh, &r, &gm, &yv, &gv, cols, &mut dx, dz_s, dzx_s,
+                        &xh,
+                        &r,
+                        &gm,
+                        Some(&yv),
+                        &gv,
+                        cols,
+                        &mut dx,
+                        dz_s,
+                        dzx_s,
                     );
                 }
                 let dgamma = column_sums(dzx.view()).into_dyn().into_shared().into();
@@ -472,6 +554,162 @@ impl FusedOps for NdArray<f32> {
                 <Self as FloatTensorOps<Self>>::float_tanh(x)
             }
         }
+    }
+
+    fn fused_attention(
+        qkv: FloatTensor<Self>,
+        batch: usize,
+        n_head: usize,
+        mask: Option<FloatTensor<Self>>,
+    ) -> [FloatTensor<Self>; 2] {
+        if let Some(qv) = view2(&qkv) {
+            let (rows, c3) = qv.dim();
+            let shape = kernels::AttentionShape {
+                batch,
+                t: rows / batch.max(1),
+                c: c3 / 3,
+                heads: n_head,
+            };
+            let t = shape.t;
+            let mask_values = mask
+                .as_ref()
+                .and_then(view2)
+                .map(|m| values(&m).into_owned());
+            let fits = batch > 0
+                && rows == batch * t
+                && c3 % 3 == 0
+                && n_head > 0
+                && shape.c.is_multiple_of(n_head)
+                && mask.is_none() == mask_values.is_none()
+                && mask_values
+                    .as_ref()
+                    .is_none_or(|m| m.len() == batch * n_head * t * t);
+            if fits {
+                let mut y = vec![0f32; rows * shape.c];
+                let mut probs = vec![0f32; batch * n_head * t * t];
+                kernels::attention(
+                    &values(&qv),
+                    shape,
+                    mask_values.as_deref(),
+                    &mut y,
+                    &mut probs,
+                );
+                return [
+                    from_vec(&[rows, shape.c], y),
+                    from_vec(&[batch * n_head * t, t], probs),
+                ];
+            }
+        }
+        count_fallback();
+        super::plain::attention::<Self>(qkv, batch, n_head, mask)
+    }
+
+    fn fused_attention_backward(
+        qkv: FloatTensor<Self>,
+        probs: FloatTensor<Self>,
+        mask: Option<FloatTensor<Self>>,
+        grad: FloatTensor<Self>,
+        batch: usize,
+        n_head: usize,
+    ) -> FloatTensor<Self> {
+        if let (Some(qv), Some(pv), Some(gv)) = (view2(&qkv), view2(&probs), view2(&grad)) {
+            let (rows, c3) = qv.dim();
+            let shape = kernels::AttentionShape {
+                batch,
+                t: rows / batch.max(1),
+                c: c3 / 3,
+                heads: n_head,
+            };
+            let mask_values = mask
+                .as_ref()
+                .and_then(view2)
+                .map(|m| values(&m).into_owned());
+            if gv.dim() == (rows, shape.c) && mask.is_none() == mask_values.is_none() {
+                let mut dqkv = vec![0f32; rows * c3];
+                kernels::attention_backward(
+                    &values(&qv),
+                    &values(&pv),
+                    mask_values.as_deref(),
+                    &values(&gv),
+                    shape,
+                    &mut dqkv,
+                );
+                return from_vec(&[rows, c3], dqkv);
+            }
+        }
+        count_fallback();
+        super::plain::attention_backward::<Self>(qkv, probs, mask, grad, batch, n_head)
+    }
+
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match &x {
+            NdArrayTensor::F32(s) => {
+                let view = s.view();
+                let mut out = vec![0.0f32; view.len()];
+                kernels::gelu(&values(&view), &mut out);
+                from_vec(view.shape(), out)
+            }
+            _ => {
+                count_fallback();
+                super::plain::gelu::<Self>(x)
+            }
+        }
+    }
+
+    fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        match (&x, &grad) {
+            (NdArrayTensor::F32(xs), NdArrayTensor::F32(gs)) if xs.shape() == gs.shape() => {
+                let (xv, gv) = (xs.view(), gs.view());
+                let mut out = vec![0.0f32; gv.len()];
+                kernels::gelu_backward(&values(&xv), &values(&gv), &mut out);
+                from_vec(gv.shape(), out)
+            }
+            _ => {
+                count_fallback();
+                super::plain::gelu_backward::<Self>(x, grad)
+            }
+        }
+    }
+
+    fn fused_causal_softmax(x: FloatTensor<Self>, scale: f64) -> FloatTensor<Self> {
+        if let NdArrayTensor::F32(s) = &x {
+            let view = s.view();
+            let shape = view.shape();
+            if let [.., a, b] = shape {
+                if a == b {
+                    let t = *b;
+                    let mut out = vec![0.0f32; view.len()];
+                    kernels::causal_softmax(&values(&view), t, scale as f32, &mut out);
+                    return from_vec(shape, out);
+                }
+            }
+        }
+        count_fallback();
+        super::plain::causal_softmax::<Self>(x, scale)
+    }
+
+    fn fused_causal_softmax_backward(
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self> {
+        if let (NdArrayTensor::F32(ys), NdArrayTensor::F32(gs)) = (&y, &grad) {
+            let (yv, gv) = (ys.view(), gs.view());
+            if yv.shape() == gv.shape() {
+                let t = *yv.shape().last().unwrap_or(&1);
+                let mut out = vec![0.0f32; gv.len()];
+                kernels::causal_softmax_backward(
+                    &values(&yv),
+                    &values(&gv),
+                    t,
+                    scale as f32,
+                    &mut out,
+                );
+                return from_vec(gv.shape(), out);
+            }
+        }
+        count_fallback();
+        super::plain::causal_softmax_backward::<Self>(y, grad, scale)
     }
 
     fn fused_tanh_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {

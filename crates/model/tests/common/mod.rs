@@ -2,7 +2,7 @@
 
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use makemore_model::{DropoutStep, FusedOps, Kernels, Mlp, MlpConfig, NormKind};
+use makemore_model::{DropoutStep, FusedOps, Kernels, Mlp, ModelConfig, NormKind};
 
 /// Loss and every parameter's gradient (flattened, in parameter order) for one batch of
 /// 64 contexts of `block` characters.
@@ -71,7 +71,7 @@ pub fn batch_loss_and_grads<B: AutodiffBackend + FusedOps>(
 
 /// Largest difference between the two paths, relative to the largest gradient entry.
 pub fn compare<B: AutodiffBackend + FusedOps>(
-    config: MlpConfig,
+    config: ModelConfig,
     dropout: Option<DropoutStep>,
     tol: f64,
 ) {
@@ -80,8 +80,8 @@ pub fn compare<B: AutodiffBackend + FusedOps>(
     let plain = config
         .clone()
         .with_kernels(Kernels::Plain)
-        .init::<B>(&device);
-    let fused = config.with_kernels(Kernels::Fused).init::<B>(&device);
+        .init_mlp::<B>(&device);
+    let fused = config.with_kernels(Kernels::Fused).init_mlp::<B>(&device);
     let (lp, gp) = loss_and_grads(&plain, block, dropout);
     let (lf, gf) = loss_and_grads(&fused, block, dropout);
     assert!(
@@ -100,8 +100,8 @@ pub fn compare<B: AutodiffBackend + FusedOps>(
     }
 }
 
-pub fn variants() -> Vec<(MlpConfig, Option<DropoutStep>)> {
-    let base = MlpConfig::new(27, 3).with_n_hidden(64);
+pub fn variants() -> Vec<(ModelConfig, Option<DropoutStep>)> {
+    let base = ModelConfig::new(27, 3).with_n_hidden(64);
     vec![
         (base.clone(), None),
         (
@@ -120,7 +120,7 @@ pub fn variants() -> Vec<(MlpConfig, Option<DropoutStep>)> {
         ),
         // makemore part 5's hierarchical model: context 4, two merging layers.
         (
-            MlpConfig::new(27, 4)
+            ModelConfig::new(27, 4)
                 .with_n_hidden(64)
                 .with_n_layers(2)
                 .with_hierarchical(true)

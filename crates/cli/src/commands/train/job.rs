@@ -53,7 +53,7 @@ impl WithBackend for TrainJob {
             words,
         } = self;
         let data = prepare(words, &config)?;
-        config.model.vocab_size = data.vocab.len();
+        config = makemore_train::sized_config(&config, &data)?;
         let signals = makemore_io::StopSignal::install()?;
         let start = resume.as_ref().map_or(0, |c| c.state.step);
         let bar = progress::steps_bar(config.steps, start, args.quiet || args.json);

@@ -76,6 +76,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
             // Refuse bad settings before touching --out (vocab_size comes from the corpus later).
             let mut probe = config.clone();
             probe.model.vocab_size = probe.model.vocab_size.max(2);
+            // A sequence model's positions (0: from the corpus) are filled in later too.
+            if probe.model.kind.is_sequence() && probe.model.block_size == 0 {
+                probe.model.block_size = 2;
+            }
             probe.validate()?;
             if args.print_config {
                 // vocab_size is a placeholder here: a run fills it in from its corpus.
