@@ -7,8 +7,11 @@ layouts, so `load_state_dict` takes it as is (strict), and the module gives the 
     python3 xtask/bench/load_checkpoint.py runs/quickstart
     python3 xtask/bench/load_checkpoint.py runs/best --data ../shared/data/names.txt --split test
 
-Needs torch and safetensors (`pip install torch safetensors`). Every model variant of
-makemore is covered: flat or hierarchical, LayerNorm or BatchNorm, direct connections.
+Needs torch and safetensors (`pip install torch safetensors`). Every model of makemore is
+covered: the MLP (flat or hierarchical, LayerNorm or BatchNorm, direct connections) and the
+sequence models of makemore.py (rnn, gru, bow, transformer; built by seq_models.py with
+makemore.py's names and layouts, so the state dict loads strictly but for makemore.py's
+causal-mask buffers, which it does not hold).
 """
 
 import argparse
@@ -17,9 +20,14 @@ import math
 import os
 import random
 
+import sys
+
 import torch
 import torch.nn as nn
 from safetensors.torch import load_file
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import seq_models  # noqa: E402
 
 
 class Mlp(nn.Module):
@@ -105,8 +113,28 @@ def main():
         config = json.load(f)
     with open(os.path.join(a.checkpoint, "vocab.json")) as f:
         chars = json.load(f)["chars"]
-    model = Mlp(config["model"])
+    m = config["model"]
     state = load_file(os.path.join(a.checkpoint, "model.safetensors"))
+    words = split_words(read_words(a.data), config["split_seed"], config["split"])[a.split]
+    if m.get("kind", "mlp") != "mlp":
+        model = seq_models.build(m)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        # Only makemore.py's causal masks (buffers named "bias" of the attention) are not
+        # in the checkpoint; every parameter must load.
+        assert not unexpected, f"unexpected tensors: {unexpected}"
+        assert all(k.endswith("attn.bias") for k in missing), f"missing: {missing}"
+        model.eval()
+        index = {c: i for i, c in enumerate(chars)}
+        x, y = seq_models.sequences(words, index, m["block_size"])
+        with torch.no_grad():
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1),
+                                               ignore_index=-1, reduction="sum").item()
+        n = int((y >= 0).sum())
+        print(f"torch {torch.__version__}: {a.split} loss {loss / n:.5f} (perplexity "
+              f"{math.exp(loss / n):.3f}, {n} characters) from {a.checkpoint}")
+        return
+    model = Mlp(m)
     # PyTorch's BatchNorm1d also counts its batches; makemore does not save that count.
     for name, module in model.named_modules():
         if isinstance(module, nn.BatchNorm1d):
@@ -114,7 +142,6 @@ def main():
     model.load_state_dict(state, strict=True)
     model.eval()  # BatchNorm: the running statistics, as makemore evaluates
 
-    words = split_words(read_words(a.data), config["split_seed"], config["split"])[a.split]
     x, y = examples(words, chars, config["model"]["block_size"])
     with torch.no_grad():
         loss = nn.functional.cross_entropy(model(x), y, reduction="sum").item() / len(y)
