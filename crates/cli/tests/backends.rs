@@ -219,6 +219,38 @@ fn batchnorm_wavenet_trains_alike_on_wgpu_and_ndarray() {
     assert_same_curves(&c);
 }
 
+/// makemore.py's models (RNN, GRU, bag of words, Transformer with dropout): the same
+/// curves on wgpu (the trait's default bodies: burn's operations for the attention, the
+/// causal softmax, GELU and LayerNorm) as on ndarray (the CPU kernels).
+#[test]
+fn sequence_models_train_alike_on_wgpu_and_ndarray() {
+    if !wgpu_here() {
+        return;
+    }
+    use makemore_model::ModelKind;
+    for kind in [
+        ModelKind::Rnn,
+        ModelKind::Gru,
+        ModelKind::Bow,
+        ModelKind::Transformer,
+    ] {
+        let mut c = config();
+        c.steps = 15;
+        c.batch_size = 16;
+        c.model.kind = kind;
+        c.model.block_size = 0;
+        c.model.n_embd = 16;
+        c.model.n_hidden = 32;
+        c.model.n_layers = if kind == ModelKind::Transformer { 2 } else { 1 };
+        c.model.n_head = 2;
+        c.model.dropout = 0.1;
+        c.optimizer = makemore_train::OptimizerKind::adamw(0.01);
+        c.schedule = LrSchedule::Constant { lr: 0.003 };
+        eprintln!("{kind:?}");
+        assert_same_curves(&c);
+    }
+}
+
 /// With no Vulkan driver at all (the loader pointed at none), `--backend wgpu` is one line
 /// that names the backend and what to install, not a panic.
 #[test]

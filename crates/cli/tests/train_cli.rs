@@ -381,3 +381,114 @@ fn print_config_resolves_dependent_defaults() {
     assert_eq!(c["model"]["n_layers"], 3);
     assert_eq!(c["model"]["norm"], "Batch");
 }
+
+/// makemore.py's models through the CLI: train (with the kind's defaults), stop and resume,
+/// evaluate, sample with every option, plot, and the learning-rate finder from the run's config.
+#[test]
+fn sequence_models_train_resume_evaluate_sample_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    for model in ["rnn", "gru", "bow", "transformer"] {
+        let run = dir.path().join(model);
+        let small = [
+            "--model",
+            model,
+            "--n-embd",
+            "16",
+            "--n-hidden",
+            "24",
+            "--layers",
+            "1",
+            "--heads",
+            "2",
+            "--steps",
+            "60",
+            "--lr",
+            "0.01",
+            "--eval-every",
+            "20",
+            "--checkpoint-every",
+            "20",
+            "--samples",
+            "3",
+            "-q",
+        ];
+        common::run_ok(
+            makemore()
+                .arg("train")
+                .arg("--out")
+                .arg(&run)
+                .args(small)
+                .args(["--until", "30"]),
+        );
+        let out = common::run_ok(
+            makemore()
+                .args(["train", "-q", "--json", "--samples", "3", "--resume"])
+                .arg(&run),
+        );
+        let summary: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(summary["steps"], 60, "{model}: {out}");
+        assert_eq!(summary["samples"].as_array().unwrap().len(), 3);
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap())
+                .unwrap();
+        assert_eq!(config["model"]["kind"], model);
+        // makemore.py's optimiser; the positions from the shipped corpus's longest name + 1.
+        assert_eq!(config["optimizer"]["beta_2"], 0.99);
+        assert!(config["model"]["block_size"].as_u64().unwrap() > 10);
+        let eval = common::run_ok(
+            makemore()
+                .args(["eval", "--json", "--checkpoint"])
+                .arg(&run),
+        );
+        let eval: serde_json::Value = serde_json::from_str(&eval).unwrap();
+        assert!(
+            eval["dev"]["loss"].as_f64().unwrap() < 3.0,
+            "{model}: {eval}"
+        );
+        // Every character of every dev word and its end, as for the MLP.
+        assert_eq!(eval["dev"]["examples"], 22_949);
+        assert!(
+            run.join("best").join("model.safetensors").exists(),
+            "{model}: best/ kept"
+        );
+        common::run_ok(
+            makemore()
+                .args(["eval", "--checkpoint"])
+                .arg(run.join("best")),
+        );
+        let sampled = common::run_ok(
+            makemore()
+                .args([
+                    "sample",
+                    "-n",
+                    "6",
+                    "--prefix",
+                    "ka",
+                    "--top-k",
+                    "5",
+                    "--only-new",
+                    "--temperature",
+                    "0.8",
+                    "--checkpoint",
+                ])
+                .arg(&run),
+        );
+        let words: Vec<&str> = sampled.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(words.len(), 6, "{model}: {sampled}");
+        assert!(
+            words
+                .iter()
+                .all(|l| l.starts_with("ka") && l.ends_with("new")),
+            "{model}: {sampled}"
+        );
+        common::run_ok(makemore().args(["plot", "loss", "--checkpoint"]).arg(&run));
+        assert!(run.join("loss.png").exists());
+        common::run_ok(
+            makemore()
+                .args(["lr-find", "--steps", "20", "--config"])
+                .arg(run.join("config.json"))
+                .arg("--out")
+                .arg(dir.path().join(format!("lr-{model}"))),
+        );
+    }
+}

@@ -368,3 +368,159 @@ fn resume_refuses_a_different_config_naming_the_fields() {
         "{err}"
     );
 }
+
+/// makemore.py's models at small sizes (dropout on, AdamW with makemore.py's betas).
+fn sequence_config(kind: makemore_model::ModelKind) -> TrainingConfig {
+    let mut c = config(OptimizerKind::Adamw {
+        weight_decay: 0.01,
+        beta_2: 0.99,
+        epsilon: 1e-8,
+    });
+    c.model.kind = kind;
+    c.model.block_size = 0;
+    c.model.n_embd = 16;
+    c.model.n_hidden = 24;
+    c.model.n_layers = if kind == makemore_model::ModelKind::Transformer {
+        2
+    } else {
+        1
+    };
+    c.model.n_head = 2;
+    c.model.dropout = 0.1;
+    c.schedule = makemore_train::LrSchedule::Constant { lr: 0.003 };
+    c.batch_size = 8;
+    c
+}
+
+const SEQUENCE_KINDS: [makemore_model::ModelKind; 4] = [
+    makemore_model::ModelKind::Rnn,
+    makemore_model::ModelKind::Gru,
+    makemore_model::ModelKind::Bow,
+    makemore_model::ModelKind::Transformer,
+];
+
+#[test]
+fn sequence_models_resume_exactly() {
+    for kind in SEQUENCE_KINDS {
+        let c = sequence_config(kind);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        run_straight(a.path(), &c);
+        run_interrupted(b.path(), &c, 23);
+        assert_eq!(weights(a.path()), weights(b.path()), "{kind:?}");
+        let metrics = |d: &Path| std::fs::read_to_string(d.join("metrics.csv")).unwrap();
+        assert_eq!(metrics(a.path()), metrics(b.path()), "{kind:?}");
+        // The positions came from the corpus: its longest word ("elizabeth") + 1.
+        assert_eq!(
+            Checkpoint::open(a.path()).unwrap().config.model.block_size,
+            10
+        );
+    }
+}
+
+#[test]
+fn sequence_models_fit_a_tiny_corpus() {
+    let few: Vec<String> = ["ava", "emma", "mia", "zoe"].map(str::to_string).to_vec();
+    for kind in SEQUENCE_KINDS {
+        let mut c = sequence_config(kind);
+        c.model.dropout = 0.0;
+        c.steps = 400;
+        c.batch_size = 3;
+        c.eval_every = 0;
+        c.split = makemore_data::SplitRatios {
+            train: 1.0,
+            dev: 0.0,
+            test: 0.0,
+        };
+        let data = prepare(few.clone(), &c).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let s = train::<B>(
+            &data,
+            &c,
+            dir.path(),
+            None,
+            &Default::default(),
+            &AtomicBool::new(false),
+            &mut |_: &TrainEvent| {},
+        )
+        .unwrap()
+        .summary;
+        // ln(27) = 3.3 at the start; four words learnt by heart are nearly certain, but the
+        // bag of words, which only sees averages, and the first letter (1 of 4) keep some.
+        let bound = if kind == makemore_model::ModelKind::Bow {
+            0.9
+        } else {
+            0.45
+        };
+        assert!(
+            s.train_loss < bound,
+            "{kind:?}: train loss {}",
+            s.train_loss
+        );
+    }
+}
+
+#[test]
+fn keep_best_keeps_the_lowest_dev_loss_and_it_evaluates_so() {
+    let mut c = sequence_config(makemore_model::ModelKind::Gru);
+    c.keep_best = true;
+    c.eval_every = 10;
+    c.steps = 60;
+    let data = prepare(words(), &c).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut evals = Vec::new();
+    train::<B>(
+        &data,
+        &c,
+        dir.path(),
+        None,
+        &Default::default(),
+        &AtomicBool::new(false),
+        &mut |e: &TrainEvent| {
+            if let TrainEvent::Eval { step, dev_loss } = e {
+                evals.push((*step, *dev_loss));
+            }
+        },
+    )
+    .unwrap();
+    let last = Checkpoint::open(dir.path()).unwrap();
+    evals.push((last.state.step, last.state.dev_loss.unwrap()));
+    let best = evals
+        .iter()
+        .copied()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    let kept = Checkpoint::open(dir.path().join(makemore_train::BEST_DIR)).unwrap();
+    assert_eq!(kept.state.step, best.0, "{evals:?}");
+    assert_eq!(last.state.best.unwrap().step, best.0);
+    let model = kept
+        .load_model::<NdArray<f32>>(&Default::default())
+        .unwrap();
+    let dev = makemore_train::evaluate(&model, &data.dev, &Default::default()).unwrap();
+    assert!((dev - best.1).abs() < 1e-6, "{dev} vs {}", best.1);
+}
+
+/// The canonical split's dev words as sequences predict exactly the characters the MLP's
+/// windows predict: 22,655, so `makemore eval` numbers of every model compare directly.
+#[test]
+fn sequences_count_the_characters_windows_count_on_the_canonical_split() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/names.txt");
+    if !path.exists() {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED sequences_count_the_characters_windows_count_on_the_canonical_split: {} is absent", path.display());
+        return;
+    }
+    let words = makemore_data::read_words(&path).unwrap();
+    let mlp = prepare(words.clone(), &TrainingConfig::default()).unwrap();
+    let seq = prepare(
+        words,
+        &sequence_config(makemore_model::ModelKind::Transformer),
+    )
+    .unwrap();
+    assert_eq!(seq.dev.characters(), 22_655);
+    assert_eq!(mlp.dev.characters(), 22_655);
+    assert_eq!(seq.dev.len(), 3_203, "a row is a word");
+    assert_eq!(seq.train.characters(), mlp.train.characters());
+    assert_eq!(seq.test.characters(), mlp.test.characters());
+    // makemore.py's block: the longest name (15 characters) + 1.
+    assert_eq!(seq.train.row_len(), 16);
+}

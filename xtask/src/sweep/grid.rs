@@ -15,8 +15,10 @@
 //! ```
 //!
 //! Field names are those of a run's `config.json` (`makemore train --print-config`). The
-//! base is merged into the defaults field by field; an axis value replaces the whole field
-//! at its path (so a schedule given as a table replaces the schedule). A seed sets both
+//! base is merged into the defaults field by field (a schedule or optimiser table, which
+//! has a `kind`, replaces the default one whole; the model's `kind` is an ordinary field);
+//! an axis value replaces the whole field at its path (so a schedule given as a table
+//! replaces the schedule). A seed sets both
 //! `model.init_seed` and `batch_seed`.
 //!
 //! **Random search.** A `[search]` table draws `runs` points from ranges instead of (or as
@@ -371,8 +373,12 @@ fn merge(into: &mut Value, over: &Value, at: &str) -> Result<()> {
                     format!("{at}.{k}")
                 };
                 match a.get_mut(k) {
-                    // A tagged table (with `kind`) is replaced whole: its fields depend on the kind.
-                    Some(slot) if slot.is_object() && v.get("kind").is_none() => {
+                    // A tagged table (with `kind`: a schedule, an optimiser) is replaced whole:
+                    // its fields depend on the kind. The model's `kind` is one field among
+                    // the others, and the model table merges field by field.
+                    Some(slot)
+                        if slot.is_object() && (v.get("kind").is_none() || path == "model") =>
+                    {
                         merge(slot, v, &path)?
                     }
                     Some(slot) => *slot = v.clone(),
@@ -450,6 +456,25 @@ mod tests {
             .map(|r| r.id)
             .collect();
         assert_eq!(again, runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_model_kind_in_the_base_merges_with_the_model_fields() {
+        let grid: Grid = toml::from_str(
+            r#"
+            [base]
+            model = { kind = "transformer", n_hidden = 64 }
+            "#,
+        )
+        .unwrap();
+        let mut defaults = defaults();
+        defaults["model"]["kind"] = "mlp".into();
+        let runs = grid.expand(&defaults).unwrap();
+        let m = &runs[0].config["model"];
+        assert_eq!(m["kind"], "transformer");
+        assert_eq!(m["n_hidden"], 64);
+        // The other model fields stay (a schedule or optimiser table would replace them).
+        assert_eq!(m["n_embd"], defaults["model"]["n_embd"]);
     }
 
     #[test]

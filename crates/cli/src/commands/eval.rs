@@ -59,7 +59,7 @@ pub struct SplitLoss {
     pub loss: f64,
     /// exp(loss).
     pub perplexity: f64,
-    /// Examples (characters, boundary included) evaluated.
+    /// Characters predicted (each character of each word and its end), for every model.
     pub examples: usize,
 }
 
@@ -95,7 +95,9 @@ impl WithBackend for EvalJob {
         let mut out = Vec::new();
         for name in splits {
             if let Some(loss) = evaluate_split(&model, &data, name, &device) {
-                let examples = data.examples(name).len();
+                // Characters predicted (each character of each word and its end): the same
+                // count for windows and sequences.
+                let examples = data.examples(name).characters();
                 out.push((
                     name.as_str(),
                     SplitLoss {

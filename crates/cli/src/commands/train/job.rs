@@ -62,10 +62,21 @@ impl WithBackend for TrainJob {
             // prints only its error.
             TrainEvent::Start { params, .. } if !args.json => bar.suspend(|| {
                 eprintln!(
-                    "training {params} parameters on {} ({} train / {} dev examples) -> {}",
+                    "training {params} parameters on {} ({}) -> {}",
                     corpus::describe(data_path.as_ref()),
-                    data.train.len(),
-                    data.dev.len(),
+                    match &data.train {
+                        makemore_data::Tokens::Windows(_) => format!(
+                            "{} train / {} dev examples",
+                            data.train.len(),
+                            data.dev.len()
+                        ),
+                        makemore_data::Tokens::Sequences(s) => format!(
+                            "{} train / {} dev words of up to {} characters",
+                            data.train.len(),
+                            data.dev.len(),
+                            s.seq_len() - 1
+                        ),
+                    },
                     dir.display()
                 )
             }),
