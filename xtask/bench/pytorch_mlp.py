@@ -9,7 +9,9 @@ usage: python pytorch_mlp.py NAMES_TXT [--task train|eval|sample] --batch-size 3
 
 --model wide trains the kind of model the quality sweeps train, written as a PyTorch user
 would (nn.Module, AdamW): context 8, 24-d embeddings, two 512-unit tanh layers with
-LayerNorm and dropout 0.2 (examples/configs/wide.json).
+LayerNorm and dropout 0.2 (examples/configs/wide.json); --model wavenet the lecture's
+BatchNorm WaveNet with SGD (examples/configs/wavenet-lecture.json). --task sample draws --steps words
+in one batch, every row a step at a time until the last word ends, as makemore samples.
 prints one JSON object: {"steps_per_s": ..., "examples_per_s": ..., ...}
 """
 import argparse
@@ -28,7 +30,7 @@ p.add_argument("--warmup", type=int, default=100)
 p.add_argument("--threads", type=int, default=1)
 p.add_argument("--device", default="cpu")
 p.add_argument("--task", choices=["train", "eval", "sample"], default="train")
-p.add_argument("--model", choices=["notebook", "wide"], default="notebook")
+p.add_argument("--model", choices=["notebook", "wide", "wavenet"], default="notebook")
 args = p.parse_args()
 torch.set_num_threads(args.threads)
 dev = torch.device(args.device)
@@ -43,7 +45,7 @@ words = [w.strip() for w in open(args.names) if w.strip()]
 chars = sorted(set("".join(words)))
 stoi = {s: i + 1 for i, s in enumerate(chars)}
 stoi["."] = 0
-block_size = 8 if args.model == "wide" else 3
+block_size = 8 if args.model in ("wide", "wavenet") else 3
 
 
 def build_dataset(words):
@@ -113,17 +115,24 @@ def evaluate():
 
 
 @torch.no_grad()
-def sample_word(gen):
-    # The notebook's sampling loop: one word, one character at a time.
-    out, context = [], [0] * block_size
-    while True:
-        h = torch.tanh(C[torch.tensor([context], device=dev)].view(1, -1) @ W1 + b1)
+def sample_words(gen, n):
+    # The notebook's sampling loop, for n words at once (as makemore samples: every row
+    # steps together until the last word ends), one character per step. Returns the words
+    # as lists of character indices, read back once at the end.
+    context = torch.zeros((n, block_size), dtype=torch.long, device=dev)
+    done = torch.zeros(n, dtype=torch.bool, device=dev)
+    drawn = []
+    for _ in range(64):
+        h = torch.tanh(C[context].view(n, -1) @ W1 + b1)
         probs = F.softmax(h @ W2 + b2, dim=1)
-        ix = torch.multinomial(probs, num_samples=1, generator=gen).item()
-        context = context[1:] + [ix]
-        out.append(ix)
-        if ix == 0:
-            return out
+        ix = torch.multinomial(probs, num_samples=1, generator=gen)
+        drawn.append(torch.where(done.unsqueeze(1), torch.zeros_like(ix), ix))
+        done |= ix.squeeze(1) == 0
+        context = torch.cat([context[:, 1:], ix], dim=1)
+        if bool(done.all()):
+            break
+    chars = torch.cat(drawn, dim=1).cpu().tolist()
+    return [row[:row.index(0) + 1] if 0 in row else row for row in chars]
 
 
 class Wide(torch.nn.Module):
@@ -140,10 +149,32 @@ class Wide(torch.nn.Module):
         return self.net(self.emb(x).flatten(1))
 
 
-if args.model == "wide":
+class WaveNet(torch.nn.Module):
+    # Makemore part 5: context 8, 24-d embeddings, pairs of positions merged three times
+    # into 128-unit layers with BatchNorm and tanh (examples/configs/wavenet-lecture.json).
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.emb = nn.Embedding(27, 24)
+        self.layers = nn.ModuleList(
+            nn.ModuleList([nn.Linear(2 * d, 128, bias=False), nn.BatchNorm1d(128)])
+            for d in (24, 128, 128))
+        self.out = nn.Linear(128, 27)
+
+    def forward(self, x):
+        h = self.emb(x)  # (B, 8, 24)
+        for lin, bn in self.layers:
+            b, t, c = h.shape
+            h = lin(h.reshape(b, t // 2, 2 * c))
+            h = torch.tanh(bn(h.transpose(1, 2)).transpose(1, 2))
+        return self.out(h.squeeze(1))
+
+
+if args.model in ("wide", "wavenet"):
     torch.manual_seed(2147483647)
-    wide = Wide().to(dev)
-    opt = torch.optim.AdamW(wide.parameters(), lr=1e-3, weight_decay=0.01)
+    wide = (Wide() if args.model == "wide" else WaveNet()).to(dev)
+    opt = (torch.optim.AdamW(wide.parameters(), lr=1e-3, weight_decay=0.01) if args.model == "wide"
+           else torch.optim.SGD(wide.parameters(), lr=0.1))
 
     def step(i):  # noqa: F811 (the wide model's step replaces the notebook's)
         ix = torch.randint(0, Xtr.shape[0], (args.batch_size,), device=dev)
@@ -154,7 +185,7 @@ if args.model == "wide":
         return loss
 
     if args.task != "train":
-        raise SystemExit("--model wide times training only")
+        raise SystemExit(f"--model {args.model} times training only")
 
 if args.task == "train":
     for i in range(args.warmup):
@@ -176,10 +207,9 @@ elif args.task == "eval":
     report(args.steps, secs, examples_per_s=args.steps * Xtr.shape[0] / secs)
 else:
     gen = torch.Generator(device=dev).manual_seed(2147483647 + 10)
-    sample_word(gen)
+    sample_words(gen, args.steps)
     t0 = time.perf_counter()
-    for _ in range(args.steps):
-        sample_word(gen)
-    sync()
+    words = sample_words(gen, args.steps)
     secs = time.perf_counter() - t0
+    assert len(words) == args.steps
     report(args.steps, secs, words_per_s=args.steps / secs)

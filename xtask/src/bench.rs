@@ -39,9 +39,26 @@ pub struct BenchArgs {
     /// makemore binary to use (default: build target/release/makemore).
     #[arg(long, value_name = "PATH")]
     bin: Option<PathBuf>,
+    /// Stop any one case after this many seconds (coreutils' `timeout`); the case's row then
+    /// says so. For machines lent for a few minutes (xtask/bench/gpu.sh).
+    #[arg(long, value_name = "SECS")]
+    case_timeout: Option<u64>,
 }
 
 impl BenchArgs {
+    /// A command for `program`, under `timeout` when `--case-timeout` is given.
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match self.case_timeout {
+            Some(secs) => {
+                let mut cmd = Command::new("timeout");
+                cmd.args(["--kill-after=10", &secs.to_string()])
+                    .arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        }
+    }
+
     fn gpu(&self) -> bool {
         self.device == "cuda"
     }
@@ -206,7 +223,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     for (name, flags, env) in &cases {
         let env_text: String = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
         eprintln!("{env_text}makemore bench {}", flags.join(" "));
-        let mut cmd = Command::new(&bin);
+        let mut cmd = args.command(&bin);
         cmd.arg("bench").args(flags).arg("--json");
         for (k, v) in env.iter() {
             cmd.env(k, v);
@@ -241,7 +258,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 eprintln!("pytorch {name}");
                 let v = fastest(tries, || {
                     run_json(
-                        Command::new(python)
+                        args.command(python)
                             .arg(&script)
                             .arg(&data)
                             .args(["--model", model])
@@ -398,14 +415,13 @@ fn gpu_cell(result: Result<Value>, key: &str, who: &str, devices: &mut Vec<Strin
             }
             v[key].as_f64().map_or(String::new(), |x| format!("{x:.0}"))
         }
-        Err(e) => format!(
-            "({})",
-            e.root_cause()
-                .to_string()
-                .lines()
-                .last()
-                .unwrap_or("failed")
-        ),
+        Err(e) => {
+            let e = e.root_cause().to_string();
+            if e.ends_with(" timed out") {
+                return "(timed out)".into();
+            }
+            format!("({})", e.lines().last().unwrap_or("failed"))
+        }
     }
 }
 
@@ -428,16 +444,36 @@ fn torch_data(args: &BenchArgs) -> PathBuf {
 /// lacks, or that finds no device, gets its one-line error in the table instead of numbers.
 fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
     let scale = |n: u64| if args.quick { (n / 10).max(5) } else { n };
-    // (name, task, batch, steps, warm-up)
-    type Case<'a> = (&'a str, &'a str, Option<u64>, u64, Option<u64>);
+    // (name, task, batch, steps, warm-up, config, PyTorch model)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<u64>,
+        u64,
+        Option<u64>,
+        Option<&'a str>,
+        &'a str,
+    );
+    let wide = Some("examples/configs/wide.json");
+    let wavenet = Some("examples/configs/wavenet-lecture.json");
     let cases: Vec<Case> = vec![
-        ("train, batch 32", "train", Some(32), scale(3000), Some(100)),
+        (
+            "train, batch 32",
+            "train",
+            Some(32),
+            scale(3000),
+            Some(100),
+            None,
+            "notebook",
+        ),
         (
             "train, batch 4096",
             "train",
             Some(4096),
             scale(300),
             Some(20),
+            None,
+            "notebook",
         ),
         (
             "train, batch 65536",
@@ -445,9 +481,54 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
             Some(65536),
             scale(100),
             Some(10),
+            None,
+            "notebook",
         ),
-        ("evaluate the train split", "eval", None, scale(10), None),
-        ("sample 1,000 words", "sample", None, 1000, None),
+        (
+            "train, wide model, batch 128",
+            "train",
+            Some(128),
+            scale(1000),
+            Some(20),
+            wide,
+            "wide",
+        ),
+        (
+            "train, wide model, batch 4096",
+            "train",
+            Some(4096),
+            scale(200),
+            Some(10),
+            wide,
+            "wide",
+        ),
+        (
+            "train, WaveNet, batch 32",
+            "train",
+            Some(32),
+            scale(2000),
+            Some(50),
+            wavenet,
+            "wavenet",
+        ),
+        (
+            "evaluate the train split",
+            "eval",
+            None,
+            scale(10),
+            None,
+            None,
+            "notebook",
+        ),
+        (
+            "sample 1,000 words",
+            "sample",
+            None,
+            1000,
+            None,
+            None,
+            "notebook",
+        ),
     ];
     let mut md = String::from("## GPU measurements\n\n");
     md.push_str(&format!(
@@ -462,10 +543,14 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
     ));
     md.push_str("| what | makemore wgpu | makemore cuda | PyTorch CUDA eager | unit |\n|---|---:|---:|---:|---|\n");
     let mut devices: Vec<String> = Vec::new();
-    for (name, task, batch, steps, warmup) in &cases {
-        let flags = bench_flags(task, *batch, *steps, *warmup, false);
+    for (name, task, batch, steps, warmup, config, torch_model) in &cases {
+        let mut flags = bench_flags(task, *batch, *steps, *warmup, false);
+        if let Some(config) = config {
+            let path = crate::workspace_root().join(config);
+            flags.extend(["--config".to_string(), path.display().to_string()]);
+        }
         let key = match *task {
-            "train" if batch.unwrap_or(0) <= 32 => "steps_per_s",
+            "train" if batch.unwrap_or(0) <= 128 => "steps_per_s",
             "sample" => "words_per_s",
             _ => "examples_per_s",
         };
@@ -473,7 +558,7 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
         for backend in ["wgpu", "cuda"] {
             eprintln!("makemore bench --backend {backend} {}", flags.join(" "));
             let v = run_json(
-                Command::new(bin)
+                args.command(bin)
                     .arg("bench")
                     .args(["--backend", backend])
                     .args(&flags)
@@ -489,10 +574,10 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
         let torch = match &args.python {
             Some(python) => {
                 let script = crate::workspace_root().join("xtask/bench/pytorch_mlp.py");
-                let mut cmd = Command::new(python);
+                let mut cmd = args.command(python);
                 cmd.arg(&script)
                     .arg(torch_data(args))
-                    .args(["--device", "cuda", "--task", task])
+                    .args(["--device", "cuda", "--task", task, "--model", torch_model])
                     .args(["--steps", &steps.to_string()]);
                 if let Some(b) = batch {
                     cmd.args(["--batch-size", &b.to_string()]);

@@ -40,10 +40,12 @@ pub fn run_json(cmd: &mut Command) -> Result<Value> {
         .output()
         .with_context(|| format!("cannot run {shown}"))?;
     if !out.status.success() {
-        bail!(
-            "{shown} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // `timeout`'s status when it stopped the command (xtask bench --case-timeout).
+        if out.status.code() == Some(124) {
+            bail!("{shown} timed out");
+        }
+        bail!("{shown} failed ({}): {}", out.status, stderr.trim());
     }
     serde_json::from_slice(&out.stdout).with_context(|| format!("unreadable output of {shown}"))
 }

@@ -2,7 +2,9 @@
 //! tolerance): the model and trainer are written once, generic over the backend. On a
 //! machine without a GPU, wgpu runs on Mesa's lavapipe; the test skips, saying so, only when
 //! adapter detection finds no adapter, and fails even then under `MAKEMORE_REQUIRE_WGPU`.
-#![cfg(feature = "wgpu")]
+//! The CUDA tests run wherever a CUDA device is found, and print `SKIPPED` elsewhere
+//! (`MAKEMORE_REQUIRE_CUDA` makes that a failure, as `xtask/bench/gpu.sh` sets it).
+#![cfg(any(feature = "wgpu", feature = "cuda"))]
 #![allow(clippy::field_reassign_with_default)] // configs read better as edits of the default
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
@@ -11,12 +13,15 @@ mod common;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-use burn::backend::{Autodiff, NdArray, Wgpu};
+#[cfg(feature = "wgpu")]
+use burn::backend::Wgpu;
+use burn::backend::{Autodiff, NdArray};
 use makemore_model::FusedAutodiff;
 use makemore_train::{prepare, train, LrSchedule, TrainEvent, TrainingConfig};
 
 /// True when a wgpu adapter is here. Without one the test skips, saying so, unless
 /// `MAKEMORE_REQUIRE_WGPU` is set (as CI sets it where lavapipe is installed): then it fails.
+#[cfg(feature = "wgpu")]
 fn wgpu_here() -> bool {
     match makemore_model::device::wgpu_adapter() {
         Ok(name) => {
@@ -78,6 +83,7 @@ fn losses_of<B: FusedAutodiff>(
 }
 
 #[test]
+#[cfg(feature = "wgpu")]
 fn ndarray_and_wgpu_agree() {
     if !wgpu_here() {
         return;
@@ -107,6 +113,7 @@ fn ndarray_and_wgpu_agree() {
 }
 
 #[test]
+#[cfg(feature = "wgpu")]
 fn wgpu_samples_and_evaluates_like_ndarray() {
     if !wgpu_here() {
         return;
@@ -162,23 +169,22 @@ fn wgpu_samples_and_evaluates_like_ndarray() {
 
 /// The same run on both backends, step by step: every minibatch loss within f32 tolerance
 /// (relative 1e-3; the two sum in different orders), and the final dev loss.
-fn assert_same_curves(c: &TrainingConfig) {
+fn assert_same_curves<G: FusedAutodiff>(c: &TrainingConfig) {
     let dir = tempfile::tempdir().unwrap();
     let (cpu, cpu_dev) =
         losses_of::<Autodiff<NdArray<f32>>>(c, &dir.path().join("cpu"), Default::default());
-    let (gpu, gpu_dev) =
-        losses_of::<Autodiff<Wgpu>>(c, &dir.path().join("gpu"), Default::default());
+    let (gpu, gpu_dev) = losses_of::<G>(c, &dir.path().join("gpu"), Default::default());
     assert_eq!(cpu.len(), gpu.len());
     for (step, (a, b)) in cpu.iter().zip(&gpu).enumerate() {
         assert!(
             (a - b).abs() < 1e-3 * a.abs().max(1.0),
-            "step {}: ndarray {a} vs wgpu {b}",
+            "step {}: ndarray {a} vs the GPU {b}",
             step + 1
         );
     }
     assert!(
         (cpu_dev - gpu_dev).abs() < 2e-3,
-        "dev: ndarray {cpu_dev} vs wgpu {gpu_dev}"
+        "dev: ndarray {cpu_dev} vs the GPU {gpu_dev}"
     );
     assert!(
         cpu.last().unwrap() < cpu.first().unwrap(),
@@ -187,11 +193,7 @@ fn assert_same_curves(c: &TrainingConfig) {
 }
 
 /// The wide model the sweeps train: two 128-unit layers with LayerNorm and dropout, AdamW.
-#[test]
-fn layernorm_dropout_adamw_train_alike_on_wgpu_and_ndarray() {
-    if !wgpu_here() {
-        return;
-    }
+fn wide_config() -> TrainingConfig {
     let mut c = config();
     c.model.n_layers = 2;
     c.model.n_hidden = 128;
@@ -199,16 +201,12 @@ fn layernorm_dropout_adamw_train_alike_on_wgpu_and_ndarray() {
     c.model.dropout = 0.1;
     c.optimizer = makemore_train::OptimizerKind::adamw(0.01);
     c.schedule = LrSchedule::Constant { lr: 0.003 };
-    assert_same_curves(&c);
+    c
 }
 
 /// Makemore part 5's WaveNet: the hierarchical model with BatchNorm (running statistics for
 /// the dev loss).
-#[test]
-fn batchnorm_wavenet_trains_alike_on_wgpu_and_ndarray() {
-    if !wgpu_here() {
-        return;
-    }
+fn wavenet_config() -> TrainingConfig {
     let mut c = config();
     c.model.block_size = 8;
     c.model.n_embd = 10;
@@ -216,24 +214,20 @@ fn batchnorm_wavenet_trains_alike_on_wgpu_and_ndarray() {
     c.model.hierarchical = true;
     c.model.n_layers = 3;
     c.model.norm = makemore_model::NormKind::Batch;
-    assert_same_curves(&c);
+    c
 }
 
-/// makemore.py's models (RNN, GRU, bag of words, Transformer with dropout): the same
-/// curves on wgpu (the trait's default bodies: burn's operations for the attention, the
-/// causal softmax, GELU and LayerNorm) as on ndarray (the CPU kernels).
-#[test]
-fn sequence_models_train_alike_on_wgpu_and_ndarray() {
-    if !wgpu_here() {
-        return;
-    }
+/// makemore.py's models (RNN, GRU, bag of words, Transformer with dropout), small.
+fn sequence_configs() -> Vec<TrainingConfig> {
     use makemore_model::ModelKind;
-    for kind in [
+    [
         ModelKind::Rnn,
         ModelKind::Gru,
         ModelKind::Bow,
         ModelKind::Transformer,
-    ] {
+    ]
+    .into_iter()
+    .map(|kind| {
         let mut c = config();
         c.steps = 15;
         c.batch_size = 16;
@@ -246,14 +240,81 @@ fn sequence_models_train_alike_on_wgpu_and_ndarray() {
         c.model.dropout = 0.1;
         c.optimizer = makemore_train::OptimizerKind::adamw(0.01);
         c.schedule = LrSchedule::Constant { lr: 0.003 };
-        eprintln!("{kind:?}");
-        assert_same_curves(&c);
+        c
+    })
+    .collect()
+}
+
+#[test]
+#[cfg(feature = "wgpu")]
+fn layernorm_dropout_adamw_train_alike_on_wgpu_and_ndarray() {
+    if wgpu_here() {
+        assert_same_curves::<Autodiff<Wgpu>>(&wide_config());
+    }
+}
+
+#[test]
+#[cfg(feature = "wgpu")]
+fn batchnorm_wavenet_trains_alike_on_wgpu_and_ndarray() {
+    if wgpu_here() {
+        assert_same_curves::<Autodiff<Wgpu>>(&wavenet_config());
+    }
+}
+
+/// The sequence models on wgpu (the trait's default bodies: burn's operations for the
+/// attention, the causal softmax, GELU and LayerNorm) as on ndarray (the CPU kernels).
+#[test]
+#[cfg(feature = "wgpu")]
+fn sequence_models_train_alike_on_wgpu_and_ndarray() {
+    if wgpu_here() {
+        for c in sequence_configs() {
+            eprintln!("{:?}", c.model.kind);
+            assert_same_curves::<Autodiff<Wgpu>>(&c);
+        }
+    }
+}
+
+/// True when a CUDA device is here; otherwise the test prints `SKIPPED` (and fails under
+/// `MAKEMORE_REQUIRE_CUDA`).
+#[cfg(feature = "cuda")]
+fn cuda_here() -> bool {
+    match makemore_model::device::cuda_device() {
+        Ok(name) => {
+            eprintln!("CUDA device: {name}");
+            true
+        }
+        Err(e) => {
+            assert!(
+                std::env::var_os("MAKEMORE_REQUIRE_CUDA").is_none(),
+                "MAKEMORE_REQUIRE_CUDA is set but {e}"
+            );
+            common::skipped(&e.to_string());
+            false
+        }
+    }
+}
+
+/// Every model family on CUDA trains as on ndarray: the default model, the wide one, the
+/// WaveNet and makemore.py's models, step by step within f32 tolerance.
+#[test]
+#[cfg(feature = "cuda")]
+fn every_model_trains_alike_on_cuda_and_ndarray() {
+    use burn::backend::Cuda;
+    if !cuda_here() {
+        return;
+    }
+    let mut configs = vec![config(), wide_config(), wavenet_config()];
+    configs.extend(sequence_configs());
+    for c in configs {
+        eprintln!("{:?}", c.model);
+        assert_same_curves::<Autodiff<Cuda>>(&c);
     }
 }
 
 /// With no Vulkan driver at all (the loader pointed at none), `--backend wgpu` is one line
 /// that names the backend and what to install, not a panic.
 #[test]
+#[cfg(feature = "wgpu")]
 fn wgpu_without_an_adapter_is_a_clean_error() {
     let out = common::makemore()
         .args(["bench", "--backend", "wgpu", "--steps", "1"])
@@ -267,6 +328,7 @@ fn wgpu_without_an_adapter_is_a_clean_error() {
 /// On a GPU the trainer reads losses in blocks, yet a run that diverges still stops with the
 /// first non-finite step, the same step as on the CPU, and leaves the last good checkpoint.
 #[test]
+#[cfg(feature = "wgpu")]
 fn wgpu_reports_the_first_non_finite_step_like_ndarray() {
     if !wgpu_here() {
         return;

@@ -21,6 +21,13 @@ pub enum DeviceError {
     /// The CUDA driver loaded but failed.
     #[error("the CUDA driver failed to start: {0}")]
     CudaDriver(String),
+    /// The driver is there but NVRTC, CUDA's runtime compiler (which compiles the CubeCL
+    /// kernels when they are first used), is not.
+    #[error("CUDA's runtime compiler NVRTC was not found (tried {tried}); install the CUDA toolkit's libnvrtc or add its directory to LD_LIBRARY_PATH, or use --backend wgpu")]
+    NoNvrtc {
+        /// The library names looked for, as the CUDA runtime will look for them.
+        tried: String,
+    },
 }
 
 /// The adapter that burn's wgpu backend will use by default: the platform's graphics API
@@ -71,6 +78,20 @@ pub fn cuda_device() -> Result<String, DeviceError> {
         .map_err(|e| DeviceError::CudaDriver(e.to_string()))?;
     if count == 0 {
         return Err(DeviceError::NoCudaDevice);
+    }
+    // The first kernel launch loads libnvrtc, and cudarc panics when it is missing; look for
+    // it now, by the names cudarc will try.
+    #[allow(unsafe_code)]
+    // SAFETY: only loads (and unloads) the library, as cudarc itself would on first use; no
+    // symbol of it is called.
+    let nvrtc = unsafe { cudarc::nvrtc::sys::is_culib_present() };
+    if !nvrtc {
+        let mut tried = cudarc::get_lib_name_candidates("nvrtc");
+        // The sonames (libnvrtc.so, .so.12, …); the other spellings are for other systems.
+        tried.retain(|name| name.starts_with("libnvrtc.so"));
+        return Err(DeviceError::NoNvrtc {
+            tried: tried.join(", "),
+        });
     }
     let name = CudaContext::new(0)
         .and_then(|c| c.name())

@@ -2,7 +2,10 @@
 //! same ones and a resumed run draws exactly the masks an uninterrupted one would.
 
 use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
 use rand::{RngCore, SeedableRng};
+
+use crate::FusedOps;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -16,9 +19,13 @@ pub struct DropoutStep {
     pub seed: u64,
 }
 
-/// The masks of one forward pass, drawn one after another from the step's seed.
+/// The masks of one forward pass, drawn one after another from the step's seed. On the CPU
+/// from the generator; on an accelerator by the device itself, from the same stream
+/// ([`FusedOps::fused_dropout_mask`], at the generator's word position, which then moves on
+/// as if it had drawn them): the same masks either way, and nothing uploaded.
 pub(crate) struct Masks {
     rng: ChaCha8Rng,
+    key: [u32; 8],
     keep: f64,
 }
 
@@ -27,27 +34,36 @@ impl Masks {
     pub(crate) fn new(step: Option<DropoutStep>) -> Option<Self> {
         step.filter(|d| d.p > 0.0).map(|d| Self {
             rng: ChaCha8Rng::seed_from_u64(d.seed),
+            key: chacha8_key(d.seed),
             keep: 1.0 - d.p,
         })
     }
 
     /// The next mask, as a tensor of `shape` (for a kernel that applies it itself).
-    pub(crate) fn draw<B: Backend, const D: usize>(
+    pub(crate) fn draw<B: FusedOps, const D: usize>(
         &mut self,
         shape: [usize; D],
         device: &B::Device,
     ) -> Tensor<B, D> {
-        let n = shape.iter().product();
+        let n: usize = shape.iter().product();
+        if B::is_accelerator() {
+            let start = self.rng.get_word_pos();
+            let at = u64::try_from(start).unwrap_or(u64::MAX);
+            let mask = B::fused_dropout_mask(Shape::new(shape), self.key, at, self.keep, device);
+            // Two 32-bit words per unit, as the generator would have drawn them.
+            self.rng.set_word_pos(start + 2 * n as u128);
+            return Tensor::from_primitive(TensorPrimitive::Float(mask));
+        }
         let mask = dropout_mask(&mut self.rng, n, self.keep);
         Tensor::from_data(TensorData::new(mask, shape), device)
     }
 
     /// `x` with the next mask of its shape applied.
-    pub(crate) fn apply<B: Backend, const D: usize>(&mut self, x: Tensor<B, D>) -> Tensor<B, D> {
-        let shape = x.shape();
-        let mask = dropout_mask(&mut self.rng, shape.num_elements(), self.keep);
+    pub(crate) fn apply<B: FusedOps, const D: usize>(&mut self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let shape: [usize; D] = x.dims();
         let device = x.device();
-        x * Tensor::from_data(TensorData::new(mask, shape), &device)
+        let mask = self.draw::<B, D>(shape, &device);
+        x * mask
     }
 }
 
@@ -94,4 +110,104 @@ pub(crate) fn dropout_mask(rng: &mut ChaCha8Rng, n: usize, keep: f64) -> Vec<f32
         rng.set_word_pos(start + 2 * n as u128);
     }
     mask
+}
+
+/// The ChaCha8 key of `ChaCha8Rng::seed_from_u64(seed)`, as eight little-endian words: what a
+/// device needs to draw the stream itself.
+pub fn chacha8_key(seed: u64) -> [u32; 8] {
+    let bytes = ChaCha8Rng::seed_from_u64(seed).get_seed();
+    std::array::from_fn(|i| {
+        u32::from_le_bytes([
+            bytes[4 * i],
+            bytes[4 * i + 1],
+            bytes[4 * i + 2],
+            bytes[4 * i + 3],
+        ])
+    })
+}
+
+/// Block `block` of the ChaCha8 stream 0 of `key` (rand_chacha's layout: the constants,
+/// the key, a 64-bit block counter, a 64-bit stream id): 16 words, the ones `ChaCha8Rng`
+/// yields from word `16 · block` on.
+pub fn chacha8_block(key: &[u32; 8], block: u64) -> [u32; 16] {
+    let mut init = [0u32; 16];
+    init[..4].copy_from_slice(&[0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574]);
+    init[4..12].copy_from_slice(key);
+    init[12] = block as u32;
+    init[13] = (block >> 32) as u32;
+    let mut x = init;
+    fn quarter(x: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
+        x[a] = x[a].wrapping_add(x[b]);
+        x[d] = (x[d] ^ x[a]).rotate_left(16);
+        x[c] = x[c].wrapping_add(x[d]);
+        x[b] = (x[b] ^ x[c]).rotate_left(12);
+        x[a] = x[a].wrapping_add(x[b]);
+        x[d] = (x[d] ^ x[a]).rotate_left(8);
+        x[c] = x[c].wrapping_add(x[d]);
+        x[b] = (x[b] ^ x[c]).rotate_left(7);
+    }
+    for _ in 0..4 {
+        quarter(&mut x, 0, 4, 8, 12);
+        quarter(&mut x, 1, 5, 9, 13);
+        quarter(&mut x, 2, 6, 10, 14);
+        quarter(&mut x, 3, 7, 11, 15);
+        quarter(&mut x, 0, 5, 10, 15);
+        quarter(&mut x, 1, 6, 11, 12);
+        quarter(&mut x, 2, 7, 8, 13);
+        quarter(&mut x, 3, 4, 9, 14);
+    }
+    std::array::from_fn(|i| x[i].wrapping_add(init[i]))
+}
+
+/// `⌈keep · 2⁵³⌉`: a draw `x` keeps its unit when `x >> 11` is below it (see [`dropout_mask`]).
+pub fn keep_bound(keep: f64) -> u64 {
+    (keep * (1u64 << 53) as f64).ceil() as u64
+}
+
+/// The mask [`dropout_mask`] draws for `n` units from the stream of `key` at word `start`,
+/// computed block by block without a generator (what a device kernel computes per unit).
+pub fn dropout_mask_at(key: &[u32; 8], start: u64, n: usize, keep: f64) -> Vec<f32> {
+    let bound = keep_bound(keep);
+    let scale = (1.0 / keep) as f32;
+    (0..n as u64)
+        .map(|i| {
+            let w = start + 2 * i;
+            let block = chacha8_block(key, w / 16);
+            let (lo, hi) = (block[(w % 16) as usize], block[(w % 16 + 1) as usize]);
+            let x = u64::from(lo) | (u64::from(hi) << 32);
+            if x >> 11 < bound {
+                scale
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_counter_form_of_the_stream_is_rand_chachas() {
+        for seed in [0u64, 7, 2_147_483_647] {
+            let key = chacha8_key(seed);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            for block in 0..9 {
+                let words: Vec<u32> = (0..16).map(|_| rng.next_u32()).collect();
+                assert_eq!(
+                    words,
+                    chacha8_block(&key, block),
+                    "seed {seed} block {block}"
+                );
+            }
+        }
+        // The masks, from the start and from a place in the stream.
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let first = dropout_mask(&mut rng, 37, 0.8);
+        let second = dropout_mask(&mut rng, 1000, 0.8);
+        let key = chacha8_key(3);
+        assert_eq!(first, dropout_mask_at(&key, 0, 37, 0.8));
+        assert_eq!(second, dropout_mask_at(&key, 74, 1000, 0.8));
+    }
 }

@@ -30,7 +30,7 @@ mod bigram;
 mod bow;
 mod config;
 pub mod device;
-mod dropout;
+pub mod dropout;
 pub mod fused;
 mod init;
 mod loss;

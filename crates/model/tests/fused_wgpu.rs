@@ -136,3 +136,102 @@ fn wgpu_categorical_draws_are_the_host_draws_on_the_same_probabilities() {
     assert!(distinct.len() > 10, "{distinct:?}");
     assert_eq!(makemore_model::fused::fallbacks(), 0);
 }
+
+/// Dropout masks drawn on the device are the host's: the ChaCha8 stream of the step's seed,
+/// the same keep test, from any place in the stream (the high word of the position too).
+#[test]
+fn wgpu_dropout_masks_are_the_host_masks() {
+    use burn::prelude::*;
+    use burn::tensor::TensorPrimitive;
+    use makemore_model::dropout::{chacha8_key, dropout_mask_at};
+    use makemore_model::FusedOps;
+    if !have_adapter() {
+        return;
+    }
+    let device = Default::default();
+    for (seed, start, n, keep) in [
+        (1u64, 0u64, 1000usize, 0.8),
+        (7, 74, 33_333, 0.5),
+        (2_147_483_647, (1u64 << 33) + 6, 4097, 0.9),
+        (3, (1u64 << 32) - 8, 64, 0.75),
+    ] {
+        let key = chacha8_key(seed);
+        let mask = <Wgpu as FusedOps>::fused_dropout_mask(
+            burn::tensor::Shape::new([n]),
+            key,
+            start,
+            keep,
+            &device,
+        );
+        let gpu: Vec<f32> = Tensor::<Wgpu, 1>::from_primitive(TensorPrimitive::Float(mask))
+            .into_data()
+            .to_vec()
+            .unwrap();
+        let host = dropout_mask_at(&key, start, n, keep);
+        let differ: Vec<usize> = (0..n).filter(|&i| gpu[i] != host[i]).collect();
+        assert!(
+            differ.is_empty(),
+            "seed {seed}, start {start}, {n} units, keep {keep}: {} differ, first {:?}",
+            differ.len(),
+            &differ[..differ.len().min(20)]
+        );
+        let kept = host.iter().filter(|&&m| m > 0.0).count() as f64 / n as f64;
+        assert!((kept - keep).abs() < 0.1, "{kept}");
+    }
+}
+
+/// AdamW's one-pass kernel on wgpu updates weights and moments as ndarray's (burn's
+/// operations, bit for bit there) does, over several steps, with and without weight decay:
+/// to f32 rounding (a GPU may contract a product and a sum into one fused multiply-add).
+#[test]
+fn wgpu_adamw_kernel_matches_ndarray() {
+    use burn::prelude::*;
+    use makemore_model::{AdamWStep, FusedOps};
+    if !have_adapter() {
+        return;
+    }
+    fn run<B: FusedOps>(device: &B::Device, weight_decay: f32) -> Vec<Vec<f32>> {
+        let n = 1000;
+        let values = |k: usize| -> Vec<f32> {
+            (0..n)
+                .map(|i| ((i * 37 + k * 11) % 101) as f32 / 50.0 - 1.0)
+                .collect()
+        };
+        let tensor =
+            |v: Vec<f32>| Tensor::<B, 2>::from_data(TensorData::new(v, [n / 10, 10]), device);
+        let mut w = tensor(values(0));
+        let mut moments = None;
+        let mut out = Vec::new();
+        for time in 1..=4u64 {
+            let g = tensor(values(time as usize));
+            let step = AdamWStep {
+                lr: 0.01,
+                time,
+                beta_1: 0.9,
+                beta_2: 0.99,
+                epsilon: 1e-8,
+                weight_decay,
+            };
+            let [w2, m, v] = B::fused_adamw(w, g, moments, step);
+            for t in [&w2, &m, &v] {
+                out.push(t.clone().into_data().to_vec::<f32>().unwrap());
+            }
+            w = w2;
+            moments = Some((m, v));
+        }
+        out
+    }
+    for weight_decay in [0.0, 0.1] {
+        let cpu = run::<NdArray<f32>>(&Default::default(), weight_decay);
+        let gpu = run::<Wgpu>(&Default::default(), weight_decay);
+        for (k, (a, b)) in cpu.iter().zip(&gpu).enumerate() {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-6 * x.abs().max(1e-3),
+                    "weight decay {weight_decay}, tensor {k}, element {i}: ndarray {x}, wgpu {y}"
+                );
+            }
+        }
+    }
+    assert_eq!(makemore_model::fused::fallbacks(), 0);
+}

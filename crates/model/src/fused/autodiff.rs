@@ -176,6 +176,19 @@ impl<B: FusedOps> Backward<B, 3> for LayerNorm {
 }
 
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn fused_dropout_mask(
+        shape: burn::tensor::Shape,
+        key: [u32; 8],
+        start: u64,
+        keep: f64,
+        device: &burn::tensor::Device<Self>,
+    ) -> FloatTensor<Self> {
+        // A constant: the inner backend's, outside the graph.
+        <Self as AutodiffBackend>::from_inner(B::fused_dropout_mask(
+            shape, key, start, keep, device,
+        ))
+    }
+
     fn fused_attention(
         qkv: FloatTensor<Self>,
         batch: usize,

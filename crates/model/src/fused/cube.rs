@@ -20,7 +20,7 @@
 //! Inputs whose dtype is not the backend's own (`F` for floats, `I` for indices) take the
 //! generic path and are counted by [`fallbacks`](super::fallbacks).
 
-use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
+use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor, IntTensorOps};
 use burn::tensor::{Shape, TensorMetadata};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device;
@@ -97,6 +97,134 @@ fn cross_entropy_kernel<F: Float, I: Int>(
             dlogits[base + c] = select(c == target, p - inv_rows, p);
         }
     }
+}
+
+/// Adds, xors and rotates one ChaCha quarter round of the state words `a`, `b`, `c`, `d`.
+#[cube]
+#[allow(clippy::manual_rotate)] // shifts and or: what every CubeCL target compiles
+fn quarter_round(x: &mut Array<u32>, a: usize, b: usize, c: usize, d: usize) {
+    x[a] += x[b];
+    let v = x[d] ^ x[a];
+    x[d] = (v << 16u32) | (v >> 16u32);
+    x[c] += x[d];
+    let v = x[b] ^ x[c];
+    x[b] = (v << 12u32) | (v >> 20u32);
+    x[a] += x[b];
+    let v = x[d] ^ x[a];
+    x[d] = (v << 8u32) | (v >> 24u32);
+    x[c] += x[d];
+    let v = x[b] ^ x[c];
+    x[b] = (v << 7u32) | (v >> 25u32);
+}
+
+/// One unit per mask value: the ChaCha8 block holding words `start + 2i`, `start + 2i + 1` of
+/// the stream of the key `k0..k7` (rand_chacha's layout), and the keep test on their 53 high
+/// bits as two 32-bit halves (`(hi, lo) < (bound_hi, bound_lo)`; no 64-bit integers on every
+/// GPU): the host's mask ([`crate::dropout::dropout_mask_at`]) bit for bit.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn dropout_mask_kernel<F: Float, I: Int>(
+    out: &mut Tensor<F>,
+    key: &Tensor<I>,
+    start_lo: u32,
+    start_hi: u32,
+    bound_hi: u32,
+    bound_lo: u32,
+    scale: f32,
+) {
+    if ABSOLUTE_POS >= out.len() {
+        terminate!();
+    }
+    // Word w = start + 2i as (hi, lo); start is even, so both words are in one block.
+    let i = u32::cast_from(ABSOLUTE_POS);
+    let lo_add = i * 2u32;
+    let w_lo = start_lo + lo_add;
+    let mut w_hi = start_hi;
+    if w_lo < start_lo {
+        w_hi += 1u32;
+    }
+    // The upper half of 2i (i < 2^32).
+    w_hi += i >> 31u32;
+    let block_lo = (w_lo >> 4u32) | (w_hi << 28u32);
+    let block_hi = w_hi >> 4u32;
+    let offset = w_lo & 15u32;
+    let mut x = Array::<u32>::new(16usize);
+    let mut init = Array::<u32>::new(16usize);
+    init[0] = 0x6170_7865u32;
+    init[1] = 0x3320_646eu32;
+    init[2] = 0x7962_2d32u32;
+    init[3] = 0x6b20_6574u32;
+    for j in 0..8usize {
+        // The key's bits, stored as the backend's integers.
+        init[4 + j] = u32::cast_from(key[j]);
+    }
+    init[12] = block_lo;
+    init[13] = block_hi;
+    init[14] = 0u32;
+    init[15] = 0u32;
+    for j in 0..16usize {
+        x[j] = init[j];
+    }
+    for _ in 0..4u32 {
+        quarter_round(&mut x, 0, 4, 8, 12);
+        quarter_round(&mut x, 1, 5, 9, 13);
+        quarter_round(&mut x, 2, 6, 10, 14);
+        quarter_round(&mut x, 3, 7, 11, 15);
+        quarter_round(&mut x, 0, 5, 10, 15);
+        quarter_round(&mut x, 1, 6, 11, 12);
+        quarter_round(&mut x, 2, 7, 8, 13);
+        quarter_round(&mut x, 3, 4, 9, 14);
+    }
+    let o = usize::cast_from(offset);
+    let lo = x[o] + init[o];
+    let hi = x[o + 1] + init[o + 1];
+    // x >> 11 as (upper 21 bits, lower 32 bits).
+    let u_hi = hi >> 11u32;
+    let u_lo = (hi << 21u32) | (lo >> 11u32);
+    let kept = u_hi < bound_hi || (u_hi == bound_hi && u_lo < bound_lo);
+    if kept {
+        out[ABSOLUTE_POS] = F::cast_from(scale);
+    } else {
+        out[ABSOLUTE_POS] = F::new(0.0);
+    }
+}
+
+/// One unit per parameter element: AdamW's update, burn's `AdamW` operation for operation
+/// (`m·β₁ + g·(1−β₁)`, `v·β₂ + g²·(1−β₂)`, `(m/c₁) / (√(v/c₂) + ε)`, decay, step) in one pass
+/// instead of about thirteen kernels. `first`: no moments yet (`m`, `v` are not read).
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn adamw_kernel<F: Float>(
+    w: &Tensor<F>,
+    g: &Tensor<F>,
+    m: &Tensor<F>,
+    v: &Tensor<F>,
+    w_out: &mut Tensor<F>,
+    m_out: &mut Tensor<F>,
+    v_out: &mut Tensor<F>,
+    scalars: &Tensor<F>,
+    #[comptime] first: bool,
+    #[comptime] decay: bool,
+) {
+    if ABSOLUTE_POS >= w_out.len() {
+        terminate!();
+    }
+    // β₁, 1−β₁, β₂, 1−β₂, c₁, c₂, ε, 1 − lr·λ, lr
+    let gi = g[ABSOLUTE_POS];
+    let mut mi = gi * scalars[1];
+    let mut vi = (gi * gi) * scalars[3];
+    if !first {
+        mi = m[ABSOLUTE_POS] * scalars[0] + mi;
+        vi = v[ABSOLUTE_POS] * scalars[2] + vi;
+    }
+    let delta = (mi / scalars[4]) / (F::sqrt(vi / scalars[5]) + scalars[6]);
+    let mut wi = w[ABSOLUTE_POS];
+    if decay {
+        wi *= scalars[7];
+    }
+    w_out[ABSOLUTE_POS] = wi - delta * scalars[8];
+    m_out[ABSOLUTE_POS] = mi;
+    v_out[ABSOLUTE_POS] = vi;
 }
 
 /// One unit per row: the categorical draw of [`FusedOps::fused_categorical`], the host's
@@ -197,6 +325,38 @@ where
         true
     }
 
+    fn fused_dropout_mask(
+        shape: Shape,
+        key: [u32; 8],
+        start: u64,
+        keep: f64,
+        device: &burn::tensor::Device<Self>,
+    ) -> FloatTensor<Self> {
+        let client = R::client(device);
+        let out = empty_device::<R, F>(client.clone(), device.clone(), shape);
+        let n = out.shape().num_elements();
+        // The key's words as the backend's integers, bit for bit (an i32 holds a u32's bits).
+        let words: Vec<i64> = key.iter().map(|&k| i64::from(k as i32)).collect();
+        // Converted to `I` first: uploaded as i64 they would be read as pairs of i32 halves.
+        let words = burn::tensor::TensorData::new(words, [8]).convert::<I>();
+        let key = Self::int_from_data(words, device);
+        let bound = crate::dropout::keep_bound(keep);
+        let (count, dim) = grid(&out, n);
+        dropout_mask_kernel::launch::<F, I, R>(
+            &client,
+            count,
+            dim,
+            out.clone().into_tensor_arg(),
+            key.into_tensor_arg(),
+            start as u32,
+            (start >> 32) as u32,
+            (bound >> 32) as u32,
+            bound as u32,
+            (1.0 / keep) as f32,
+        );
+        out
+    }
+
     fn fused_tanh_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         if y.dtype != F::dtype() || grad.dtype != F::dtype() || y.shape() != grad.shape() {
             count_fallback();
@@ -279,6 +439,71 @@ where
             return plain::cross_entropy_forward::<Self>(logits, targets).0;
         }
         cross_entropy::<R, F, I, BT>(logits, targets, false).0
+    }
+
+    fn fused_adamw<const D: usize>(
+        w: burn::tensor::Tensor<Self, D>,
+        g: burn::tensor::Tensor<Self, D>,
+        moments: Option<(burn::tensor::Tensor<Self, D>, burn::tensor::Tensor<Self, D>)>,
+        step: crate::AdamWStep,
+    ) -> [burn::tensor::Tensor<Self, D>; 3] {
+        use burn::tensor::{Tensor, TensorPrimitive};
+        let prim = |t: &Tensor<Self, D>| t.clone().into_primitive().tensor();
+        let (wp, gp) = (prim(&w), prim(&g));
+        let mv = moments.as_ref().map(|(m, v)| (prim(m), prim(v)));
+        let same = |t: &CubeTensor<R>| t.dtype == F::dtype() && t.shape() == wp.shape();
+        if !same(&wp) || !same(&gp) || mv.as_ref().is_some_and(|(m, v)| !same(m) || !same(v)) {
+            count_fallback();
+            return plain::adamw(w, g, moments, step);
+        }
+        let (factor_1, factor_2) = (1.0 - step.beta_1, 1.0 - step.beta_2);
+        let (c1, c2) = step.bias_corrections();
+        let decay_rate = step.lr * f64::from(step.weight_decay);
+        // The scalars as burn's scalar operations round them to the element type.
+        let scalars = [
+            step.beta_1,
+            factor_1,
+            step.beta_2,
+            factor_2,
+            c1,
+            c2,
+            step.epsilon,
+            (1.0 - decay_rate) as f32,
+            step.lr as f32,
+        ];
+        let device = wp.device.clone();
+        let scalars = burn::tensor::TensorData::new(scalars.to_vec(), [9]).convert::<F>();
+        let scalars = Self::float_from_data(scalars, &device);
+        let (wp, gp) = (into_contiguous(wp), into_contiguous(gp));
+        let first = mv.is_none();
+        let (mp, vp) = match mv {
+            Some((m, v)) => (into_contiguous(m), into_contiguous(v)),
+            // Not read on the first step.
+            None => (gp.clone(), gp.clone()),
+        };
+        let shape = wp.shape();
+        let outs = [
+            empty::<R, F>(&wp, shape.clone()),
+            empty::<R, F>(&wp, shape.clone()),
+            empty::<R, F>(&wp, shape),
+        ];
+        let (count, dim) = grid(&wp, outs[0].meta.num_elements());
+        adamw_kernel::launch::<F, R>(
+            &wp.client.clone(),
+            count,
+            dim,
+            wp.into_tensor_arg(),
+            gp.into_tensor_arg(),
+            mp.into_tensor_arg(),
+            vp.into_tensor_arg(),
+            outs[0].clone().into_tensor_arg(),
+            outs[1].clone().into_tensor_arg(),
+            outs[2].clone().into_tensor_arg(),
+            scalars.into_tensor_arg(),
+            first,
+            decay_rate != 0.0,
+        );
+        outs.map(|t| Tensor::from_primitive(TensorPrimitive::Float(t)))
     }
 
     fn fused_categorical(probs: FloatTensor<Self>, u: FloatTensor<Self>) -> IntTensor<Self> {

@@ -20,6 +20,8 @@
 mod autodiff;
 #[cfg(feature = "cubecl")]
 mod cube;
+#[cfg(feature = "cubecl")]
+mod fusion;
 #[cfg(feature = "ndarray")]
 pub mod kernels;
 #[cfg(feature = "ndarray")]
@@ -299,6 +301,24 @@ pub trait FusedOps: Backend {
         n_head: usize,
     ) -> FloatTensor<Self> {
         plain::attention_backward::<Self>(qkv, probs, mask, grad, batch, n_head)
+    }
+
+    /// An inverted-dropout mask of `shape`: unit `i` keeps `1 / keep` when the 64-bit draw
+    /// made of words `start + 2i` and `start + 2i + 1` of the ChaCha8 stream of `key` is
+    /// below `keep` (as `x >> 11 < ⌈keep · 2⁵³⌉`), else 0. The same numbers the CPU draws from
+    /// its generator; the default body computes them on the host and uploads them, a GPU
+    /// backend computes them on the device.
+    fn fused_dropout_mask(
+        shape: burn::tensor::Shape,
+        key: [u32; 8],
+        start: u64,
+        keep: f64,
+        device: &burn::tensor::Device<Self>,
+    ) -> FloatTensor<Self> {
+        let n = shape.num_elements();
+        let mask = crate::dropout::dropout_mask_at(&key, start, n, keep);
+        let mask = TensorData::new(mask, shape).convert::<Self::FloatElem>();
+        Self::float_from_data(mask, device)
     }
 
     /// Mean cross-entropy of `logits` against `targets`, `[1]`.
