@@ -227,6 +227,97 @@ fn adamw_kernel<F: Float>(
     v_out[ABSOLUTE_POS] = vi;
 }
 
+/// One unit per row of `x` `[rows, cols]`: LayerNorm (the biased variance, two passes), then
+/// tanh when `tanh`; writes `y`, `x̂` and the row's `1/√(var + ε)`.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn layer_norm_kernel<F: Float>(
+    x: &Tensor<F>,
+    gamma: &Tensor<F>,
+    beta: &Tensor<F>,
+    y: &mut Tensor<F>,
+    x_hat: &mut Tensor<F>,
+    rstd: &mut Tensor<F>,
+    epsilon: f32,
+    #[comptime] tanh: bool,
+) {
+    let row = ABSOLUTE_POS;
+    if row >= rstd.len() {
+        terminate!();
+    }
+    let cols = gamma.len();
+    let base = row * cols;
+    let n = F::cast_from(cols as u32);
+    let mut sum = F::new(0.0);
+    for c in 0..cols {
+        sum += x[base + c];
+    }
+    let mean = sum / n;
+    let mut sq = F::new(0.0);
+    for c in 0..cols {
+        let d = x[base + c] - mean;
+        sq += d * d;
+    }
+    let r = F::new(1.0) / F::sqrt(sq / n + F::cast_from(epsilon));
+    for c in 0..cols {
+        let h = (x[base + c] - mean) * r;
+        x_hat[base + c] = h;
+        let z = h * gamma[c] + beta[c];
+        if tanh {
+            y[base + c] = F::tanh(z);
+        } else {
+            y[base + c] = z;
+        }
+    }
+    rstd[row] = r;
+}
+
+/// One unit per row: the gradient at LayerNorm's (+ tanh's) input, and the row's terms of
+/// the parameter gradients (`dz · x̂` and `dz`, summed over the rows afterwards).
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn layer_norm_backward_kernel<F: Float>(
+    x_hat: &Tensor<F>,
+    rstd: &Tensor<F>,
+    gamma: &Tensor<F>,
+    y: &Tensor<F>,
+    grad: &Tensor<F>,
+    dx: &mut Tensor<F>,
+    dz_x_hat: &mut Tensor<F>,
+    dz_out: &mut Tensor<F>,
+    #[comptime] tanh: bool,
+) {
+    let row = ABSOLUTE_POS;
+    if row >= rstd.len() {
+        terminate!();
+    }
+    let cols = gamma.len();
+    let base = row * cols;
+    let n = F::cast_from(cols as u32);
+    let mut sum_d = F::new(0.0);
+    let mut sum_dh = F::new(0.0);
+    for c in 0..cols {
+        let mut dz = grad[base + c];
+        if tanh {
+            let v = y[base + c];
+            dz *= F::new(1.0) - v * v;
+        }
+        let h = x_hat[base + c];
+        let d = dz * gamma[c];
+        sum_d += d;
+        sum_dh += d * h;
+        dz_x_hat[base + c] = dz * h;
+        dz_out[base + c] = dz;
+    }
+    let mean_d = sum_d / n;
+    let mean_dh = sum_dh / n;
+    let r = rstd[row];
+    for c in 0..cols {
+        let d = dz_out[base + c] * gamma[c];
+        dx[base + c] = (d - mean_d - x_hat[base + c] * mean_dh) * r;
+    }
+}
+
 /// One unit per row: the categorical draw of [`FusedOps::fused_categorical`], the host's
 /// arithmetic in order (the total, then `u < p` and `u −= p` class by class).
 #[cube(launch)]
@@ -312,6 +403,113 @@ fn grid<R: CubeRuntime>(tensor: &CubeTensor<R>, units: usize) -> (CubeCount, Cub
 /// A new uninitialised `F` tensor of `shape` on the device of `like`.
 fn empty<R: CubeRuntime, F: FloatElement>(like: &CubeTensor<R>, shape: Shape) -> CubeTensor<R> {
     empty_device::<R, F>(like.client.clone(), like.device.clone(), shape)
+}
+
+/// LayerNorm (+ tanh) forward on the device: `[y, x̂, rstd]`, or `None` when the inputs are
+/// not the backend's dtype or shapes (the caller then takes the generic path).
+fn layer_norm_on_device<R: CubeRuntime, F: FloatElement>(
+    x: CubeTensor<R>,
+    gamma: CubeTensor<R>,
+    beta: CubeTensor<R>,
+    epsilon: f64,
+    tanh: bool,
+) -> Option<[CubeTensor<R>; 3]> {
+    let shape = x.shape();
+    let takes = [&x, &gamma, &beta].iter().all(|t| t.dtype == F::dtype())
+        && shape.num_dims() == 2
+        && gamma.shape().num_elements() == shape[1]
+        && beta.shape().num_elements() == shape[1];
+    if !takes {
+        return None;
+    }
+    let (x, gamma, beta) = (
+        into_contiguous(x),
+        into_contiguous(gamma),
+        into_contiguous(beta),
+    );
+    let rows = shape[0];
+    let y = empty::<R, F>(&x, shape.clone());
+    let x_hat = empty::<R, F>(&x, shape);
+    let rstd = empty::<R, F>(&x, Shape::new([rows, 1]));
+    let (count, dim) = grid(&x, rows);
+    layer_norm_kernel::launch::<F, R>(
+        &x.client.clone(),
+        count,
+        dim,
+        x.into_tensor_arg(),
+        gamma.into_tensor_arg(),
+        beta.into_tensor_arg(),
+        y.clone().into_tensor_arg(),
+        x_hat.clone().into_tensor_arg(),
+        rstd.clone().into_tensor_arg(),
+        epsilon as f32,
+        tanh,
+    );
+    Some([y, x_hat, rstd])
+}
+
+/// LayerNorm (+ tanh, when `y` is given) backward on the device: `[dx, dγ, dβ]`, the
+/// parameter gradients as burn's sums over the rows of the kernel's per-row terms.
+fn layer_norm_backward_on_device<R, F, I, BT>(
+    x_hat: CubeTensor<R>,
+    rstd: CubeTensor<R>,
+    gamma: CubeTensor<R>,
+    y: Option<CubeTensor<R>>,
+    grad: CubeTensor<R>,
+) -> Option<[CubeTensor<R>; 3]>
+where
+    R: CubeRuntime,
+    F: FloatElement,
+    I: IntElement,
+    BT: BoolElement,
+{
+    let shape = x_hat.shape();
+    let cols = gamma.shape().num_elements();
+    let takes = [&x_hat, &rstd, &gamma, &grad]
+        .iter()
+        .all(|t| t.dtype == F::dtype())
+        && y.as_ref()
+            .is_none_or(|y| y.dtype == F::dtype() && y.shape() == shape)
+        && shape.num_dims() == 2
+        && shape[1] == cols
+        && grad.shape() == shape
+        && rstd.shape().num_elements() == shape[0];
+    if !takes {
+        return None;
+    }
+    let tanh = y.is_some();
+    let (x_hat, rstd, gamma, grad) = (
+        into_contiguous(x_hat),
+        into_contiguous(rstd),
+        into_contiguous(gamma),
+        into_contiguous(grad),
+    );
+    // Not read without tanh.
+    let y = y.map_or_else(|| grad.clone(), into_contiguous);
+    let rows = shape[0];
+    let dx = empty::<R, F>(&x_hat, shape.clone());
+    let dz_x_hat = empty::<R, F>(&x_hat, shape.clone());
+    let dz = empty::<R, F>(&x_hat, shape);
+    let (count, dim) = grid(&x_hat, rows);
+    layer_norm_backward_kernel::launch::<F, R>(
+        &x_hat.client.clone(),
+        count,
+        dim,
+        x_hat.into_tensor_arg(),
+        rstd.into_tensor_arg(),
+        gamma.into_tensor_arg(),
+        y.into_tensor_arg(),
+        grad.into_tensor_arg(),
+        dx.clone().into_tensor_arg(),
+        dz_x_hat.clone().into_tensor_arg(),
+        dz.clone().into_tensor_arg(),
+        tanh,
+    );
+    type B<R, F, I, BT> = CubeBackend<R, F, I, BT>;
+    let column_sums = |t: CubeTensor<R>| {
+        B::<R, F, I, BT>::float_reshape(B::<R, F, I, BT>::float_sum_dim(t, 0), Shape::new([cols]))
+    };
+    Some([dx, column_sums(dz_x_hat), column_sums(dz)])
 }
 
 impl<R, F, I, BT> FusedOps for CubeBackend<R, F, I, BT>
@@ -504,6 +702,68 @@ where
             decay_rate != 0.0,
         );
         outs.map(|t| Tensor::from_primitive(TensorPrimitive::Float(t)))
+    }
+
+    fn fused_layer_norm_tanh(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        let args = (x.clone(), gamma.clone(), beta.clone());
+        layer_norm_on_device::<R, F>(x, gamma, beta, epsilon, true).unwrap_or_else(|| {
+            count_fallback();
+            plain::layer_norm_tanh::<Self>(args.0, args.1, args.2, epsilon)
+        })
+    }
+
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        let args = (x.clone(), gamma.clone(), beta.clone());
+        layer_norm_on_device::<R, F>(x, gamma, beta, epsilon, false).unwrap_or_else(|| {
+            count_fallback();
+            plain::layer_norm::<Self>(args.0, args.1, args.2, epsilon)
+        })
+    }
+
+    fn fused_layer_norm_tanh_backward(
+        x_hat: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        let args = (
+            x_hat.clone(),
+            rstd.clone(),
+            gamma.clone(),
+            y.clone(),
+            grad.clone(),
+        );
+        layer_norm_backward_on_device::<R, F, I, BT>(x_hat, rstd, gamma, Some(y), grad)
+            .unwrap_or_else(|| {
+                count_fallback();
+                plain::layer_norm_tanh_backward::<Self>(args.0, args.1, args.2, args.3, args.4)
+            })
+    }
+
+    fn fused_layer_norm_backward(
+        x_hat: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        let args = (x_hat.clone(), rstd.clone(), gamma.clone(), grad.clone());
+        layer_norm_backward_on_device::<R, F, I, BT>(x_hat, rstd, gamma, None, grad).unwrap_or_else(
+            || {
+                count_fallback();
+                plain::layer_norm_backward::<Self>(args.0, args.1, args.2, args.3)
+            },
+        )
     }
 
     fn fused_categorical(probs: FloatTensor<Self>, u: FloatTensor<Self>) -> IntTensor<Self> {

@@ -752,19 +752,8 @@ pub(crate) mod plain {
         beta: FloatTensor<B>,
         epsilon: f64,
     ) -> [FloatTensor<B>; 3] {
-        let x = float::<B, 2>(x);
-        let centered = x.clone() - x.mean_dim(1);
-        let var = (centered.clone() * centered.clone()).mean_dim(1);
-        let rstd = var.add_scalar(epsilon).sqrt().recip();
-        let x_hat = centered * rstd.clone();
-        let z = x_hat.clone() * float::<B, 1>(gamma).unsqueeze::<2>()
-            + float::<B, 1>(beta).unsqueeze::<2>();
-        let y = B::fused_tanh(z.into_primitive().tensor());
-        [
-            y,
-            x_hat.into_primitive().tensor(),
-            rstd.into_primitive().tensor(),
-        ]
+        let [z, x_hat, rstd] = layer_norm::<B>(x, gamma, beta, epsilon);
+        [B::fused_tanh(z), x_hat, rstd]
     }
 
     pub fn layer_norm_tanh_backward<B: FusedOps>(
@@ -774,19 +763,7 @@ pub(crate) mod plain {
         y: FloatTensor<B>,
         grad: FloatTensor<B>,
     ) -> [FloatTensor<B>; 3] {
-        let dz = float::<B, 2>(B::fused_tanh_backward(y, grad));
-        let x_hat = float::<B, 2>(x_hat);
-        let d = dz.clone() * float::<B, 1>(gamma).unsqueeze::<2>();
-        let dx =
-            (d.clone() - d.clone().mean_dim(1) - x_hat.clone() * (d * x_hat.clone()).mean_dim(1))
-                * float::<B, 2>(rstd);
-        let dgamma = (dz.clone() * x_hat).sum_dim(0).squeeze_dim::<1>(0);
-        let dbeta = dz.sum_dim(0).squeeze_dim::<1>(0);
-        [
-            dx.into_primitive().tensor(),
-            dgamma.into_primitive().tensor(),
-            dbeta.into_primitive().tensor(),
-        ]
+        layer_norm_backward::<B>(x_hat, rstd, gamma, B::fused_tanh_backward(y, grad))
     }
 
     pub fn categorical<B: Backend>(probs: FloatTensor<B>, u: FloatTensor<B>) -> IntTensor<B> {
