@@ -198,6 +198,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ));
         cases.push((on_threads(WIDE, n, all_cores), wide_flags.clone(), env));
     }
+    // makemore.py's Transformer and GRU with its defaults (examples/configs/makemore-py/),
+    // batch 32 words, against xtask/bench/pytorch_seq.py below.
+    for model in SEQ_MODELS {
+        let config =
+            crate::workspace_root().join(format!("examples/configs/makemore-py/{model}.json"));
+        let mut flags = bench_flags("train", Some(32), scale(500), Some(20), false);
+        flags.extend(["--config".to_string(), config.display().to_string()]);
+        cases.push((seq_row(model), flags, Vec::new()));
+    }
     cases.extend([
         (
             "evaluate the train split".into(),
@@ -272,6 +281,27 @@ pub fn run(args: BenchArgs) -> Result<()> {
         }
     }
 
+    if let Some(python) = &args.python {
+        let script = crate::workspace_root().join("xtask/bench/pytorch_seq.py");
+        for model in SEQ_MODELS {
+            for &threads in &counts {
+                let name = format!("makemore.py's {model}, batch 32, {threads} thread(s)");
+                eprintln!("pytorch {name}");
+                let v = fastest(tries, || {
+                    run_json(
+                        args.command(python)
+                            .arg(&script)
+                            .arg(torch_data(&args))
+                            .args(["--model", model, "--batch-size", "32"])
+                            .args(["--steps", &scale(500).to_string(), "--warmup", "20"])
+                            .args(["--threads", &threads.to_string()]),
+                    )
+                })?;
+                torch_rows.push((name, v));
+            }
+        }
+    }
+
     let mut md = String::from("## Measurements\n\n");
     md.push_str("Written by `cargo xtask bench");
     if args.quick {
@@ -297,7 +327,8 @@ SGD, on the ndarray CPU backend (`Autodiff<NdArray<f32>>`), with the fused kerne
 default) unless a row says `plain kernels` (burn's generic operations, `--kernels plain`). \
 The wide model (`examples/configs/wide.json`) is the kind the quality sweeps train: context \
 8, 24-d embeddings, two 512-unit layers with LayerNorm and dropout 0.2, AdamW; 378,019 \
-parameters.\n\n",
+parameters. makemore.py's Transformer (4 layers, 4 heads, 64-d; 204,544 parameters) and GRU \
+(28,315) are its defaults, `examples/configs/makemore-py/`.\n\n",
     );
     let shown_bin = bin
         .strip_prefix(crate::workspace_root())
@@ -323,7 +354,9 @@ parameters.\n\n",
         md.push_str(
             "The notebook's code (`xtask/bench/pytorch_mlp.py`: embedding lookup, `tanh`, \
 `F.cross_entropy`, `backward`, manual SGD), eager mode on the CPU; the wide model as an \
-`nn.Module` with LayerNorm, dropout and `torch.optim.AdamW` (`--model wide`).\n\n",
+`nn.Module` with LayerNorm, dropout and `torch.optim.AdamW` (`--model wide`); makemore.py's \
+Transformer and GRU as its own modules (`xtask/bench/pytorch_seq.py`, `seq_models.py`) with its \
+AdamW settings.\n\n",
         );
         md.push_str("| setting | steps/s | examples/s | torch |\n|---|---:|---:|---|\n");
         for (name, v) in &torch_rows {
@@ -348,17 +381,33 @@ parameters.\n\n",
                 .unwrap_or(0.0)
         };
         md.push_str(&format!(
-            "\nRatio makemore / best PyTorch setting: batch 32 steps/s **{:.2}×**, batch 4096 examples/s **{:.2}×**, wide model at batch 128 steps/s **{:.2}×**.\n",
+            "\nRatio makemore / best PyTorch setting: batch 32 steps/s **{:.2}×**, batch 4096 examples/s **{:.2}×**, wide model at batch 128 steps/s **{:.2}×**",
             ours("train, batch 32", "steps_per_s") / best("batch 32,", "steps_per_s").max(1e-9),
             ours(BATCH_4096, "examples_per_s") / best("batch 4096,", "examples_per_s").max(1e-9),
             ours(WIDE, "steps_per_s") / best("wide model", "steps_per_s").max(1e-9),
         ));
+        for model in SEQ_MODELS {
+            let theirs = best(&format!("makemore.py's {model},"), "steps_per_s");
+            md.push_str(&format!(
+                ", makemore.py's {model} at batch 32 steps/s **{:.2}×**",
+                ours(&seq_row(model), "steps_per_s") / theirs.max(1e-9)
+            ));
+        }
+        md.push_str(".\n");
     }
     md.push_str(&scaling_table(&counts, &rows, &torch_rows));
     crate::report::write_section(&args.out(), "bench", "# Performance", &md)?;
     print!("{md}");
     eprintln!("wrote {}", args.out().display());
     Ok(())
+}
+
+/// makemore.py's models timed against PyTorch (`xtask/bench/pytorch_seq.py`).
+const SEQ_MODELS: [&str; 2] = ["transformer", "gru"];
+
+/// The makemore row of one of [`SEQ_MODELS`].
+fn seq_row(model: &str) -> String {
+    format!("train, makemore.py's {model}, batch 32")
 }
 
 /// How training speed grows with threads: makemore's batch 4096 and wide-model rows for
