@@ -159,12 +159,12 @@ pub fn chacha8_block(key: &[u32; 8], block: u64) -> [u32; 16] {
     std::array::from_fn(|i| x[i].wrapping_add(init[i]))
 }
 
-/// `⌈keep · 2⁵³⌉`: a draw `x` keeps its unit when `x >> 11` is below it (see [`dropout_mask`]).
+/// `⌈keep · 2⁵³⌉`: a draw `x` keeps its unit when `x >> 11` is below it (the CPU's test).
 pub fn keep_bound(keep: f64) -> u64 {
     (keep * (1u64 << 53) as f64).ceil() as u64
 }
 
-/// The mask [`dropout_mask`] draws for `n` units from the stream of `key` at word `start`,
+/// The mask the CPU draws from its generator for `n` units from the stream of `key` at word `start`,
 /// computed block by block without a generator (what a device kernel computes per unit).
 pub fn dropout_mask_at(key: &[u32; 8], start: u64, n: usize, keep: f64) -> Vec<f32> {
     let bound = keep_bound(keep);
