@@ -15,7 +15,8 @@
 #   3. the host's CPU rows (`xtask bench --quick --repeat 1`, every thread count up to the
 #      core count, PyTorch beside them); FULL_CPU=1 for the full step counts;
 #   4. a summary, printed last.
-# Results go to $OUT (the device tool's output folder) or target/gpu-bench/.
+# Results go to $OUT (the device tool's output folder) or target/gpu-bench/. SECTIONS="1 2"
+# (say) runs only those parts, for a rerun within the time left.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${1:-python3}
@@ -32,6 +33,8 @@ if [ ! -x "$BIN" ] || [ ! -x "$XTASK" ] || [ ! -s "$DATA" ]; then
   exit 1
 fi
 START=$(date +%s)
+SECTIONS=" ${SECTIONS:-1 2 3} "
+want() { [[ $SECTIONS == *" $1 "* ]]; }
 FAILED=()
 SUMMARY=()
 # lim SECS CMD…: the command under a time limit; says so when the limit stopped it.
@@ -70,7 +73,7 @@ if bad:
 print(f"agree: {len(a)} steps, worst relative difference {worst:.2e}, last loss {a[-1]:.5f} vs {b[-1]:.5f}")
 PY
 }
-for model in default wide wavenet; do
+want 1 && for model in default wide wavenet; do
   case $model in
     default) flags=(--batch-size 64) ;;
     wide) flags=(--config examples/configs/wide.json --batch-size 128) ;;
@@ -92,15 +95,19 @@ for model in default wide wavenet; do
 done
 
 echo; echo "== 2. GPU rows ($(elapsed))"
-lim 420 "$XTASK" bench --device cuda --bin "$BIN" --pytorch "$PYTHON" --data "$DATA" \
-  --case-timeout 90 --out "$RES/performance.md" 2> "$RES/gpu-bench.log" || FAILED+=("xtask bench --device cuda")
-tail -5 "$RES/gpu-bench.log"
+if want 2; then
+  lim 420 "$XTASK" bench --device cuda --bin "$BIN" --pytorch "$PYTHON" --data "$DATA" \
+    --case-timeout 90 --out "$RES/performance.md" 2> "$RES/gpu-bench.log" || FAILED+=("xtask bench --device cuda")
+  tail -5 "$RES/gpu-bench.log"
+fi
 
 echo; echo "== 3. the host's CPU rows ($(elapsed))"
-quick=(--quick); [ "${FULL_CPU:-0}" = 1 ] && quick=()
-lim 300 "$XTASK" bench "${quick[@]}" --repeat 1 --bin "$BIN" --pytorch "$PYTHON" --data "$DATA" \
-  --case-timeout 60 --out "$RES/performance-cpu.md" 2> "$RES/cpu-bench.log" || FAILED+=("xtask bench (CPU)")
-tail -3 "$RES/cpu-bench.log"
+if want 3; then
+  quick=(--quick); [ "${FULL_CPU:-0}" = 1 ] && quick=()
+  lim 300 "$XTASK" bench "${quick[@]}" --repeat 1 --bin "$BIN" --pytorch "$PYTHON" --data "$DATA" \
+    --case-timeout 60 --out "$RES/performance-cpu.md" 2> "$RES/cpu-bench.log" || FAILED+=("xtask bench (CPU)")
+  tail -3 "$RES/cpu-bench.log"
+fi
 cp "$WORK"/*.log "$RES/" 2>/dev/null
 tar -C "$WORK" -czf "$RES/metrics.tgz" $(cd "$WORK" && ls -d */metrics.csv 2>/dev/null) 2>/dev/null
 
