@@ -25,7 +25,6 @@ pub struct DropoutStep {
 /// as if it had drawn them): the same masks either way, and nothing uploaded.
 pub(crate) struct Masks {
     rng: ChaCha8Rng,
-    key: [u32; 8],
     keep: f64,
 }
 
@@ -34,7 +33,6 @@ impl Masks {
     pub(crate) fn new(step: Option<DropoutStep>) -> Option<Self> {
         step.filter(|d| d.p > 0.0).map(|d| Self {
             rng: ChaCha8Rng::seed_from_u64(d.seed),
-            key: chacha8_key(d.seed),
             keep: 1.0 - d.p,
         })
     }
@@ -49,7 +47,8 @@ impl Masks {
         if B::is_accelerator() {
             let start = self.rng.get_word_pos();
             let at = u64::try_from(start).unwrap_or(u64::MAX);
-            let mask = B::fused_dropout_mask(Shape::new(shape), self.key, at, self.keep, device);
+            let key = key_words(self.rng.get_seed());
+            let mask = B::fused_dropout_mask(Shape::new(shape), key, at, self.keep, device);
             // Two 32-bit words per unit, as the generator would have drawn them.
             self.rng.set_word_pos(start + 2 * n as u128);
             return Tensor::from_primitive(TensorPrimitive::Float(mask));
@@ -81,7 +80,7 @@ pub(crate) fn dropout_mask(rng: &mut ChaCha8Rng, n: usize, keep: f64) -> Vec<f32
     // `(x >> 11)·2⁻⁵³ < keep` exactly when `x >> 11 < ⌈keep·2⁵³⌉`: both sides scaled by a
     // power of two (exact), and an integer is below a real number exactly when it is below
     // that number's ceiling. An integer comparison, which the compiler vectorises.
-    let bound = (keep * (1u64 << 53) as f64).ceil() as u64;
+    let bound = keep_bound(keep);
     let start = rng.get_word_pos();
     let fill = |generator: &mut ChaCha8Rng, piece: &mut [f32]| {
         let mut draws = vec![0u64; piece.len()];
@@ -115,7 +114,11 @@ pub(crate) fn dropout_mask(rng: &mut ChaCha8Rng, n: usize, keep: f64) -> Vec<f32
 /// The ChaCha8 key of `ChaCha8Rng::seed_from_u64(seed)`, as eight little-endian words: what a
 /// device needs to draw the stream itself.
 pub fn chacha8_key(seed: u64) -> [u32; 8] {
-    let bytes = ChaCha8Rng::seed_from_u64(seed).get_seed();
+    key_words(ChaCha8Rng::seed_from_u64(seed).get_seed())
+}
+
+/// A ChaCha key's 32 bytes as its eight little-endian words.
+fn key_words(bytes: [u8; 32]) -> [u32; 8] {
     std::array::from_fn(|i| {
         u32::from_le_bytes([
             bytes[4 * i],
@@ -164,24 +167,18 @@ pub fn keep_bound(keep: f64) -> u64 {
     (keep * (1u64 << 53) as f64).ceil() as u64
 }
 
-/// The mask the CPU draws from its generator for `n` units from the stream of `key` at word `start`,
-/// computed block by block without a generator (what a device kernel computes per unit).
+/// The mask the CPU draws for `n` units from the stream of `key` from word `start` on: its
+/// generator, rebuilt from the key and moved to `start`, through its own mask code.
+/// What a device's kernel must reproduce unit by unit from the counter
+/// ([`chacha8_block`] and [`keep_bound`]).
 pub fn dropout_mask_at(key: &[u32; 8], start: u64, n: usize, keep: f64) -> Vec<f32> {
-    let bound = keep_bound(keep);
-    let scale = (1.0 / keep) as f32;
-    (0..n as u64)
-        .map(|i| {
-            let w = start + 2 * i;
-            let block = chacha8_block(key, w / 16);
-            let (lo, hi) = (block[(w % 16) as usize], block[(w % 16 + 1) as usize]);
-            let x = u64::from(lo) | (u64::from(hi) << 32);
-            if x >> 11 < bound {
-                scale
-            } else {
-                0.0
-            }
-        })
-        .collect()
+    let mut seed = [0u8; 32];
+    for (bytes, word) in seed.chunks_exact_mut(4).zip(key) {
+        bytes.copy_from_slice(&word.to_le_bytes());
+    }
+    let mut rng = ChaCha8Rng::from_seed(seed);
+    rng.set_word_pos(u128::from(start));
+    dropout_mask(&mut rng, n, keep)
 }
 
 #[cfg(test)]
@@ -202,12 +199,31 @@ mod tests {
                 );
             }
         }
-        // The masks, from the start and from a place in the stream.
+        // The masks, from the start and from a place in the stream: the generator rebuilt
+        // from the key, and the counter form unit by unit (what the device kernel computes).
+        let counter_form = |key: &[u32; 8], start: u64, n: u64, keep: f64| -> Vec<f32> {
+            let bound = keep_bound(keep);
+            (0..n)
+                .map(|i| {
+                    let w = start + 2 * i;
+                    let block = chacha8_block(key, w / 16);
+                    let (lo, hi) = (block[(w % 16) as usize], block[(w % 16 + 1) as usize]);
+                    let x = u64::from(lo) | (u64::from(hi) << 32);
+                    if x >> 11 < bound {
+                        (1.0 / keep) as f32
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let first = dropout_mask(&mut rng, 37, 0.8);
         let second = dropout_mask(&mut rng, 1000, 0.8);
         let key = chacha8_key(3);
         assert_eq!(first, dropout_mask_at(&key, 0, 37, 0.8));
         assert_eq!(second, dropout_mask_at(&key, 74, 1000, 0.8));
+        assert_eq!(first, counter_form(&key, 0, 37, 0.8));
+        assert_eq!(second, counter_form(&key, 74, 1000, 0.8));
     }
 }

@@ -202,27 +202,35 @@ fn adamw_kernel<F: Float>(
     w_out: &mut Tensor<F>,
     m_out: &mut Tensor<F>,
     v_out: &mut Tensor<F>,
-    scalars: &Tensor<F>,
+    beta_1: f32,
+    factor_1: f32,
+    beta_2: f32,
+    factor_2: f32,
+    c1: f32,
+    c2: f32,
+    epsilon: f32,
+    keep: f32,
+    lr: f32,
     #[comptime] first: bool,
     #[comptime] decay: bool,
 ) {
     if ABSOLUTE_POS >= w_out.len() {
         terminate!();
     }
-    // β₁, 1−β₁, β₂, 1−β₂, c₁, c₂, ε, 1 − lr·λ, lr
+    // `keep` = 1 − lr·λ; `factor_i` = 1 − βᵢ; `cᵢ` the bias corrections.
     let gi = g[ABSOLUTE_POS];
-    let mut mi = gi * scalars[1];
-    let mut vi = (gi * gi) * scalars[3];
+    let mut mi = gi * F::cast_from(factor_1);
+    let mut vi = (gi * gi) * F::cast_from(factor_2);
     if !first {
-        mi = m[ABSOLUTE_POS] * scalars[0] + mi;
-        vi = v[ABSOLUTE_POS] * scalars[2] + vi;
+        mi = m[ABSOLUTE_POS] * F::cast_from(beta_1) + mi;
+        vi = v[ABSOLUTE_POS] * F::cast_from(beta_2) + vi;
     }
-    let delta = (mi / scalars[4]) / (F::sqrt(vi / scalars[5]) + scalars[6]);
+    let delta = (mi / F::cast_from(c1)) / (F::sqrt(vi / F::cast_from(c2)) + F::cast_from(epsilon));
     let mut wi = w[ABSOLUTE_POS];
     if decay {
-        wi *= scalars[7];
+        wi *= F::cast_from(keep);
     }
-    w_out[ABSOLUTE_POS] = wi - delta * scalars[8];
+    w_out[ABSOLUTE_POS] = wi - delta * F::cast_from(lr);
     m_out[ABSOLUTE_POS] = mi;
     v_out[ABSOLUTE_POS] = vi;
 }
@@ -405,23 +413,30 @@ fn empty<R: CubeRuntime, F: FloatElement>(like: &CubeTensor<R>, shape: Shape) ->
     empty_device::<R, F>(like.client.clone(), like.device.clone(), shape)
 }
 
-/// LayerNorm (+ tanh) forward on the device: `[y, x̂, rstd]`, or `None` when the inputs are
-/// not the backend's dtype or shapes (the caller then takes the generic path).
+/// Whether [`layer_norm_on_device`] takes these inputs: the backend's dtype, `x` a matrix,
+/// `γ` and `β` one value per column (else the generic path).
+fn layer_norm_takes<R: CubeRuntime, F: FloatElement>(
+    x: &CubeTensor<R>,
+    gamma: &CubeTensor<R>,
+    beta: &CubeTensor<R>,
+) -> bool {
+    let shape = x.shape();
+    [x, gamma, beta].iter().all(|t| t.dtype == F::dtype())
+        && shape.num_dims() == 2
+        && gamma.shape().num_elements() == shape[1]
+        && beta.shape().num_elements() == shape[1]
+}
+
+/// LayerNorm (+ tanh) forward on the device, `[y, x̂, rstd]`, for inputs that
+/// [`layer_norm_takes`].
 fn layer_norm_on_device<R: CubeRuntime, F: FloatElement>(
     x: CubeTensor<R>,
     gamma: CubeTensor<R>,
     beta: CubeTensor<R>,
     epsilon: f64,
     tanh: bool,
-) -> Option<[CubeTensor<R>; 3]> {
+) -> [CubeTensor<R>; 3] {
     let shape = x.shape();
-    let takes = [&x, &gamma, &beta].iter().all(|t| t.dtype == F::dtype())
-        && shape.num_dims() == 2
-        && gamma.shape().num_elements() == shape[1]
-        && beta.shape().num_elements() == shape[1];
-    if !takes {
-        return None;
-    }
     let (x, gamma, beta) = (
         into_contiguous(x),
         into_contiguous(gamma),
@@ -445,18 +460,38 @@ fn layer_norm_on_device<R: CubeRuntime, F: FloatElement>(
         epsilon as f32,
         tanh,
     );
-    Some([y, x_hat, rstd])
+    [y, x_hat, rstd]
 }
 
-/// LayerNorm (+ tanh, when `y` is given) backward on the device: `[dx, dγ, dβ]`, the
-/// parameter gradients as burn's sums over the rows of the kernel's per-row terms.
+/// Whether [`layer_norm_backward_on_device`] takes these inputs (else the generic path).
+fn layer_norm_backward_takes<R: CubeRuntime, F: FloatElement>(
+    x_hat: &CubeTensor<R>,
+    rstd: &CubeTensor<R>,
+    gamma: &CubeTensor<R>,
+    y: Option<&CubeTensor<R>>,
+    grad: &CubeTensor<R>,
+) -> bool {
+    let shape = x_hat.shape();
+    [x_hat, rstd, gamma, grad]
+        .iter()
+        .all(|t| t.dtype == F::dtype())
+        && y.is_none_or(|y| y.dtype == F::dtype() && y.shape() == shape)
+        && shape.num_dims() == 2
+        && shape[1] == gamma.shape().num_elements()
+        && grad.shape() == shape
+        && rstd.shape().num_elements() == shape[0]
+}
+
+/// LayerNorm (+ tanh, when `y` is given) backward on the device, `[dx, dγ, dβ]`, for inputs
+/// that [`layer_norm_backward_takes`]: the parameter gradients are burn's sums over the rows
+/// of the kernel's per-row terms.
 fn layer_norm_backward_on_device<R, F, I, BT>(
     x_hat: CubeTensor<R>,
     rstd: CubeTensor<R>,
     gamma: CubeTensor<R>,
     y: Option<CubeTensor<R>>,
     grad: CubeTensor<R>,
-) -> Option<[CubeTensor<R>; 3]>
+) -> [CubeTensor<R>; 3]
 where
     R: CubeRuntime,
     F: FloatElement,
@@ -465,18 +500,6 @@ where
 {
     let shape = x_hat.shape();
     let cols = gamma.shape().num_elements();
-    let takes = [&x_hat, &rstd, &gamma, &grad]
-        .iter()
-        .all(|t| t.dtype == F::dtype())
-        && y.as_ref()
-            .is_none_or(|y| y.dtype == F::dtype() && y.shape() == shape)
-        && shape.num_dims() == 2
-        && shape[1] == cols
-        && grad.shape() == shape
-        && rstd.shape().num_elements() == shape[0];
-    if !takes {
-        return None;
-    }
     let tanh = y.is_some();
     let (x_hat, rstd, gamma, grad) = (
         into_contiguous(x_hat),
@@ -509,7 +532,7 @@ where
     let column_sums = |t: CubeTensor<R>| {
         B::<R, F, I, BT>::float_reshape(B::<R, F, I, BT>::float_sum_dim(t, 0), Shape::new([cols]))
     };
-    Some([dx, column_sums(dz_x_hat), column_sums(dz)])
+    [dx, column_sums(dz_x_hat), column_sums(dz)]
 }
 
 impl<R, F, I, BT> FusedOps for CubeBackend<R, F, I, BT>
@@ -657,21 +680,6 @@ where
         let (factor_1, factor_2) = (1.0 - step.beta_1, 1.0 - step.beta_2);
         let (c1, c2) = step.bias_corrections();
         let decay_rate = step.lr * f64::from(step.weight_decay);
-        // The scalars as burn's scalar operations round them to the element type.
-        let scalars = [
-            step.beta_1,
-            factor_1,
-            step.beta_2,
-            factor_2,
-            c1,
-            c2,
-            step.epsilon,
-            (1.0 - decay_rate) as f32,
-            step.lr as f32,
-        ];
-        let device = wp.device.clone();
-        let scalars = burn::tensor::TensorData::new(scalars.to_vec(), [9]).convert::<F>();
-        let scalars = Self::float_from_data(scalars, &device);
         let (wp, gp) = (into_contiguous(wp), into_contiguous(gp));
         let first = mv.is_none();
         let (mp, vp) = match mv {
@@ -697,7 +705,16 @@ where
             outs[0].clone().into_tensor_arg(),
             outs[1].clone().into_tensor_arg(),
             outs[2].clone().into_tensor_arg(),
-            scalars.into_tensor_arg(),
+            // In f32, as burn's scalar operations round them for an f32 tensor.
+            step.beta_1,
+            factor_1,
+            step.beta_2,
+            factor_2,
+            c1,
+            c2,
+            step.epsilon,
+            (1.0 - decay_rate) as f32,
+            step.lr as f32,
             first,
             decay_rate != 0.0,
         );
@@ -710,11 +727,11 @@ where
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> [FloatTensor<Self>; 3] {
-        let args = (x.clone(), gamma.clone(), beta.clone());
-        layer_norm_on_device::<R, F>(x, gamma, beta, epsilon, true).unwrap_or_else(|| {
+        if !layer_norm_takes::<R, F>(&x, &gamma, &beta) {
             count_fallback();
-            plain::layer_norm_tanh::<Self>(args.0, args.1, args.2, epsilon)
-        })
+            return plain::layer_norm_tanh::<Self>(x, gamma, beta, epsilon);
+        }
+        layer_norm_on_device::<R, F>(x, gamma, beta, epsilon, true)
     }
 
     fn fused_layer_norm(
@@ -723,11 +740,11 @@ where
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> [FloatTensor<Self>; 3] {
-        let args = (x.clone(), gamma.clone(), beta.clone());
-        layer_norm_on_device::<R, F>(x, gamma, beta, epsilon, false).unwrap_or_else(|| {
+        if !layer_norm_takes::<R, F>(&x, &gamma, &beta) {
             count_fallback();
-            plain::layer_norm::<Self>(args.0, args.1, args.2, epsilon)
-        })
+            return plain::layer_norm::<Self>(x, gamma, beta, epsilon);
+        }
+        layer_norm_on_device::<R, F>(x, gamma, beta, epsilon, false)
     }
 
     fn fused_layer_norm_tanh_backward(
@@ -737,18 +754,11 @@ where
         y: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3] {
-        let args = (
-            x_hat.clone(),
-            rstd.clone(),
-            gamma.clone(),
-            y.clone(),
-            grad.clone(),
-        );
+        if !layer_norm_backward_takes::<R, F>(&x_hat, &rstd, &gamma, Some(&y), &grad) {
+            count_fallback();
+            return plain::layer_norm_tanh_backward::<Self>(x_hat, rstd, gamma, y, grad);
+        }
         layer_norm_backward_on_device::<R, F, I, BT>(x_hat, rstd, gamma, Some(y), grad)
-            .unwrap_or_else(|| {
-                count_fallback();
-                plain::layer_norm_tanh_backward::<Self>(args.0, args.1, args.2, args.3, args.4)
-            })
     }
 
     fn fused_layer_norm_backward(
@@ -757,13 +767,11 @@ where
         gamma: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3] {
-        let args = (x_hat.clone(), rstd.clone(), gamma.clone(), grad.clone());
-        layer_norm_backward_on_device::<R, F, I, BT>(x_hat, rstd, gamma, None, grad).unwrap_or_else(
-            || {
-                count_fallback();
-                plain::layer_norm_backward::<Self>(args.0, args.1, args.2, args.3)
-            },
-        )
+        if !layer_norm_backward_takes::<R, F>(&x_hat, &rstd, &gamma, None, &grad) {
+            count_fallback();
+            return plain::layer_norm_backward::<Self>(x_hat, rstd, gamma, grad);
+        }
+        layer_norm_backward_on_device::<R, F, I, BT>(x_hat, rstd, gamma, None, grad)
     }
 
     fn fused_categorical(probs: FloatTensor<Self>, u: FloatTensor<Self>) -> IntTensor<Self> {
