@@ -87,7 +87,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
                 .map(|x| x.wall_secs)
                 .sum::<f64>()
     };
-    if records.is_empty() {
+    if all_records.0.is_empty() {
         bail!(
             "{} has no results yet; run `cargo xtask sweep GRID.toml --out {}` first",
             args.dir.display(),
@@ -109,6 +109,18 @@ pub fn run(args: ReportArgs) -> Result<()> {
     };
     let (mut ok, mut stopped, failed) = (of(Status::Ok), of(Status::Stopped), of(Status::Failed));
     ok.sort_by(|a, b| a.dev_or_inf().total_cmp(&b.dev_or_inf()));
+    // Runs of an unfinished sweep that passed a rung and have no final record yet: the last
+    // rung each reached.
+    let mut going: Vec<&Record> = Vec::new();
+    for r in all_records.0.iter().rev() {
+        if r.status == Status::Rung
+            && !records.contains_key(r.id.as_str())
+            && !going.iter().any(|g| g.id == r.id)
+        {
+            going.push(r);
+        }
+    }
+    going.sort_by(|a, b| a.dev_or_inf().total_cmp(&b.dev_or_inf()));
     std::fs::create_dir_all(&args.img)
         .with_context(|| format!("cannot create {}", args.img.display()))?;
     let img_ref = |file: &str| -> String {
@@ -123,17 +135,28 @@ pub fn run(args: ReportArgs) -> Result<()> {
     md.push_str(&format!("## Sweep `{name}`\n\n"));
     md.push_str(&format!(
         "Rendered by `cargo xtask report {}` from {} finished, {} stopped early (successive \
-         halving) and {} failed runs.\n\n",
+         halving) and {} failed runs{}.\n\n",
         args.dir.display(),
         ok.len(),
         stopped.len(),
-        failed.len()
+        failed.len(),
+        if going.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the sweep is unfinished: {} run{} part-way (below)",
+                going.len(),
+                if going.len() == 1 { " is" } else { "s are" }
+            )
+        }
     ));
-    let corpus = match ok.first().and_then(|r| r.data.as_deref()) {
+    let reported: Vec<&Record> = ok.iter().chain(&stopped).chain(&going).copied().collect();
+    // Every record names its corpus (none: the built-in one), finished or not.
+    let corpus = match all_records.0.first().and_then(|r| r.data.as_deref()) {
         Some(data) => format!("`{}`", tidy_path(Path::new(data)).display()),
         None => "the built-in `data/names.txt`".to_string(),
     };
-    md.push_str(&format!("Corpus: {corpus}, {}.\n\n", splits(&ok)));
+    md.push_str(&format!("Corpus: {corpus}, {}.\n\n", splits(&reported)));
 
     // Leaderboard.
     md.push_str(
@@ -167,6 +190,26 @@ pub fn run(args: ReportArgs) -> Result<()> {
                 "| {:.4} | {} | {} | {} | `{}` |\n",
                 r.dev_loss.unwrap_or(f64::NAN),
                 r.stopped_at.unwrap_or(0),
+                r.params.unwrap_or(0),
+                r.label,
+                r.id
+            ));
+        }
+        md.push('\n');
+    }
+    if !going.is_empty() {
+        md.push_str(
+            "Part-way (dev loss at the last rung each reached; the same `cargo xtask sweep` \
+             command continues them):\n\n\
+             | dev loss | train loss | at step | parameters | settings | run |\n\
+             |---:|---:|---:|---:|---|---|\n",
+        );
+        for r in &going {
+            md.push_str(&format!(
+                "| {:.4} | {:.4} | {} | {} | {} | `{}` |\n",
+                r.dev_loss.unwrap_or(f64::NAN),
+                r.train_loss.unwrap_or(f64::NAN),
+                r.rung.or(r.steps).unwrap_or(0),
                 r.params.unwrap_or(0),
                 r.label,
                 r.id
@@ -425,6 +468,56 @@ mod tests {
             splits(&[&a, &b]),
             "split seed 42, 80/10/10 (1 run); split seed 7, 70/10/20 (1 run)"
         );
+    }
+
+    /// A sweep stopped part-way: its corpus is the one its runs name (not the built-in one,
+    /// which a report with no finished run used to print), and its runs still going are listed.
+    #[test]
+    fn an_unfinished_sweep_names_its_corpus_and_its_runs_still_going() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = |id: &str, status: &str, step: u64, dev: f64| {
+            let mut r = serde_json::json!({"id": id, "index": 0, "label": format!("x={id}"),
+                "status": status, "wall_secs": 1.0, "checkpoint": "",
+                "data": "../shared/data/names.txt", "dev_loss": dev, "train_loss": 1.5,
+                "steps": step, "params": 10,
+                "config": {"split_seed": 42, "split": {"train": 0.8, "dev": 0.1, "test": 0.1}}});
+            if status == "stopped" {
+                r["stopped_at"] = step.into();
+            } else {
+                r["rung"] = step.into();
+            }
+            r.to_string()
+        };
+        let lines = [
+            record("a", "rung", 100, 2.1),
+            record("b", "rung", 100, 2.3),
+            record("b", "stopped", 100, 2.3),
+            record("a", "rung", 200, 2.0),
+        ];
+        std::fs::write(dir.path().join("results.jsonl"), lines.join("\n") + "\n").unwrap();
+        let out = dir.path().join("report.md");
+        run(ReportArgs {
+            dir: Some(dir.path().to_path_buf()),
+            out: Some(out.clone()),
+            img: Some(dir.path().join("img")),
+            test: false,
+            bin: None,
+        })
+        .unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert!(
+            text.contains("Corpus: `../shared/data/names.txt`, split seed 42, 80/10/10."),
+            "{text}"
+        );
+        assert!(
+            text.contains("the sweep is unfinished: 1 run is part-way"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| 2.0000 | 1.5000 | 200 | 10 | x=a | `a` |"),
+            "{text}"
+        );
+        assert!(text.contains("| 2.3000 | 100 | 10 | x=b | `b` |"), "{text}");
     }
 
     #[test]

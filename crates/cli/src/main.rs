@@ -73,7 +73,28 @@ enum Command {
     Bench(commands::bench::BenchArgs),
 }
 
+/// A closed pipe (`makemore sample -n 1000 | head`) ends the process quietly, as it ends
+/// other Unix tools, instead of with a panic and a backtrace: Rust ignores SIGPIPE, so the next
+/// print to the pipe panics. The exit status is 141, as a shell reports a process that SIGPIPE
+/// ended. A training run piped this way keeps its last checkpoint, which is always whole.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to std") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     // For `cargo xtask tutorial --check`: the documented commands still parse.
     if std::env::var_os("MAKEMORE_PARSE_ONLY").is_some() {

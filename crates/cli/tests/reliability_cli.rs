@@ -461,3 +461,28 @@ fn a_run_too_large_for_memory_is_refused_with_its_size() {
         assert!(!out.exists(), "--out was created for a refused run");
     }
 }
+
+/// `makemore … | head` ends quietly when `head` closes the pipe: no panic, no backtrace, the
+/// exit status of a process that SIGPIPE ended (141). 100,000 samples are far more than a pipe
+/// holds, so the write that fails comes whatever the timing.
+#[test]
+fn a_closed_pipe_ends_the_process_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_makemore"))
+        .env_remove("RUST_BACKTRACE")
+        .args(["bigram", "-n", "100000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}

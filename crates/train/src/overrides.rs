@@ -276,11 +276,19 @@ impl TrainingOverrides {
                     decay_at,
                 }
             }
-            ScheduleKind::Cosine => LrSchedule::Cosine {
-                lr,
-                final_lr,
-                warmup: self.warmup.unwrap_or(0),
-            },
+            ScheduleKind::Cosine => {
+                // A config's own warm-up stays unless --warmup says otherwise (it used to be
+                // reset to 0 whenever a config with one was loaded).
+                let current_warmup = match &config.schedule {
+                    LrSchedule::Cosine { warmup, .. } => *warmup,
+                    _ => 0,
+                };
+                LrSchedule::Cosine {
+                    lr,
+                    final_lr,
+                    warmup: self.warmup.unwrap_or(current_warmup),
+                }
+            }
         };
     }
 }
@@ -295,6 +303,64 @@ mod tests {
         assert!(TrainingOverrides::default().is_empty());
         TrainingOverrides::default().apply(&mut config).unwrap();
         assert_eq!(config, TrainingConfig::default());
+    }
+
+    /// `makemore train --config FILE` with no other flag trains exactly FILE: every committed
+    /// config (a cosine warm-up among them, which this once reset to 0) comes through intact.
+    #[test]
+    fn empty_overrides_keep_every_committed_config() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/configs");
+        let mut dirs = vec![root];
+        let mut seen = 0;
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "json") {
+                    continue;
+                }
+                let json = std::fs::read_to_string(&path).unwrap();
+                let file = TrainingConfig::from_json(&json).unwrap();
+                let mut config = file.clone();
+                TrainingOverrides::default().apply(&mut config).unwrap();
+                assert_eq!(config, file, "{}", path.display());
+                seen += 1;
+            }
+        }
+        assert!(seen >= 9, "found only {seen} configs");
+        let mut warm = TrainingConfig {
+            schedule: LrSchedule::Cosine {
+                lr: 0.003,
+                final_lr: 0.0001,
+                warmup: 1000,
+            },
+            ..TrainingConfig::default()
+        };
+        let lr = TrainingOverrides {
+            lr: Some(0.006),
+            ..Default::default()
+        };
+        lr.apply(&mut warm).unwrap();
+        assert_eq!(
+            warm.schedule,
+            LrSchedule::Cosine {
+                lr: 0.006,
+                final_lr: 0.0002,
+                warmup: 1000
+            }
+        );
+        let no_warmup = TrainingOverrides {
+            warmup: Some(0),
+            ..Default::default()
+        };
+        no_warmup.apply(&mut warm).unwrap();
+        assert!(matches!(
+            warm.schedule,
+            LrSchedule::Cosine { warmup: 0, .. }
+        ));
     }
 
     #[test]

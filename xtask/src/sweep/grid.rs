@@ -364,6 +364,18 @@ pub fn toml_to_json(v: &toml::Value) -> Value {
 
 /// Merges `over` into `into` field by field; unknown fields are errors (typos show early).
 fn merge(into: &mut Value, over: &Value, at: &str) -> Result<()> {
+    merge_in(into, over, at, "[base]")
+}
+
+/// True when a table `v` at `path` merges into the table already there instead of replacing
+/// it. A tagged table (with `kind`: a schedule, an optimiser) is replaced whole: its fields
+/// depend on the kind. The model's `kind` is one field among the others, and the model table
+/// merges field by field.
+fn merges(slot: &Value, v: &Value, path: &str) -> bool {
+    slot.is_object() && v.is_object() && (v.get("kind").is_none() || path == "model")
+}
+
+fn merge_in(into: &mut Value, over: &Value, at: &str, section: &str) -> Result<()> {
     match (into, over) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in b {
@@ -373,16 +385,9 @@ fn merge(into: &mut Value, over: &Value, at: &str) -> Result<()> {
                     format!("{at}.{k}")
                 };
                 match a.get_mut(k) {
-                    // A tagged table (with `kind`: a schedule, an optimiser) is replaced whole:
-                    // its fields depend on the kind. The model's `kind` is one field among
-                    // the others, and the model table merges field by field.
-                    Some(slot)
-                        if slot.is_object() && (v.get("kind").is_none() || path == "model") =>
-                    {
-                        merge(slot, v, &path)?
-                    }
+                    Some(slot) if merges(slot, v, &path) => merge_in(slot, v, &path, section)?,
                     Some(slot) => *slot = v.clone(),
-                    None => bail!("[base]: unknown config field {path:?}"),
+                    None => bail!("{section}: unknown config field {path:?}"),
                 }
             }
             Ok(())
@@ -394,7 +399,9 @@ fn merge(into: &mut Value, over: &Value, at: &str) -> Result<()> {
     }
 }
 
-/// Sets the field at a dotted `path`, which must exist in the config.
+/// Sets the field at a dotted `path`, which must exist in the config. A table merges into
+/// the one there as in `[base]` (so `model = [{ kind = "gru", n_hidden = 64 }, …]` keeps the
+/// model's other fields), except a tagged schedule or optimiser, which replaces it.
 fn set_path(config: &mut Value, path: &str, v: Value) -> Result<()> {
     let mut slot = config;
     for part in path.split('.') {
@@ -402,6 +409,9 @@ fn set_path(config: &mut Value, path: &str, v: Value) -> Result<()> {
             Some(s) => s,
             None => bail!("axis {path:?}: the config has no field {part:?} (see `makemore train --print-config`)"),
         };
+    }
+    if merges(slot, &v, path) {
+        return merge_in(slot, &v, path, &format!("axis {path:?}"));
     }
     *slot = v;
     Ok(())
@@ -418,6 +428,41 @@ mod tests {
             "batch_seed": 1,
             "schedule": {"kind": "step", "lr": 0.1, "final_lr": 0.01, "decay_at": null}
         })
+    }
+
+    /// Every committed grid expands, and each of its runs is a config that `makemore train
+    /// --config` trains as written: it parses, it is valid, and loading it changes nothing
+    /// (a cosine warm-up was once reset to 0 this way, silently, in every sweep).
+    #[test]
+    fn every_committed_grid_expands_to_configs_trained_as_written() {
+        use makemore_train::{TrainingConfig, TrainingOverrides};
+        let defaults: Value = serde_json::from_str(&TrainingConfig::default().to_json()).unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/grids");
+        let mut grids = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let runs = Grid::read(&path).unwrap().expand(&defaults).unwrap();
+            assert!(!runs.is_empty(), "{}", path.display());
+            for run in runs {
+                let what = format!("{} run {}", path.display(), run.label());
+                let file = TrainingConfig::from_json(&run.config.to_string()).expect(&what);
+                let mut config = file.clone();
+                TrainingOverrides::default()
+                    .apply(&mut config)
+                    .expect(&what);
+                assert_eq!(config, file, "{what}");
+                // As `makemore train` checks it: positions of 0 are the corpus's, later.
+                if config.model.block_size == 0 {
+                    config.model.block_size = 16;
+                }
+                config.validate().expect(&what);
+            }
+            grids += 1;
+        }
+        assert!(grids >= 7, "found only {grids} grids in {}", dir.display());
     }
 
     #[test]
@@ -475,6 +520,39 @@ mod tests {
         assert_eq!(m["n_hidden"], 64);
         // The other model fields stay (a schedule or optimiser table would replace them).
         assert_eq!(m["n_embd"], defaults["model"]["n_embd"]);
+    }
+
+    #[test]
+    fn a_table_on_an_axis_merges_like_the_base() {
+        let grid: Grid = toml::from_str(
+            r#"
+            [axes]
+            model = [{ kind = "gru", n_hidden = 64 }, { n_embd = 3 }]
+            schedule = [{ kind = "constant", lr = 0.01 }]
+            "#,
+        )
+        .unwrap();
+        let mut defaults = defaults();
+        defaults["model"]["kind"] = "mlp".into();
+        let runs = grid.expand(&defaults).unwrap();
+        let [gru, mlp] = &runs[..] else {
+            panic!("{runs:?}")
+        };
+        assert_eq!(gru.config["model"]["kind"], "gru");
+        assert_eq!(gru.config["model"]["n_hidden"], 64);
+        assert_eq!(gru.config["model"]["n_embd"], 10);
+        assert_eq!(gru.config["model"]["init_seed"], 1);
+        assert_eq!(mlp.config["model"]["kind"], "mlp");
+        assert_eq!(mlp.config["model"]["n_embd"], 3);
+        assert_eq!(mlp.config["model"]["n_hidden"], 200);
+        // A tagged schedule replaces the default one whole.
+        assert_eq!(
+            gru.config["schedule"],
+            serde_json::json!({"kind": "constant", "lr": 0.01})
+        );
+        let typo: Grid = toml::from_str("[axes]\nmodel = [{ n_embed = 3 }]").unwrap();
+        let e = typo.expand(&defaults).unwrap_err().to_string();
+        assert!(e.contains("axis \"model\"") && e.contains("n_embed"), "{e}");
     }
 
     #[test]

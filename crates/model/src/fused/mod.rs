@@ -27,6 +27,11 @@ pub mod kernels;
 #[cfg(feature = "ndarray")]
 mod ndarray;
 
+/// burn-flex gets burn's own operations for every fused one: it is here to be measured
+/// (`cargo run --release -p makemore-train --example cpu_backends --features flex`).
+#[cfg(feature = "flex")]
+impl FusedOps for burn::backend::Flex {}
+
 use burn::config::Config;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
