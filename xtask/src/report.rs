@@ -158,11 +158,13 @@ pub fn run(args: ReportArgs) -> Result<()> {
     };
     md.push_str(&format!("Corpus: {corpus}, {}.\n\n", splits(&reported)));
 
-    // Leaderboard.
-    md.push_str(
-        "| rank | dev loss | train loss | parameters | steps | wall time | steps/s | settings | run |\n",
-    );
-    md.push_str("|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+    // Leaderboard (none yet: no run has finished).
+    if !ok.is_empty() {
+        md.push_str(
+            "| rank | dev loss | train loss | parameters | steps | wall time | steps/s | settings | run |\n",
+        );
+        md.push_str("|---:|---:|---:|---:|---:|---:|---:|---|---|\n");
+    }
     for (i, r) in ok.iter().enumerate() {
         let steps = r.steps.unwrap_or(0);
         md.push_str(&format!(
@@ -178,7 +180,9 @@ pub fn run(args: ReportArgs) -> Result<()> {
             r.id
         ));
     }
-    md.push('\n');
+    if !ok.is_empty() {
+        md.push('\n');
+    }
     if !stopped.is_empty() {
         stopped.sort_by(|a, b| a.dev_or_inf().total_cmp(&b.dev_or_inf()));
         md.push_str(
@@ -518,6 +522,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("| 2.3000 | 100 | 10 | x=b | `b` |"), "{text}");
+        assert!(!text.contains("| rank |"), "an empty leaderboard: {text}");
     }
 
     #[test]
