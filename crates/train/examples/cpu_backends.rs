@@ -41,7 +41,7 @@ fn main() -> Result<(), Error> {
         "corpus {}; {steps} timed steps per case (the MLP: {}); {} threads",
         corpus.display(),
         steps * 20,
-        rayon_threads()
+        makemore_model::threads::count()
     );
     // The MLP's steps are ~100 times cheaper: it gets 20 times as many, so that each case
     // takes seconds.
@@ -106,13 +106,6 @@ fn with_kernels(config: &TrainingConfig, kernels: Kernels) -> TrainingConfig {
     let mut config = config.clone();
     config.model.kernels = kernels;
     config
-}
-
-fn rayon_threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Training steps per second.

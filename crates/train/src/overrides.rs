@@ -240,11 +240,16 @@ impl TrainingOverrides {
             config.schedule = LrSchedule::List { lrs: lrs.clone() };
             return;
         }
-        let (cur_lr, cur_final) = match &config.schedule {
-            LrSchedule::Constant { lr } => (*lr, *lr * 0.1),
-            LrSchedule::Step { lr, decayed_lr, .. } => (*lr, *decayed_lr),
-            LrSchedule::Cosine { lr, final_lr, .. } => (*lr, *final_lr),
-            LrSchedule::List { lrs } => (lrs.first().copied().unwrap_or(0.1), 0.0),
+        // The config's own values, for what no flag sets (its warm-up too: reset to 0 once).
+        let (cur_lr, cur_final, cur_warmup) = match &config.schedule {
+            LrSchedule::Constant { lr } => (*lr, *lr * 0.1, 0),
+            LrSchedule::Step { lr, decayed_lr, .. } => (*lr, *decayed_lr, 0),
+            LrSchedule::Cosine {
+                lr,
+                final_lr,
+                warmup,
+            } => (*lr, *final_lr, *warmup),
+            LrSchedule::List { lrs } => (lrs.first().copied().unwrap_or(0.1), 0.0, 0),
         };
         let kind = match (self.schedule, &config.schedule) {
             (Some(k), _) => k,
@@ -276,19 +281,11 @@ impl TrainingOverrides {
                     decay_at,
                 }
             }
-            ScheduleKind::Cosine => {
-                // A config's own warm-up stays unless --warmup says otherwise (it used to be
-                // reset to 0 whenever a config with one was loaded).
-                let current_warmup = match &config.schedule {
-                    LrSchedule::Cosine { warmup, .. } => *warmup,
-                    _ => 0,
-                };
-                LrSchedule::Cosine {
-                    lr,
-                    final_lr,
-                    warmup: self.warmup.unwrap_or(current_warmup),
-                }
-            }
+            ScheduleKind::Cosine => LrSchedule::Cosine {
+                lr,
+                final_lr,
+                warmup: self.warmup.unwrap_or(cur_warmup),
+            },
         };
     }
 }
