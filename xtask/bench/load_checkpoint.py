@@ -122,7 +122,7 @@ def main():
         # Only makemore.py's causal masks (buffers named "bias" of the attention) are not
         # in the checkpoint; every parameter must load.
         assert not unexpected, f"unexpected tensors: {unexpected}"
-        assert all(k.endswith("attn.bias") for k in missing), f"missing: {missing}"
+        assert all(k.endswith(("attn.bias", "cbow.bias")) for k in missing), f"missing: {missing}"
         model.eval()
         index = {c: i for i, c in enumerate(chars)}
         x, y = seq_models.sequences(words, index, m["block_size"])

@@ -133,7 +133,10 @@ class Bow(nn.Module):
 def build(m):
     """The model of a makemore config's "model" object."""
     kind = m.get("kind", "mlp")
-    V, T, E, H, L = (m[k] for k in ("vocab_size", "block_size", "n_embd", "n_hidden", "n_layers"))
+    # A config leaves out the fields its kind does not use (n_hidden of the Transformer,
+    # n_layers of the others).
+    V, T, E = (m[k] for k in ("vocab_size", "block_size", "n_embd"))
+    H, L = m.get("n_hidden", 200), m.get("n_layers", 1)
     if kind == "transformer":
         return Transformer(V, T, E, L, m.get("n_head", 4))
     if kind in ("rnn", "gru"):

@@ -50,9 +50,37 @@ pub fn run_json(cmd: &mut Command) -> Result<Value> {
     serde_json::from_slice(&out.stdout).with_context(|| format!("unreadable output of {shown}"))
 }
 
-/// `makemore train --print-config`: the defaults, as a config.
+/// `makemore train --print-config`: the defaults, as a config, with every model field a
+/// grid may set: a config leaves out the fields its model kind does not use, so the fields
+/// only a Transformer reads (`n_head`) come from its config, at their defaults.
 pub fn default_config(bin: &Path) -> Result<Value> {
-    run_json(Command::new(bin).args(["train", "--print-config"]))
+    let mut config = run_json(Command::new(bin).args(["train", "--print-config"]))?;
+    let transformer =
+        run_json(Command::new(bin).args(["train", "--print-config", "--model", "transformer"]))?;
+    if let (Some(model), Some(other)) = (
+        config.get_mut("model").and_then(Value::as_object_mut),
+        transformer.get("model").and_then(Value::as_object),
+    ) {
+        for (k, v) in other {
+            model.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    Ok(config)
+}
+
+/// The SHA-256 of the corpus's words as `makemore` digests them (what a run's
+/// `state.json` records): `makemore data stats --json`, of `data` or the built-in corpus.
+pub fn corpus_sha256(bin: &Path, data: Option<&Path>) -> Result<String> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["data", "stats", "--json"]);
+    if let Some(d) = data {
+        cmd.arg("--data").arg(d);
+    }
+    let v = run_json(&mut cmd)?;
+    v["corpus_sha256"]
+        .as_str()
+        .map(str::to_string)
+        .context("`makemore data stats --json` printed no corpus_sha256")
 }
 
 /// `makemore eval --json` of a checkpoint on `splits` (with its corpus, or `data`):
@@ -79,6 +107,18 @@ pub struct RunState {
     pub elapsed_secs: f64,
     /// All steps done.
     pub finished: bool,
+    /// With `keep_best`: the save kept in `best/`.
+    #[serde(default)]
+    pub best: Option<BestSoFar>,
+}
+
+/// `state.json`'s `best`: the step and dev loss of the weights in `best/`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct BestSoFar {
+    /// The step of the save.
+    pub step: u64,
+    /// Its dev loss.
+    pub dev_loss: f64,
 }
 
 /// What a run directory holds, as far as a sweep needs to know.

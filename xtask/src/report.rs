@@ -323,7 +323,9 @@ fn best_run_section(
     img_ref: &dyn Fn(&str) -> String,
 ) -> Result<String> {
     let bin = makemore_bin(args.bin.clone())?;
-    let ckpt = PathBuf::from(&best.checkpoint);
+    let run_dir = PathBuf::from(&best.checkpoint);
+    // With keep_best the run ranked by the save it kept: that one is sampled and tested.
+    let ckpt = best.ranked_checkpoint();
     let data_args: Vec<String> = best
         .data
         .as_deref()
@@ -341,6 +343,13 @@ fn best_run_section(
         best.params.unwrap_or(0),
         best.steps.unwrap_or(0),
     );
+    if let Some(step) = best.best_step {
+        md.push_str(&format!(
+            "With `keep_best`, runs rank by the checkpoint each keeps as best: this one's is `best/`, saved at step {step} (dev {:.4}; dev at the last step {:.4}). Its samples and test loss below are `best/`'s.\n\n",
+            best.dev_loss.unwrap_or(f64::NAN),
+            best.last_dev_loss.unwrap_or(f64::NAN),
+        ));
+    }
     md.push_str(&format!(
         "Reproduce it: save the config below as `best.json` (it is also in `{}`), then\n\n```console\n$ makemore train --config best.json {}--out runs/best\n```\n\n",
         args.dir.join("configs").join(format!("{id}.json")).display(),
@@ -358,7 +367,7 @@ fn best_run_section(
         let file = format!("sweep-{name}-best-loss.png");
         let out = Command::new(&bin)
             .args(["plot", "loss", "--checkpoint"])
-            .arg(&ckpt)
+            .arg(&run_dir)
             .arg("--out")
             .arg(args.img.join(&file))
             .output()?;

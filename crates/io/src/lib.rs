@@ -69,6 +69,21 @@ pub fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && (name.ends_with(".tmp") || name.contains(".tmp."))
 }
 
+/// The file a name that [`temp_beside`] gave was a temp file for: `model.safetensors` for
+/// `.model.safetensors.a1B2c3.tmp`, `loss.png` for `.loss.png.a1B2c3.tmp.png`; `None` for
+/// any other name. A writer that cleans up after a crash deletes only its own files' temps.
+pub fn temp_target(name: &str) -> Option<&str> {
+    if !is_temp_name(name) {
+        return None;
+    }
+    let inner = name.strip_prefix('.')?;
+    let stem = match inner.rfind(".tmp") {
+        Some(at) => &inner[..at],
+        None => return None,
+    };
+    stem.rsplit_once('.').map(|(target, _random)| target)
+}
+
 /// Syncs a directory, so that renames in it survive a crash. File systems that cannot sync
 /// a directory (`EINVAL`) are not an error.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -168,6 +183,9 @@ mod tests {
         assert_ne!(a.temp_name(), b.temp_name());
         assert!(is_temp_name(&a.temp_name()), "{}", a.temp_name());
         assert!(!is_temp_name("state.json"));
+        assert_eq!(temp_target(&a.temp_name()), Some("state.json"));
+        assert_eq!(temp_target(".loss.png.a1B2c3.tmp.png"), Some("loss.png"));
+        assert_eq!(temp_target("state.json"), None);
         b.commit().unwrap();
         a.commit().unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"a");

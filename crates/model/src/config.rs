@@ -31,6 +31,45 @@ impl ModelKind {
         self != ModelKind::Mlp
     }
 
+    /// The fields of [`ModelConfig`] that this kind of model does not read: a config of this
+    /// kind leaves them at their defaults (and `config.json` leaves them out), so that an
+    /// option that would change nothing is refused instead of recorded.
+    pub fn unused_fields(self) -> &'static [&'static str] {
+        match self {
+            ModelKind::Mlp => &["n_head"],
+            ModelKind::Rnn | ModelKind::Gru | ModelKind::Bow => &[
+                "n_layers",
+                "n_head",
+                "hierarchical",
+                "direct",
+                "init",
+                "norm",
+                "kernels",
+            ],
+            ModelKind::Transformer => &[
+                "n_hidden",
+                "hierarchical",
+                "direct",
+                "init",
+                "norm",
+                "kernels",
+            ],
+        }
+    }
+
+    /// Why this kind has no use for `field` (one of [`ModelKind::unused_fields`]).
+    fn why_unused(self, field: &str) -> &'static str {
+        match (self, field) {
+            (ModelKind::Mlp, _) => "it has no attention",
+            (ModelKind::Transformer, "n_hidden") => "its MLP is 4 * n_embd wide, as in GPT-2",
+            (_, "n_layers") => "it has one layer, as in makemore.py",
+            (_, "n_head") => "it has no attention",
+            (_, "init") => "it is initialised as makemore.py's PyTorch modules are",
+            (_, "kernels") => "it always runs the fused kernels",
+            _ => "it is an option of the MLP",
+        }
+    }
+
     /// The name used in configs and on the command line.
     pub fn name(self) -> &'static str {
         match self {
@@ -178,6 +217,47 @@ pub(crate) fn sequence_activation_floats(kind: ModelKind, t: usize, c: &ModelCon
 }
 
 impl ModelConfig {
+    /// The fields that [`ModelKind::unused_fields`] names and that differ from their
+    /// defaults here: options this config's kind would ignore.
+    pub fn unused_but_set(&self) -> Vec<&'static str> {
+        let d = ModelConfig::new(self.vocab_size, self.block_size);
+        self.kind
+            .unused_fields()
+            .iter()
+            .copied()
+            .filter(|&f| match f {
+                "n_hidden" => self.n_hidden != d.n_hidden,
+                "n_layers" => self.n_layers != d.n_layers,
+                "n_head" => self.n_head != d.n_head,
+                "hierarchical" => self.hierarchical != d.hierarchical,
+                "direct" => self.direct != d.direct,
+                "init" => self.init != d.init,
+                "norm" => self.norm != d.norm,
+                "kernels" => self.kernels != d.kernels,
+                _ => false,
+            })
+            .collect()
+    }
+
+    /// Sets the fields this kind does not use to their defaults (what a checkpoint from
+    /// before they were refused recorded of them changed nothing in its training).
+    pub fn clear_unused(&mut self) {
+        let d = ModelConfig::new(self.vocab_size, self.block_size);
+        for f in self.kind.unused_fields() {
+            match *f {
+                "n_hidden" => self.n_hidden = d.n_hidden,
+                "n_layers" => self.n_layers = d.n_layers,
+                "n_head" => self.n_head = d.n_head,
+                "hierarchical" => self.hierarchical = d.hierarchical,
+                "direct" => self.direct = d.direct,
+                "init" => self.init = d.init,
+                "norm" => self.norm = d.norm,
+                "kernels" => self.kernels = d.kernels,
+                _ => {}
+            }
+        }
+    }
+
     /// Floats one example's forward pass holds at once ([`activation_floats`] for the MLP;
     /// for a sequence model, one word's: every position's activations).
     pub fn activation_floats(&self) -> u64 {
@@ -291,13 +371,15 @@ impl ModelConfig {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(format!("dropout must be in [0, 1), got {}", self.dropout));
         }
+        if let Some(field) = self.unused_but_set().first() {
+            return Err(format!(
+                "{field} is not an option of the {} model ({}): remove it",
+                self.kind.name(),
+                self.kind.why_unused(field)
+            ));
+        }
         if self.kind.is_sequence() {
             let kind = self.kind.name();
-            if self.norm != NormKind::None || self.hierarchical || self.direct {
-                return Err(format!(
-                    "norm, hierarchical and direct are options of the MLP, not of the {kind} model"
-                ));
-            }
             if self.block_size < 2 {
                 return Err(format!(
                     "block_size of the {kind} model is its positions per word (the longest word + 1), at least 2"

@@ -229,7 +229,24 @@ fn legacy_recover(dir: &Path) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// Deletes the temp files of interrupted writes (no journal names them any more).
+/// The files a run's writer saves through temp files: the only ones whose temps recovery
+/// deletes (a `plot` or another tool writing beside them keeps its own).
+const WRITER_FILES: [&str; 8] = [
+    MODEL_FILE,
+    OPTIMIZER_FILE,
+    STATE_FILE,
+    CONFIG_FILE,
+    VOCAB_FILE,
+    METRICS_FILE,
+    JOURNAL_FILE,
+    WRITE_PROBE,
+];
+
+/// The name of the probe that checks a run directory is writable.
+const WRITE_PROBE: &str = ".write-test";
+
+/// Deletes the temp files of the writer's interrupted writes (no journal names them any
+/// more), and no others.
 fn remove_temp_files(dir: &Path) -> Result<(), TrainError> {
     let entries = fs::read_dir(dir).map_err(|e| TrainError::io(dir, e))?;
     for entry in entries {
@@ -237,7 +254,8 @@ fn remove_temp_files(dir: &Path) -> Result<(), TrainError> {
         if entry
             .file_name()
             .to_str()
-            .is_some_and(makemore_io::is_temp_name)
+            .and_then(makemore_io::temp_target)
+            .is_some_and(|target| WRITER_FILES.contains(&target))
         {
             remove_if_there(&entry.path())?;
         }
@@ -332,7 +350,7 @@ impl Checkpoint {
             }
         }
         recover(dir, &lock)?;
-        let probe = makemore_io::temp_beside(&dir.join(".write-test"), false)
+        let probe = makemore_io::temp_beside(&dir.join(WRITE_PROBE), false)
             .map_err(|e| TrainError::io(dir, e))?;
         drop(probe);
         Ok(lock)
@@ -656,7 +674,7 @@ pub(crate) fn write_run_files(
     vocab: &Vocab,
 ) -> Result<(), TrainError> {
     fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
-    let config_json = serde_json::to_string_pretty(config).map_err(|e| {
+    let config_json = config.try_to_json().map_err(|e| {
         TrainError::checkpoint(dir.join(CONFIG_FILE), format!("cannot serialise: {e}"))
     })?;
     let _commit = commit_lock(dir)?;

@@ -152,19 +152,31 @@ impl TrainingConfig {
     /// Parses the `config.json` of a checkpoint: as [`TrainingConfig::from_json`], except that
     /// a checkpoint that does not name its kernels predates fused kernels and was trained with
     /// the plain ones, which it keeps, so that it resumes bit for bit.
+    ///
+    /// A checkpoint from before options that a model kind ignores were refused may record
+    /// such options (`--init notebook` for a GRU): they changed nothing in its training and
+    /// are read as their defaults.
     pub fn from_checkpoint_json(json: &str) -> Result<Self, TrainError> {
-        Self::parse(json, Kernels::Plain)
+        let mut config = Self::parse(json, Kernels::Plain)?;
+        config.model.clear_unused();
+        Ok(config)
     }
 
     fn parse(json: &str, kernels: Kernels) -> Result<Self, TrainError> {
         let bad = |e: serde_json::Error| TrainError::Config(format!("config JSON: {e}"));
         let mut value: serde_json::Value = serde_json::from_str(json).map_err(bad)?;
         if let Some(model) = value.get_mut("model").and_then(|m| m.as_object_mut()) {
-            model.entry("norm").or_insert_with(|| "None".into());
-            model.entry("dropout").or_insert_with(|| 0.0.into());
-            model.entry("hierarchical").or_insert_with(|| false.into());
-            model.entry("kind").or_insert_with(|| "mlp".into());
-            model.entry("n_head").or_insert_with(|| 4.into());
+            // Every field with a default may be absent: added after the first release, or
+            // left out because the model's kind does not use it.
+            let defaults = serde_json::to_value(ModelConfig::new(0, 0)).map_err(bad)?;
+            if let Some(defaults) = defaults.as_object() {
+                for (k, v) in defaults {
+                    if matches!(k.as_str(), "vocab_size" | "block_size" | "kernels") {
+                        continue;
+                    }
+                    model.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
             if !model.contains_key("kernels") {
                 model.insert(
                     "kernels".into(),
@@ -175,9 +187,21 @@ impl TrainingConfig {
         serde_json::from_value(value).map_err(bad)
     }
 
-    /// Pretty JSON.
+    /// Pretty JSON, without the model fields that its kind does not use
+    /// ([`makemore_model::ModelKind::unused_fields`]).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
+        self.try_to_json().unwrap_or_default()
+    }
+
+    /// [`TrainingConfig::to_json`], with the error of a value JSON cannot hold (a NaN).
+    pub fn try_to_json(&self) -> Result<String, serde_json::Error> {
+        let mut value = serde_json::to_value(self)?;
+        if let Some(model) = value.get_mut("model").and_then(|m| m.as_object_mut()) {
+            for field in self.model.kind.unused_fields() {
+                model.remove(*field);
+            }
+        }
+        serde_json::to_string_pretty(&value)
     }
 }
 
@@ -211,6 +235,8 @@ mod tests {
             TrainingConfig::from_checkpoint_json(&c.to_json()).unwrap(),
             c
         );
+        // A config leaves out what its model does not use.
+        assert!(!c.to_json().contains("n_head"));
         let e = TrainingConfig::from_json(r#"{"model": 3}"#)
             .unwrap_err()
             .to_string();

@@ -32,6 +32,8 @@
 pub mod bench;
 mod checkpoint;
 mod config;
+#[cfg(test)]
+mod doc_tables;
 mod error;
 mod evaluate;
 mod lock;
@@ -59,7 +61,7 @@ pub use lr_find::{lowest_smoothed_loss, lr_find, suggest_lr, LrFindPoint, LR_SUG
 pub use memory::{available_memory, check_memory, check_run_memory, MemoryNeed};
 pub use metrics::{read_metrics, MetricsRow, MetricsWriter};
 pub use overrides::{OptimizerChoice, ScheduleKind, TrainingOverrides};
-pub use prepare::{prepare, prepare_with_vocab, PreparedData};
+pub use prepare::{corpus_digest, prepare, prepare_with_vocab, PreparedData};
 pub use resume::check_resume;
 pub use sample::{sample, Origin, Sample, SampleOptions};
 pub use schedule::LrSchedule;

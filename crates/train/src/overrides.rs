@@ -37,8 +37,8 @@ pub enum OptimizerChoice {
 /// - AdamW's weight decay is 0.01 unless given, and weight decay without AdamW is refused;
 /// - the hierarchical model takes `n_layers = log2(block_size)` unless `n_layers` is given;
 /// - choosing a sequence model (`model`, when it changes the config's kind) starts from
-///   `makemore.py`'s defaults for it: `n_embd` and `n_hidden` 64, 4 layers and 4 heads
-///   (Transformer), positions = the longest word + 1 (`block_size` 0 until the corpus is
+///   `makemore.py`'s defaults for it: `n_embd` 64, and `n_hidden` 64 (RNN, GRU, bag of
+///   words) or 4 layers and 4 heads (Transformer), positions = the longest word + 1 (`block_size` 0 until the corpus is
 ///   known), AdamW with weight decay 0.01, `beta_2` 0.99 and `epsilon` 1e-8 at a constant
 ///   5e-4, batches of 32 words; then 20,000 steps with a dev evaluation every 1,000 and
 ///   the best weights kept (`makemore.py` trains until stopped and keeps its best).
@@ -123,7 +123,7 @@ pub struct TrainingOverrides {
 }
 
 /// Where a config starts when its model becomes `kind`: `makemore.py`'s defaults for a
-/// sequence model, the notebook's for the MLP; the split, seeds and kernels stay.
+/// sequence model, the notebook's for the MLP; the split and seeds stay.
 fn preset(kind: ModelKind, from: &TrainingConfig) -> TrainingConfig {
     let mut c = TrainingConfig {
         split: from.split,
@@ -132,14 +132,17 @@ fn preset(kind: ModelKind, from: &TrainingConfig) -> TrainingConfig {
         ..TrainingConfig::default()
     };
     c.model.init_seed = from.model.init_seed;
-    c.model.kernels = from.model.kernels;
     c.model.kind = kind;
     if kind.is_sequence() {
+        // Only what the kind uses: the other fields keep their defaults.
         c.model.block_size = 0;
         c.model.n_embd = 64;
-        c.model.n_hidden = 64;
-        c.model.n_layers = if kind == ModelKind::Transformer { 4 } else { 1 };
-        c.model.n_head = 4;
+        if kind == ModelKind::Transformer {
+            c.model.n_layers = 4;
+            c.model.n_head = 4;
+        } else {
+            c.model.n_hidden = 64;
+        }
         c.optimizer = OptimizerKind::Adamw {
             weight_decay: 0.01,
             beta_2: 0.99,

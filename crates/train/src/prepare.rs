@@ -95,7 +95,10 @@ pub fn prepare_with_vocab(
     })
 }
 
-fn corpus_digest(words: &[String]) -> String {
+/// The SHA-256 of a corpus's words, each followed by a newline, in hex: what a checkpoint's
+/// `state.json` records as `corpus_sha256`, so that a resume or an evaluation on other words
+/// is caught, and what a sweep's run ids cover.
+pub fn corpus_digest(words: &[String]) -> String {
     let mut h = Sha256::new();
     for w in words {
         h.update(w.as_bytes());

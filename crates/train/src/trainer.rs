@@ -481,7 +481,8 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
                 if let Some(d) = dev_loss {
                     self.keep_if_best(d)?;
                 }
-            } else if checkpoint_due || pending.len() >= readback_every::<B>() {
+            } else if checkpoint_due || (pending.len() >= readback_every::<B>() && done < until) {
+                // The last step's row waits for the final evaluation below.
                 self.flush(&mut pending, None, on_event)?;
             }
             if checkpoint_due {
@@ -491,12 +492,12 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
                 on_event(&TrainEvent::Checkpoint { step: done });
             }
         }
-        self.flush(&mut pending, None, on_event)?;
         self.state.elapsed_secs += clock.elapsed().as_secs_f64();
         let finished = self.state.step >= config.steps;
         // A stopped run saves before it evaluates: a scheduler's grace period after SIGTERM
         // may be short.
         if !finished {
+            self.flush(&mut pending, None, on_event)?;
             self.save()?;
             on_event(&TrainEvent::Checkpoint {
                 step: self.state.step,
@@ -506,7 +507,10 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         let inner_device = self.device;
         let train_loss = evaluate(&valid, &self.data.train, inner_device).unwrap_or(f64::NAN);
         let dev_loss = evaluate(&valid, &self.data.dev, inner_device);
+        // The last step's row of metrics.csv carries the final dev loss, as every
+        // `eval_every`-th row carries its own.
         if finished {
+            self.flush(&mut pending, dev_loss, on_event)?;
             if let Some(d) = dev_loss {
                 self.keep_if_best(d)?;
             }

@@ -269,8 +269,9 @@ impl Grid {
         Ok(())
     }
 
-    /// Expands the grid over `defaults` (a full config as JSON) in a stable order.
-    pub fn expand(&self, defaults: &Value) -> Result<Vec<RunSpec>> {
+    /// Expands the grid over `defaults` (a full config as JSON) in a stable order; the runs'
+    /// ids cover `corpus_sha256`, the digest of the corpus they train on.
+    pub fn expand(&self, defaults: &Value, corpus_sha256: &str) -> Result<Vec<RunSpec>> {
         let mut base = defaults.clone();
         merge(
             &mut base,
@@ -320,12 +321,15 @@ impl Grid {
                     set_path(&mut config, "batch_seed", Value::from(*s))?;
                     point.insert("seed".into(), Value::from(*s));
                 }
-                // The id hashes what the grid says (base and this point), not the defaults
-                // it was merged into: a newer makemore with more config fields keeps the ids
-                // of a sweep in progress. The full config is recorded with each result.
+                // The id hashes what the grid says (base and this point) and the corpus's
+                // content, not the defaults it was merged into: a newer makemore with more
+                // config fields keeps the ids of a sweep in progress, and another corpus
+                // (or an edited file at the same path) gives other runs. The full config is
+                // recorded with each result.
                 let spec = serde_json::json!({
                     "base": toml_to_json(&toml::Value::Table(self.base.clone())),
                     "point": point,
+                    "corpus_sha256": corpus_sha256,
                 });
                 let digest = Sha256::digest(spec.to_string().as_bytes());
                 let id: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
@@ -436,7 +440,11 @@ mod tests {
     #[test]
     fn every_committed_grid_expands_to_configs_trained_as_written() {
         use makemore_train::{TrainingConfig, TrainingOverrides};
-        let defaults: Value = serde_json::from_str(&TrainingConfig::default().to_json()).unwrap();
+        // As `makemore::default_config` builds them: the MLP's config and the Transformer's
+        // model fields.
+        let mut defaults: Value =
+            serde_json::from_str(&TrainingConfig::default().to_json()).unwrap();
+        defaults["model"]["n_head"] = 4.into();
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/grids");
         let mut grids = 0;
         for entry in std::fs::read_dir(&dir).unwrap() {
@@ -444,7 +452,7 @@ mod tests {
             if path.extension().is_none_or(|e| e != "toml") {
                 continue;
             }
-            let runs = Grid::read(&path).unwrap().expand(&defaults).unwrap();
+            let runs = Grid::read(&path).unwrap().expand(&defaults, "c").unwrap();
             assert!(!runs.is_empty(), "{}", path.display());
             for run in runs {
                 let what = format!("{} run {}", path.display(), run.label());
@@ -479,7 +487,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let runs = grid.expand(&defaults()).unwrap();
+        let runs = grid.expand(&defaults(), "c").unwrap();
         assert_eq!(runs.len(), 3 * 2 * 2);
         let ids: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids.len(), runs.len(), "ids are distinct");
@@ -495,7 +503,7 @@ mod tests {
         }
         // Stable: expanding again gives the same ids in the same order.
         let again: Vec<String> = grid
-            .expand(&defaults())
+            .expand(&defaults(), "c")
             .unwrap()
             .into_iter()
             .map(|r| r.id)
@@ -514,7 +522,7 @@ mod tests {
         .unwrap();
         let mut defaults = defaults();
         defaults["model"]["kind"] = "mlp".into();
-        let runs = grid.expand(&defaults).unwrap();
+        let runs = grid.expand(&defaults, "c").unwrap();
         let m = &runs[0].config["model"];
         assert_eq!(m["kind"], "transformer");
         assert_eq!(m["n_hidden"], 64);
@@ -534,7 +542,7 @@ mod tests {
         .unwrap();
         let mut defaults = defaults();
         defaults["model"]["kind"] = "mlp".into();
-        let runs = grid.expand(&defaults).unwrap();
+        let runs = grid.expand(&defaults, "c").unwrap();
         let [gru, mlp] = &runs[..] else {
             panic!("{runs:?}")
         };
@@ -551,18 +559,33 @@ mod tests {
             serde_json::json!({"kind": "constant", "lr": 0.01})
         );
         let typo: Grid = toml::from_str("[axes]\nmodel = [{ n_embed = 3 }]").unwrap();
-        let e = typo.expand(&defaults).unwrap_err().to_string();
+        let e = typo.expand(&defaults, "c").unwrap_err().to_string();
         assert!(e.contains("axis \"model\"") && e.contains("n_embed"), "{e}");
+    }
+
+    #[test]
+    fn run_ids_cover_the_corpus() {
+        let grid: Grid = toml::from_str("[axes]\nsteps = [1, 2]\n").unwrap();
+        let ids = |corpus: &str| -> Vec<String> {
+            grid.expand(&defaults(), corpus)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        assert_eq!(ids("aaaa"), ids("aaaa"));
+        let (a, b) = (ids("aaaa"), ids("bbbb"));
+        assert!(a.iter().all(|id| !b.contains(id)), "{a:?} {b:?}");
     }
 
     #[test]
     fn unknown_fields_are_errors() {
         let grid: Grid = toml::from_str("[axes]\n\"model.n_hiden\" = [1]\n").unwrap();
-        let e = grid.expand(&defaults()).unwrap_err().to_string();
+        let e = grid.expand(&defaults(), "c").unwrap_err().to_string();
         assert!(e.contains("n_hiden"), "{e}");
         let grid: Grid = toml::from_str("[base]\nstep = 1\n").unwrap();
         assert!(grid
-            .expand(&defaults())
+            .expand(&defaults(), "c")
             .unwrap_err()
             .to_string()
             .contains("step"));
@@ -584,7 +607,7 @@ mod tests {
         "#;
         let grid: Grid = toml::from_str(text).unwrap();
         grid.check().unwrap();
-        let runs = grid.expand(&defaults()).unwrap();
+        let runs = grid.expand(&defaults(), "c").unwrap();
         assert_eq!(runs.len(), 40);
         let mut hidden = std::collections::BTreeSet::new();
         for r in &runs {
@@ -608,7 +631,7 @@ mod tests {
         // A bigger budget keeps the runs already drawn.
         let more: Grid = toml::from_str(&text.replace("runs = 20", "runs = 25")).unwrap();
         let more: Vec<String> = more
-            .expand(&defaults())
+            .expand(&defaults(), "c")
             .unwrap()
             .into_iter()
             .map(|r| r.id)
@@ -619,7 +642,7 @@ mod tests {
         // Rungs must come before the end of every run.
         let late: Grid = toml::from_str(&text.replace("[10, 20]", "[10, 55]")).unwrap();
         assert!(late
-            .expand(&defaults())
+            .expand(&defaults(), "c")
             .unwrap_err()
             .to_string()
             .contains("below the runs' steps"));

@@ -60,23 +60,34 @@ impl Phases<'_> {
     }
 
     /// Trains this shard's runs of `alive` to `phase`, then (with `--steal`) any run of
-    /// `alive` that has not reported and that no process trains.
+    /// `alive` that has not reported and that no process trains. At a rung, a run that
+    /// failed is retried at once, up to [`RUNG_TRIES`](super::records::RUNG_TRIES) times: its rung has not reported
+    /// until then, so every shard ranks the rung on the same records.
     fn phase(&self, alive: &[&Run], phase: Phase) -> Result<Tally> {
         let plan = self.pool.plan;
-        let records = Records::read(&plan.out)?;
-        // A run that failed here before is tried again.
-        let mine: Vec<&Run> = alive
-            .iter()
-            .copied()
-            .filter(|r| plan.owns(r) && !records.done(r.id(), phase))
-            .collect();
-        let mut tally = self.pool.train(mine, phase)?;
+        let mut tally = Tally::default();
+        loop {
+            let records = Records::read(&plan.out)?;
+            // A run that failed here before is tried again.
+            let mine: Vec<&Run> = alive
+                .iter()
+                .copied()
+                .filter(|r| plan.owns(r) && !records.done(r.id(), phase))
+                .filter(|r| phase.is_none() || pending(&records, r.id(), phase))
+                .collect();
+            let t = self.pool.train(mine, phase)?;
+            tally += t;
+            // The final phase's failures wait for the next start; a rung's are retried now.
+            if phase.is_none() || t.failed == 0 || self.pool.stop.requested() {
+                break;
+            }
+        }
         while self.steal && !self.pool.stop.requested() {
             let records = Records::read(&plan.out)?;
             let idle: Vec<&Run> = alive
                 .iter()
                 .copied()
-                .filter(|r| !records.reported(r.id(), phase) && self.idle(r))
+                .filter(|r| pending(&records, r.id(), phase) && self.idle(r))
                 .collect();
             if idle.is_empty() {
                 break;
@@ -113,7 +124,7 @@ impl Phases<'_> {
             let missing: Vec<&Run> = alive
                 .iter()
                 .copied()
-                .filter(|r| !records.reported(r.id(), Some(rung)))
+                .filter(|r| !records.reported_at_rung(r.id(), rung))
                 .collect();
             if missing.is_empty() {
                 return Ok(true);
@@ -201,9 +212,111 @@ fn stopped(at: &Record, run: &Run, rung: u64) -> Record {
     r
 }
 
+/// True when the run still owes `phase` a result: at a rung, until it has one or has failed
+/// there [`RUNG_TRIES`](super::records::RUNG_TRIES) times; at the end, until any record of its end.
+fn pending(records: &Records, id: &str, phase: Phase) -> bool {
+    match phase {
+        Some(rung) => !records.reported_at_rung(id, rung),
+        None => !records.settled(id) && records.of_phase(id, None).is_none(),
+    }
+}
+
 fn phase_name(phase: Phase) -> String {
     match phase {
         Some(rung) => format!("rung {rung}"),
         None => "final phase".into(),
+    }
+}
+
+#[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)] // a test fails by panicking
+mod tests {
+    use super::*;
+    use crate::sweep::grid::Grid;
+    use crate::sweep::plan::Plan;
+    use crate::sweep::records::Appender;
+    use makemore_io::StopSignal;
+    use std::path::Path;
+
+    /// A stand-in for `makemore train` that reports the dev loss in `loss-ID` and fails once
+    /// for each `fail-ID` file (deleting it).
+    fn fake_makemore(dir: &Path) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let bin = dir.join("makemore");
+        let d = dir.display();
+        std::fs::write(
+            &bin,
+            format!(
+                r#"#!/bin/sh
+cfg=""; until=""
+while [ $# -gt 0 ]; do case "$1" in --config) cfg="$2"; shift;; --until) until="$2"; shift;; esac; shift; done
+id=$(basename "$cfg" .json)
+echo "$id $until" >> {d}/calls.txt
+if [ -e {d}/fail-$id ]; then rm {d}/fail-$id; echo "error: boom" >&2; exit 1; fi
+echo "{{\"params\":7,\"steps\":${{until:-200}},\"interrupted\":false,\"train_loss\":1.0,\"dev_loss\":$(cat {d}/loss-$id),\"train_secs\":0.1}}"
+"#
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        bin
+    }
+
+    /// The issue's case: a 4-run grid with rungs [50, 100] whose best run fails once at the
+    /// first rung ends as if undisturbed (1 finished, 3 stopped), the best run finished.
+    #[test]
+    fn a_run_that_failed_once_at_a_rung_is_retried_before_the_rung_is_ranked() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake_makemore(dir.path());
+        let grid: Grid =
+            toml::from_str("[axes]\nlr = [1, 2, 3, 4]\n[halving]\nrungs = [50, 100]\nkeep = 0.5\n")
+                .unwrap();
+        let out = dir.path().join("sweep");
+        let plan = Plan::new(
+            &dir.path().join("g.toml"),
+            grid,
+            &serde_json::json!({"steps": 200, "lr": 0}),
+            &out,
+            None,
+            |_| Ok("corpus".into()),
+        )
+        .unwrap();
+        plan.write_configs().unwrap();
+        let losses = [2.0, 2.1, 1.9, 2.2];
+        for (run, loss) in plan.runs.iter().zip(losses) {
+            std::fs::write(
+                dir.path().join(format!("loss-{}", run.id())),
+                loss.to_string(),
+            )
+            .unwrap();
+        }
+        let best = &plan.runs[2];
+        std::fs::write(dir.path().join(format!("fail-{}", best.id())), "").unwrap();
+        let stop = StopSignal::install().unwrap();
+        let results = Appender::open(&plan.results_path()).unwrap();
+        let pool = Pool {
+            plan: &plan,
+            bin: &bin,
+            jobs: 2,
+            stop: &stop,
+            results: &results,
+        };
+        let phases = Phases {
+            pool: &pool,
+            steal: false,
+            wait_limit: Duration::from_secs(5),
+        };
+        let Ended::Done(tally) = phases.run(plan.grid.halving.as_ref()).unwrap() else {
+            panic!("stopped");
+        };
+        assert_eq!(tally.failed, 1);
+        let records = Records::read(&out).unwrap();
+        let finals = records.finals();
+        let count = |s: Status| finals.values().filter(|r| r.status == s).count();
+        assert_eq!((count(Status::Ok), count(Status::Stopped)), (1, 3));
+        assert_eq!(records.final_of(best.id()).unwrap().status, Status::Ok);
+        // The same records give every later start (or another shard) the same decision.
+        let again = phases.run(plan.grid.halving.as_ref()).unwrap();
+        assert!(matches!(again, Ended::Done(t) if t.trained == 0));
     }
 }

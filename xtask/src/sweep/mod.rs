@@ -117,7 +117,8 @@ pub fn run(args: SweepArgs) -> Result<()> {
     let bin = crate::makemore::bin(args.bin.clone())?;
     let defaults = crate::makemore::default_config(&bin)?;
     if args.slurm {
-        let runs = grid.expand(&defaults)?.len();
+        // The number of runs does not depend on the corpus; its digest is the tasks' to take.
+        let runs = grid.expand(&defaults, "")?.len();
         return slurm::submit(&slurm::Submission {
             grid: &args.grid,
             out: &out,
@@ -133,7 +134,9 @@ pub fn run(args: SweepArgs) -> Result<()> {
         Some(s) => Some(s),
         None => Shard::from_slurm(|name| std::env::var(name).ok())?,
     };
-    let plan = Plan::new(&args.grid, grid, &defaults, &out, shard)?;
+    let plan = Plan::new(&args.grid, grid, &defaults, &out, shard, |data| {
+        crate::makemore::corpus_sha256(&bin, data)
+    })?;
     if args.status {
         return status::print(&plan);
     }
@@ -156,6 +159,7 @@ fn sweep(plan: &Plan, bin: &Path, args: &SweepArgs) -> Result<()> {
     })?;
     lock.claim()?;
     let records = Records::read(&plan.out)?;
+    plan.explain_other_corpora(&records);
     let mine: Vec<_> = plan.mine().collect();
     let settled = mine.iter().filter(|r| records.settled(r.id())).count();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);

@@ -116,16 +116,20 @@ pub struct Plan {
     pub shard: Option<Shard>,
     /// The grid's corpus, resolved (`None`: the built-in corpus).
     pub data: Option<PathBuf>,
+    /// The SHA-256 of the corpus's words (part of every run's id).
+    pub corpus_sha256: String,
 }
 
 impl Plan {
-    /// Expands `grid` over the binary's default config `defaults`.
+    /// Expands `grid` over the binary's default config `defaults`; `digest` gives the
+    /// SHA-256 of the corpus (the grid's resolved `data`, or `None`: the built-in one).
     pub fn new(
         grid_path: &Path,
         grid: Grid,
         defaults: &Value,
         out: &Path,
         shard: Option<Shard>,
+        digest: impl FnOnce(Option<&Path>) -> Result<String>,
     ) -> Result<Self> {
         let data = grid.data.as_ref().map(|d| resolve_data(d, grid_path));
         if let Some(d) = &data {
@@ -133,8 +137,9 @@ impl Plan {
                 bail!("grid data {} does not exist", d.display());
             }
         }
+        let corpus_sha256 = digest(data.as_deref())?;
         let runs = grid
-            .expand(defaults)?
+            .expand(defaults, &corpus_sha256)?
             .into_iter()
             .enumerate()
             .map(|(index, spec)| Run { index, spec })
@@ -146,7 +151,36 @@ impl Plan {
             runs,
             shard,
             data,
+            corpus_sha256,
         })
+    }
+
+    /// Says, once, when records in the sweep directory come from another corpus (or from
+    /// before run ids covered the corpus): those runs are not this grid's, whose runs are
+    /// trained anew under their own ids.
+    pub fn explain_other_corpora(&self, records: &super::records::Records) {
+        let mine: std::collections::BTreeSet<&str> = self.runs.iter().map(Run::id).collect();
+        let mut other = std::collections::BTreeMap::<String, usize>::new();
+        for (id, r) in records.finals() {
+            if mine.contains(id) {
+                continue;
+            }
+            match &r.corpus_sha256 {
+                Some(d) if *d != self.corpus_sha256 => *other.entry(d.clone()).or_default() += 1,
+                None => *other.entry("none recorded".into()).or_default() += 1,
+                Some(_) => {}
+            }
+        }
+        for (digest, n) in other {
+            let short = digest.get(..12).unwrap_or(&digest);
+            eprintln!(
+                "note: {} in {} {} trained on another corpus (sha256 {short}); this grid's corpus (sha256 {}) gives its runs other ids: they are trained anew, and the old results stay as they are",
+                runs(n),
+                self.out.display(),
+                if n == 1 { "was" } else { "were" },
+                self.corpus_sha256.get(..12).unwrap_or(&self.corpus_sha256),
+            );
+        }
     }
 
     /// True when this process's shard owns `run`.
@@ -210,7 +244,7 @@ pub fn runs(n: usize) -> String {
 }
 
 /// The grid's `data` path: as given when it exists from here, else relative to the grid file.
-fn resolve_data(data: &Path, grid: &Path) -> PathBuf {
+pub(super) fn resolve_data(data: &Path, grid: &Path) -> PathBuf {
     if data.is_absolute() || data.exists() {
         return data.to_path_buf();
     }

@@ -175,6 +175,12 @@ impl Pool<'_> {
                 Outcome::Failed(e) => (Status::Failed, None, Some(e)),
             };
             let wall = records.earlier_wall_secs(run.id(), phase) + phase_secs;
+            // With keep_best the run ranks by the save it keeps, not by its last step.
+            let best = summary
+                .as_ref()
+                .and_then(|_| makemore::run_state(&plan.run_dir(run.id())))
+                .and_then(|s| s.best);
+            let last_dev = summary.as_ref().and_then(|s| s.dev_loss);
             let record = Record {
                 id: run.id().to_string(),
                 index: run.index,
@@ -186,13 +192,16 @@ impl Pool<'_> {
                 error,
                 params: summary.as_ref().map(|s| s.params),
                 train_loss: summary.as_ref().and_then(|s| s.train_loss),
-                dev_loss: summary.as_ref().and_then(|s| s.dev_loss),
+                dev_loss: best.map(|b| b.dev_loss).or(last_dev),
                 steps: summary.as_ref().map(|s| s.steps),
                 train_secs: summary.as_ref().map(|s| s.train_secs),
                 wall_secs: wall,
                 phase_secs: Some(phase_secs),
                 checkpoint: plan.run_dir(run.id()).display().to_string(),
                 data: plan.data.as_ref().map(|d| d.display().to_string()),
+                corpus_sha256: Some(plan.corpus_sha256.clone()),
+                best_step: best.map(|b| b.step),
+                last_dev_loss: best.and(last_dev),
                 config: run.spec.config.clone(),
                 host: Some(makemore_io::hostname()),
             };
@@ -203,9 +212,13 @@ impl Pool<'_> {
             p.tally.trained += 1;
             let line = match &record.error {
                 None => format!(
-                    "{}dev {:.4}  train {:.4}  {} params",
+                    "{}dev {:.4}{}  train {:.4}  {} params",
                     phase.map(|r| format!("at step {r}: ")).unwrap_or_default(),
                     record.dev_loss.unwrap_or(f64::NAN),
+                    record
+                        .best_step
+                        .map(|s| format!(" (best, step {s})"))
+                        .unwrap_or_default(),
                     record.train_loss.unwrap_or(f64::NAN),
                     record.params.unwrap_or(0)
                 ),
@@ -396,6 +409,7 @@ mod tests {
             &serde_json::json!({"steps": 1}),
             &out,
             None,
+            |_| Ok("corpus".into()),
         )
         .unwrap();
         plan.write_configs().unwrap();
@@ -439,5 +453,56 @@ mod tests {
         // Recorded runs are not trained again.
         let again = pool.train(plan.runs.iter().collect(), None).unwrap();
         assert_eq!(again.trained, 1, "only the failed run is tried again");
+    }
+
+    /// With keep_best, a run's record ranks by the save in `best/` (what makemore's
+    /// state.json says it kept), not by the last step's dev loss.
+    #[test]
+    fn a_run_that_keeps_its_best_ranks_by_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("makemore");
+        std::fs::write(
+            &bin,
+            r#"#!/bin/sh
+out=""
+while [ $# -gt 0 ]; do case "$1" in --out) out="$2"; shift;; esac; shift; done
+mkdir -p "$out/best"
+echo '{"step":20,"elapsed_secs":0.1,"finished":true,"best":{"step":12,"dev_loss":2.25}}' > "$out/state.json"
+echo '{"params":7,"steps":20,"interrupted":false,"train_loss":2.0,"dev_loss":2.5,"train_secs":0.1}'
+"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let grid: Grid = toml::from_str("[base]\nsteps = 20\n").unwrap();
+        let out = dir.path().join("sweep");
+        let plan = Plan::new(
+            &dir.path().join("g.toml"),
+            grid,
+            &serde_json::json!({"steps": 1}),
+            &out,
+            None,
+            |_| Ok("corpus".into()),
+        )
+        .unwrap();
+        plan.write_configs().unwrap();
+        let stop = StopSignal::install().unwrap();
+        let results = Appender::open(&plan.results_path()).unwrap();
+        let pool = Pool {
+            plan: &plan,
+            bin: &bin,
+            jobs: 1,
+            stop: &stop,
+            results: &results,
+        };
+        pool.train(plan.runs.iter().collect(), None).unwrap();
+        let records = Records::read(&out).unwrap();
+        let r = records.final_of(plan.runs[0].id()).unwrap();
+        assert_eq!(
+            (r.dev_loss, r.best_step, r.last_dev_loss),
+            (Some(2.25), Some(12), Some(2.5))
+        );
+        assert_eq!(r.corpus_sha256.as_deref(), Some("corpus"));
+        assert!(r.ranked_checkpoint().ends_with("best"));
     }
 }

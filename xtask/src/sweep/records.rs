@@ -74,6 +74,17 @@ pub struct Record {
     /// The corpus file (`None`: the built-in corpus).
     #[serde(default)]
     pub data: Option<String>,
+    /// SHA-256 of the corpus's words, as `makemore` digests them (part of the run's id;
+    /// absent in records from before it was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corpus_sha256: Option<String>,
+    /// With `keep_best`: the step of the checkpoint kept as best (`RUN/best/`), whose dev
+    /// loss `dev_loss` then is; it ranks and is test-evaluated, not the last step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_step: Option<u64>,
+    /// With `keep_best`: the dev loss at the last step (`dev_loss` is the best one's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_dev_loss: Option<f64>,
     /// The run's full config.
     pub config: Value,
     /// The machine that trained this phase.
@@ -91,7 +102,53 @@ impl Record {
     pub fn dev_or_inf(&self) -> f64 {
         self.dev_loss.unwrap_or(f64::INFINITY)
     }
+
+    /// The checkpoint that ranks and is evaluated: `RUN/best` with `keep_best`, else the
+    /// run directory.
+    pub fn ranked_checkpoint(&self) -> PathBuf {
+        let dir = PathBuf::from(&self.checkpoint);
+        match self.best_step {
+            Some(_) => dir.join("best"),
+            None => dir,
+        }
+    }
 }
+
+#[cfg(test)]
+impl Record {
+    /// A record with only these fields set.
+    pub fn for_test(id: &str, status: Status, rung: Option<u64>, dev: Option<f64>) -> Record {
+        Record {
+            id: id.into(),
+            index: 0,
+            label: String::new(),
+            point: BTreeMap::new(),
+            status,
+            rung,
+            stopped_at: None,
+            error: None,
+            params: None,
+            train_loss: None,
+            dev_loss: dev,
+            steps: None,
+            train_secs: None,
+            wall_secs: 1.0,
+            phase_secs: Some(1.0),
+            checkpoint: String::new(),
+            data: None,
+            corpus_sha256: None,
+            best_step: None,
+            last_dev_loss: None,
+            config: Value::Null,
+            host: None,
+        }
+    }
+}
+
+/// Times a run is trained to a rung before its failure there counts as its result (it then
+/// ranks last): a failure is retried at once by the process that trained it, and by any
+/// process that finds it unsettled, so that every shard ranks the rung on the same records.
+pub const RUNG_TRIES: usize = 2;
 
 /// Every record of a sweep directory, in file order.
 #[derive(Debug, Default)]
@@ -152,10 +209,12 @@ impl Records {
         self.0.iter().rev().find(|r| r.id == id && r.is_final())
     }
 
-    /// True when the run needs no more training: finished, or stopped by halving.
+    /// True when the run needs no more training: finished, or stopped by halving (a run
+    /// stopped at a rung where it failed every try included).
     pub fn settled(&self, id: &str) -> bool {
-        self.final_of(id)
-            .is_some_and(|r| matches!(r.status, Status::Ok | Status::Stopped))
+        self.final_of(id).is_some_and(|r| {
+            matches!(r.status, Status::Ok | Status::Stopped) || r.stopped_at.is_some()
+        })
     }
 
     /// The run's last record of `phase` (a rung's, or a final one).
@@ -163,13 +222,16 @@ impl Records {
         self.0.iter().rev().find(|r| r.id == id && r.rung == phase)
     }
 
-    /// True when the run has reported `phase` (or is settled): a result, or a failure.
-    pub fn reported(&self, id: &str, phase: Phase) -> bool {
-        self.settled(id) || self.of_phase(id, phase).is_some()
+    /// Failures the run has recorded at `phase`.
+    pub fn failures(&self, id: &str, phase: Phase) -> usize {
+        self.0
+            .iter()
+            .filter(|r| r.id == id && r.rung == phase && r.status == Status::Failed)
+            .count()
     }
 
     /// True when the run has a good result for `phase` (or is settled): a failure there is
-    /// tried again by the next sweep process that starts.
+    /// tried again.
     pub fn done(&self, id: &str, phase: Phase) -> bool {
         self.settled(id)
             || self
@@ -177,9 +239,24 @@ impl Records {
                 .is_some_and(|r| r.status != Status::Failed)
     }
 
-    /// The dev loss the run reported at `rung` (infinite when it failed there), if it did.
+    /// True when `rung`'s result of the run is known for good: a good result, the run
+    /// settled, or [`RUNG_TRIES`] failures there. A run that failed fewer times has not
+    /// reported: it is retried, and the rung waits for it.
+    pub fn reported_at_rung(&self, id: &str, rung: u64) -> bool {
+        self.done(id, Some(rung)) || self.failures(id, Some(rung)) >= RUNG_TRIES
+    }
+
+    /// The dev loss the run reported at `rung` (infinite when it failed there for good),
+    /// if it reported.
     pub fn rung_loss(&self, id: &str, rung: u64) -> Option<f64> {
-        self.of_phase(id, Some(rung)).map(Record::dev_or_inf)
+        if !self.reported_at_rung(id, rung) {
+            return None;
+        }
+        self.0
+            .iter()
+            .rev()
+            .find(|r| r.id == id && r.rung == Some(rung) && r.status != Status::Failed)
+            .map_or(Some(f64::INFINITY), |r| Some(r.dev_or_inf()))
     }
 
     /// Wall seconds of the run's phases before `phase` (successive halving trains a run in
@@ -206,13 +283,28 @@ pub struct Appender {
 }
 
 impl Appender {
-    /// Opens (or creates) `path` for appending.
+    /// Opens (or creates) `path` for appending. A file whose last line was cut short (a
+    /// crash, a full disk, a hand edit) gets a newline first, so that the next record starts
+    /// a line of its own instead of being glued onto the torn one; the torn line is named
+    /// once, here, and skipped by [`Records::read`] (its run is evaluated or resumed again).
     pub fn open(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .with_context(|| format!("cannot open {}", path.display()))?;
+        if let Some(line) =
+            torn_tail(&mut file).with_context(|| format!("cannot read {}", path.display()))?
+        {
+            eprintln!(
+                "warning: {}:{line}: the last line was cut short and is not a record; its run is evaluated or resumed again, and new records start on the next line",
+                path.display()
+            );
+            writeln!(file)
+                .and_then(|()| file.sync_data())
+                .with_context(|| format!("cannot append to {}", path.display()))?;
+        }
         Ok(Self {
             file: Mutex::new(file),
             path: path.to_path_buf(),
@@ -230,32 +322,32 @@ impl Appender {
     }
 }
 
+/// The line number of `file`'s last line when it does not end with a newline.
+fn torn_tail(file: &mut File) -> std::io::Result<Option<usize>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.seek(SeekFrom::End(0))?;
+    if len == 0 {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    file.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(0))?;
+    let mut text = Vec::new();
+    file.read_to_end(&mut text)?;
+    Ok(Some(text.iter().filter(|&&b| b == b'\n').count() + 1))
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test fails by panicking
 mod tests {
     use super::*;
 
     fn record(id: &str, status: Status, rung: Option<u64>, dev: Option<f64>) -> Record {
-        Record {
-            id: id.into(),
-            index: 0,
-            label: String::new(),
-            point: BTreeMap::new(),
-            status,
-            rung,
-            stopped_at: None,
-            error: None,
-            params: None,
-            train_loss: None,
-            dev_loss: dev,
-            steps: None,
-            train_secs: None,
-            wall_secs: 1.0,
-            phase_secs: Some(1.0),
-            checkpoint: String::new(),
-            data: None,
-            config: Value::Null,
-            host: None,
-        }
+        Record::for_test(id, status, rung, dev)
     }
 
     #[test]
@@ -267,13 +359,55 @@ mod tests {
             record("c", Status::Failed, None, None),
         ]);
         assert!(r.settled("a") && !r.settled("b") && !r.settled("c"));
-        assert!(r.reported("b", Some(10)) && !r.done("b", Some(10)));
-        assert_eq!(r.rung_loss("b", 10), Some(f64::INFINITY));
+        // One failure at a rung is no result: the rung waits for the retry.
+        assert!(!r.reported_at_rung("b", 10) && !r.done("b", Some(10)));
+        assert_eq!(r.rung_loss("b", 10), None);
         assert_eq!(r.rung_loss("a", 10), Some(2.0));
-        assert!(r.reported("c", None) && !r.done("c", None));
+        assert!(!r.done("c", None));
         assert_eq!(r.earlier_wall_secs("a", None), 1.0);
         assert_eq!(r.earlier_wall_secs("a", Some(10)), 0.0);
         assert_eq!(r.finals().len(), 2);
+    }
+
+    #[test]
+    fn a_run_that_failed_then_succeeded_at_a_rung_ranks_by_its_result() {
+        let mut r = Records(vec![record("b", Status::Failed, Some(10), None)]);
+        r.0.push(record("b", Status::Rung, Some(10), Some(2.1)));
+        assert!(r.reported_at_rung("b", 10));
+        assert_eq!(r.rung_loss("b", 10), Some(2.1));
+        // Failing every try is a result: the run ranks last.
+        let r = Records(vec![
+            record("c", Status::Failed, Some(10), None);
+            RUNG_TRIES
+        ]);
+        assert!(r.reported_at_rung("c", 10));
+        assert_eq!(r.rung_loss("c", 10), Some(f64::INFINITY));
+    }
+
+    #[test]
+    fn a_torn_last_line_does_not_swallow_the_next_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.jsonl");
+        let a = serde_json::to_string(&record("a", Status::Ok, None, Some(2.0))).unwrap();
+        let b = serde_json::to_string(&record("b", Status::Ok, None, Some(2.1))).unwrap();
+        // A finished record, then one cut short by a crash.
+        std::fs::write(&path, format!("{a}\n{}", &b[..b.len() / 2])).unwrap();
+        let appender = Appender::open(&path).unwrap();
+        appender
+            .append(&record("c", Status::Ok, None, Some(2.2)))
+            .unwrap();
+        drop(appender);
+        let records = Records::read(dir.path()).unwrap();
+        let ids: Vec<&str> = records.0.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["a", "c"],
+            "the torn line is skipped, the next record kept"
+        );
+        // A file that ends with its newline is left as it is.
+        let before = std::fs::read(&path).unwrap();
+        drop(Appender::open(&path).unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), before);
     }
 
     #[test]

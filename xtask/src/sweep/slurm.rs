@@ -46,8 +46,14 @@ pub fn submit(s: &Submission<'_>) -> Result<()> {
     let makemore = install(s.bin, &bins.join("makemore"))?;
     let me = std::env::current_exe().context("cannot find the xtask binary")?;
     let xtask = install(&me, &bins.join("xtask"))?;
+    // The tasks run a copy of the grid, as they run copies of the binaries: editing the
+    // grid file while the array runs (or before a requeued task starts again) must not
+    // change their runs' indices or which shard owns which.
+    let grid_copy = bins.join("grid.toml");
+    install_bytes(&frozen_grid(&grid)?, &grid, &grid_copy, false)?;
     let script = script(&ScriptParts {
-        grid: &grid,
+        original: &grid,
+        grid: &grid_copy,
         out: &out,
         cwd: &cwd,
         makemore: &makemore,
@@ -110,25 +116,56 @@ pub fn submit(s: &Submission<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The grid file's text for the tasks' copy: as written, with its `data` made an absolute
+/// path (a relative one is found beside the grid, which the copy is not).
+fn frozen_grid(grid: &Path) -> Result<Vec<u8>> {
+    let text = std::fs::read_to_string(grid)
+        .with_context(|| format!("cannot read grid {}", grid.display()))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("in grid {}", grid.display()))?;
+    let Some(data) = table.get("data").and_then(|d| d.as_str()) else {
+        return Ok(text.into_bytes());
+    };
+    let resolved = super::plan::resolve_data(Path::new(data), grid);
+    let abs = std::path::absolute(&resolved)
+        .with_context(|| format!("cannot resolve {}", resolved.display()))?;
+    table.insert(
+        "data".into(),
+        toml::Value::String(abs.display().to_string()),
+    );
+    let body = toml::to_string(&table).context("cannot write the grid's copy")?;
+    Ok(format!(
+        "# A copy of {} made by `cargo xtask sweep --slurm` (data made absolute): the array's\n# tasks run this file, so editing the original changes nothing here.\n{body}",
+        grid.display()
+    )
+    .into_bytes())
+}
+
 /// Copies `from` to `to` unless `to` already holds the same bytes; a different binary
 /// already there is refused (the sweep's earlier runs came from it).
 fn install(from: &Path, to: &Path) -> Result<PathBuf> {
     let new = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    install_bytes(&new, from, to, true)
+}
+
+/// Writes `new` (the contents of `from`) to `to` unless `to` already holds them; different
+/// contents already there are refused.
+fn install_bytes(new: &[u8], from: &Path, to: &Path, executable: bool) -> Result<PathBuf> {
     match std::fs::read(to) {
         Ok(old) if old == new => return Ok(to.to_path_buf()),
         Ok(_) => bail!(
-            "{} differs from {}: this sweep's runs so far come from the binary there, and one sweep must not mix binaries; use another --out, or remove {} to continue with the new one",
+            "{} differs from {}: this sweep's runs so far come from the {} there, and one sweep must not mix them; use another --out, or remove {} to continue with the new one",
             to.display(),
             from.display(),
+            if executable { "binary" } else { "grid" },
             to.display()
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", to.display())),
     }
-    makemore_io::write_atomic(to, &new)
-        .with_context(|| format!("cannot write {}", to.display()))?;
+    makemore_io::write_atomic(to, new).with_context(|| format!("cannot write {}", to.display()))?;
     #[cfg(unix)]
-    {
+    if executable {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))
             .with_context(|| format!("cannot make {} executable", to.display()))?;
@@ -137,6 +174,9 @@ fn install(from: &Path, to: &Path) -> Result<PathBuf> {
 }
 
 struct ScriptParts<'a> {
+    /// The grid file as given (its name names the job).
+    original: &'a Path,
+    /// The copy the tasks run.
     grid: &'a Path,
     out: &'a Path,
     cwd: &'a Path,
@@ -161,7 +201,7 @@ fn quote(s: &str) -> String {
 fn script(p: &ScriptParts<'_>) -> String {
     let q = |p: &Path| quote(&p.display().to_string());
     let name: String = p
-        .grid
+        .original
         .file_stem()
         .map_or("sweep".into(), |s| s.to_string_lossy().into_owned())
         .chars()
@@ -184,7 +224,8 @@ fn script(p: &ScriptParts<'_>) -> String {
         });
     format!(
         r#"#!/bin/bash
-# The sweep of {grid} as a Slurm job array, written by `cargo xtask sweep --slurm`.
+# The sweep of {original} as a Slurm job array, written by `cargo xtask sweep --slurm`.
+# Its tasks run the copy {grid} made at submission.
 # Each task trains its shard's runs, then (--steal) any run of another shard that no task is
 # training, so throttled, pending or requeued tasks never hold a successive-halving rung up.
 # Submitting this script again continues an unfinished sweep: recorded runs are skipped, the
@@ -202,6 +243,7 @@ fn script(p: &ScriptParts<'_>) -> String {
 exec {xtask} sweep {grid} --out {out} --bin {makemore} --steal --jobs {jobs}
 "#,
         grid = q(p.grid),
+        original = q(p.original),
         logs = q(&p.out.join("slurm")),
         cwd = q(p.cwd),
         xtask = q(p.xtask),
@@ -280,6 +322,7 @@ mod tests {
     #[test]
     fn the_script_uses_absolute_paths_a_throttle_and_the_warning_signal() {
         let s = script(&ScriptParts {
+            original: Path::new("/h/me/grids/quick-halving.toml"),
             grid: Path::new("/h/me/grids/quick halving.toml"),
             out: Path::new("/scratch/sweep"),
             cwd: Path::new("/h/me"),
@@ -321,6 +364,36 @@ mod tests {
         install(&a, &to).unwrap();
         install(&a, &to).unwrap();
         let e = install(&b, &to).unwrap_err().to_string();
-        assert!(e.contains("must not mix binaries"), "{e}");
+        assert!(e.contains("must not mix them"), "{e}");
+    }
+
+    #[test]
+    fn the_tasks_run_a_copy_of_the_grid_that_later_edits_do_not_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let grids = dir.path().join("grids");
+        std::fs::create_dir_all(&grids).unwrap();
+        std::fs::write(dir.path().join("words.txt"), "ab\ncd\n").unwrap();
+        let grid = grids.join("g.toml");
+        std::fs::write(&grid, "data = \"../words.txt\"\n[axes]\nsteps = [1, 2]\n").unwrap();
+        let copy = dir.path().join("bin/grid.toml");
+        std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        install_bytes(&frozen_grid(&grid).unwrap(), &grid, &copy, false).unwrap();
+        let frozen: toml::Table = toml::from_str(&std::fs::read_to_string(&copy).unwrap()).unwrap();
+        let data = PathBuf::from(frozen["data"].as_str().unwrap());
+        assert!(data.is_absolute() && data.exists(), "{}", data.display());
+        assert_eq!(frozen["axes"]["steps"].as_array().unwrap().len(), 2);
+        // The same grid again is fine; an edited one is refused, the copy kept.
+        install_bytes(&frozen_grid(&grid).unwrap(), &grid, &copy, false).unwrap();
+        let before = std::fs::read(&copy).unwrap();
+        std::fs::write(
+            &grid,
+            "data = \"../words.txt\"\n[axes]\nsteps = [1, 2, 3]\n",
+        )
+        .unwrap();
+        let e = install_bytes(&frozen_grid(&grid).unwrap(), &grid, &copy, false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must not mix them"), "{e}");
+        assert_eq!(std::fs::read(&copy).unwrap(), before);
     }
 }

@@ -17,12 +17,22 @@ enum Standing {
     Stopped(u64),
     Failed(String),
     Running(String),
+    /// Failed, and being trained again (or about to be, by a live sweep): who, the error.
+    Retrying(String, String),
     AtRung(u64),
     Interrupted(u64),
     Pending,
 }
 
-fn standing(plan: &Plan, records: &Records, run: &Run) -> Standing {
+fn standing(plan: &Plan, records: &Records, run: &Run, sweep_live: bool) -> Standing {
+    // The run's latest record is a failure that has not settled it: it will be tried again.
+    let failure = records
+        .0
+        .iter()
+        .rev()
+        .find(|r| r.id == run.id())
+        .filter(|r| r.status == Status::Failed && r.stopped_at.is_none())
+        .map(|r| r.error.clone().unwrap_or_default());
     let holder = Lock::holder(&plan.claim_path(run.id()))
         .ok()
         .flatten()
@@ -35,11 +45,26 @@ fn standing(plan: &Plan, records: &Records, run: &Run) -> Standing {
         let step = makemore::run_state(&plan.run_dir(run.id()))
             .map(|s| format!("step {}, ", s.step))
             .unwrap_or_default();
-        return Standing::Running(format!("{step}{who}"));
+        return match failure {
+            Some(e) => Standing::Retrying(format!("{step}{who}"), e),
+            None => Standing::Running(format!("{step}{who}")),
+        };
+    }
+    // A failure at a rung is retried at once by the sweep that trained it.
+    let rung_failure = records
+        .0
+        .iter()
+        .rev()
+        .find(|r| r.id == run.id())
+        .and_then(|r| r.rung.filter(|_| r.status == Status::Failed));
+    if let (Some(e), Some(rung), true) = (&failure, rung_failure, sweep_live) {
+        if !records.reported_at_rung(run.id(), rung) {
+            return Standing::Retrying(format!("to rung {rung}, queued"), e.clone());
+        }
     }
     match records.final_of(run.id()) {
         Some(r) if r.status == Status::Ok => return Standing::Ok,
-        Some(r) if r.status == Status::Stopped => {
+        Some(r) if r.status == Status::Stopped || r.stopped_at.is_some() => {
             return Standing::Stopped(r.stopped_at.unwrap_or(0))
         }
         Some(r) => return Standing::Failed(r.error.clone().unwrap_or_default()),
@@ -64,10 +89,11 @@ fn standing(plan: &Plan, records: &Records, run: &Run) -> Standing {
 /// Prints the sweep's state.
 pub fn print(plan: &Plan) -> Result<()> {
     let records = Records::read(&plan.out)?;
+    let sweep_live = sweep_running(plan);
     let all: Vec<(&Run, Standing)> = plan
         .runs
         .iter()
-        .map(|r| (r, standing(plan, &records, r)))
+        .map(|r| (r, standing(plan, &records, r, sweep_live)))
         .collect();
     let count = |f: fn(&Standing) -> bool| all.iter().filter(|(_, s)| f(s)).count();
     println!(
@@ -81,7 +107,7 @@ pub fn print(plan: &Plan) -> Result<()> {
         count(|s| matches!(s, Standing::Ok | Standing::Stopped(_))),
         count(|s| matches!(s, Standing::Ok)),
         count(|s| matches!(s, Standing::Stopped(_))),
-        count(|s| matches!(s, Standing::Running(_))),
+        count(|s| matches!(s, Standing::Running(_) | Standing::Retrying(..))),
         count(|s| matches!(s, Standing::Failed(_))),
         count(|s| matches!(s, Standing::AtRung(_) | Standing::Interrupted(_) | Standing::Pending)),
         count(|s| matches!(s, Standing::AtRung(_))),
@@ -97,6 +123,7 @@ pub fn print(plan: &Plan) -> Result<()> {
             Standing::Stopped(at) => format!("stopped at rung {at}"),
             Standing::Failed(e) => format!("FAILED: {e}"),
             Standing::Running(who) => format!("running ({who})"),
+            Standing::Retrying(who, e) => format!("retrying ({who}) after a failure: {e}"),
             Standing::AtRung(r) => format!("waiting at rung {r}"),
             Standing::Interrupted(step) => format!("interrupted at step {step}"),
             Standing::Pending => "not started".into(),
@@ -110,6 +137,19 @@ pub fn print(plan: &Plan) -> Result<()> {
     }
     print_slurm_jobs(plan);
     Ok(())
+}
+
+/// True when some sweep process holds a results file of the directory.
+fn sweep_running(plan: &Plan) -> bool {
+    let Ok(entries) = std::fs::read_dir(&plan.out) else {
+        return false;
+    };
+    entries.filter_map(Result::ok).any(|e| {
+        e.file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("results") && n.ends_with(".jsonl.lock"))
+            && matches!(Lock::holder(&e.path()), Ok(Some(_)))
+    })
 }
 
 /// `squeue` for the jobs that `--slurm` submitted into this sweep directory, if any.
@@ -145,5 +185,65 @@ fn print_slurm_jobs(plan: &Plan) {
             "Slurm jobs {}: squeue is not on the PATH here",
             ids.join(", ")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::grid::Grid;
+    use crate::sweep::records::{Appender, Record};
+
+    #[test]
+    fn a_failed_run_being_trained_again_shows_as_retrying() {
+        let dir = tempfile::tempdir().unwrap();
+        let grid: Grid = toml::from_str("[axes]\nsteps = [1]\n").unwrap();
+        let out = dir.path().join("sweep");
+        let plan = Plan::new(
+            &dir.path().join("g.toml"),
+            grid,
+            &serde_json::json!({"steps": 1}),
+            &out,
+            None,
+            |_| Ok("corpus".into()),
+        )
+        .unwrap();
+        plan.write_configs().unwrap();
+        let run = &plan.runs[0];
+        let failed = Record {
+            error: Some("out of memory".into()),
+            ..Record::for_test(run.id(), Status::Failed, None, None)
+        };
+        Appender::open(&plan.results_path())
+            .unwrap()
+            .append(&failed)
+            .unwrap();
+        let records = Records::read(&out).unwrap();
+        assert!(matches!(
+            standing(&plan, &records, run, false),
+            Standing::Failed(_)
+        ));
+        // A sweep process claims it to train it again.
+        let mut claim = Lock::try_exclusive(&plan.claim_path(run.id())).unwrap();
+        claim.claim().unwrap();
+        match standing(&plan, &records, run, true) {
+            Standing::Retrying(_, e) => assert_eq!(e, "out of memory"),
+            other => panic!("{other:?}"),
+        }
+        drop(claim);
+        // Failed at a rung once, with a sweep live: queued for its retry.
+        let at_rung = Record {
+            rung: Some(10),
+            ..failed
+        };
+        let records = Records(vec![at_rung]);
+        assert!(matches!(
+            standing(&plan, &records, run, true),
+            Standing::Retrying(..)
+        ));
+        assert!(matches!(
+            standing(&plan, &records, run, false),
+            Standing::Interrupted(_) | Standing::Pending
+        ));
     }
 }

@@ -65,6 +65,8 @@ struct Stats {
     test_examples: usize,
     longest_word: String,
     longest_word_len: usize,
+    /// What a checkpoint's state.json records of this corpus (and what sweep ids cover).
+    corpus_sha256: String,
 }
 
 /// Runs a `data` verb.
@@ -85,6 +87,7 @@ fn stats(args: StatsArgs) -> Result<()> {
         .cloned()
         .unwrap_or_default();
     let n_words = words.len();
+    let corpus_sha256 = makemore_train::corpus_digest(&words);
     let split = Split::new(words, args.corpus.split_seed, SplitRatios::default())?;
     let count = |w: &[String]| Examples::from_words(w, &vocab, block).map(|e| e.len());
     let stats = Stats {
@@ -101,6 +104,7 @@ fn stats(args: StatsArgs) -> Result<()> {
         test_examples: count(&split.test)?,
         longest_word_len: longest.chars().count(),
         longest_word: longest,
+        corpus_sha256,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&stats)?);
@@ -108,6 +112,7 @@ fn stats(args: StatsArgs) -> Result<()> {
     }
     println!("corpus       {}", stats.source);
     println!("words        {}", stats.words);
+    println!("sha256       {}", stats.corpus_sha256);
     println!(
         "vocabulary   {} tokens: {:?}",
         stats.vocab_size, stats.vocab

@@ -40,9 +40,10 @@ pub struct LrFindArgs {
     /// Model and training settings as JSON (default: the notebook's recipe).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Weight initialisation (the notebook's lecture used `notebook`).
-    #[arg(long, value_enum, default_value_t = InitArg::Notebook)]
-    pub init: InitArg,
+    /// Weight initialisation of the MLP (default `notebook`, as the lecture; makemore.py's
+    /// models have their own and refuse this option).
+    #[arg(long, value_enum)]
+    pub init: Option<InitArg>,
     /// Embedding dimensions per character.
     #[arg(long)]
     pub n_embd: Option<usize>,
@@ -65,7 +66,11 @@ struct LrFindJob {
 /// Runs `makemore lr-find`.
 pub fn run(args: LrFindArgs) -> Result<()> {
     let mut config = load_config(args.config.as_deref())?;
-    config.model.init = args.init.into();
+    match args.init {
+        Some(init) => config.model.init = init.into(),
+        None if !config.model.kind.is_sequence() => config.model.init = InitArg::Notebook.into(),
+        None => {}
+    }
     if let Some(v) = args.n_embd {
         config.model.n_embd = v;
     }

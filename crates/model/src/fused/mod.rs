@@ -15,7 +15,7 @@
 //!
 //! Which path a model takes is [`Kernels`] in its config. The fused path computes the same
 //! function to within `f32` rounding (tested against the plain path, loss and gradients, in
-//! `tests/fused.rs`), but not bit for bit: a run trained with one is not resumed with the other.
+//! `tests/model/fused.rs`), but not bit for bit: a run trained with one is not resumed with the other.
 
 mod autodiff;
 #[cfg(feature = "cubecl")]

@@ -9,7 +9,7 @@ use burn::backend::{Autodiff, NdArray, Wgpu};
 use makemore_model::device::{wgpu_adapter, DeviceError};
 use makemore_model::Kernels;
 
-mod common;
+use crate::common;
 use common::{loss_and_grads, variants};
 
 /// True when there is an adapter; false (after saying so) when detection finds none.

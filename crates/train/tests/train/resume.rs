@@ -156,6 +156,21 @@ fn sgd_resume_is_exact() {
     let metrics_a = std::fs::read_to_string(a.path().join("metrics.csv")).unwrap();
     let metrics_b = std::fs::read_to_string(b.path().join("metrics.csv")).unwrap();
     assert_eq!(metrics_a, metrics_b);
+    // Every eval_every-th row has its dev loss, and so does the last step's (the final
+    // evaluation's), equal to the state's.
+    let rows = makemore_train::read_metrics(&a.path().join("metrics.csv")).unwrap();
+    let with_dev: Vec<u64> = rows
+        .iter()
+        .filter(|r| r.dev_loss.is_some())
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(with_dev, [25, 50, 60]);
+    let (last, state) = (
+        rows.last().unwrap().dev_loss.unwrap(),
+        Checkpoint::open(a.path()).unwrap().state.dev_loss.unwrap(),
+    );
+    // metrics.csv keeps six significant digits.
+    assert!((last - state).abs() < 1e-5, "{last} vs {state}");
 }
 
 #[test]
@@ -387,6 +402,8 @@ fn sequence_config(kind: makemore_model::ModelKind) -> TrainingConfig {
     };
     c.model.n_head = 2;
     c.model.dropout = 0.1;
+    // The sizes above that the kind does not use go back to their defaults.
+    c.model.clear_unused();
     c.schedule = makemore_train::LrSchedule::Constant { lr: 0.003 };
     c.batch_size = 8;
     c

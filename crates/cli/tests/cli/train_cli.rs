@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command as StdCommand, Stdio};
@@ -382,6 +382,79 @@ fn print_config_resolves_dependent_defaults() {
     assert_eq!(c["model"]["norm"], "Batch");
 }
 
+/// An option that a model kind does not use is refused with one line naming it and the
+/// kind, before --out is touched; a config leaves such fields out.
+#[test]
+fn options_a_model_does_not_use_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--model", "gru", "--init", "notebook"],
+            "init is not an option of the gru model",
+        ),
+        (
+            &["--model", "gru", "--kernels", "plain"],
+            "kernels is not an option of the gru model",
+        ),
+        (
+            &["--model", "gru", "--layers", "3"],
+            "n_layers is not an option of the gru model",
+        ),
+        (
+            &["--model", "rnn", "--heads", "7"],
+            "n_head is not an option of the rnn model",
+        ),
+        (
+            &["--model", "transformer", "--n-hidden", "128"],
+            "n_hidden is not an option of the transformer model",
+        ),
+        (
+            &["--model", "bow", "--norm", "layer"],
+            "norm is not an option of the bow model",
+        ),
+        (
+            &["--heads", "2"],
+            "n_head is not an option of the mlp model",
+        ),
+    ];
+    for (flags, needle) in cases {
+        let o = makemore()
+            .arg("train")
+            .arg("--out")
+            .arg(&out)
+            .args(*flags)
+            .arg("-q")
+            .output()
+            .unwrap();
+        assert_clean_error(&o, needle);
+        assert!(!out.exists(), "{flags:?} must not touch --out");
+    }
+    let config = |flags: &[&str]| -> serde_json::Value {
+        let out = common::run_ok(makemore().args(["train", "--print-config"]).args(flags));
+        serde_json::from_str(&out).unwrap()
+    };
+    let gru = config(&["--model", "gru"]);
+    for field in [
+        "n_layers",
+        "n_head",
+        "init",
+        "kernels",
+        "norm",
+        "hierarchical",
+        "direct",
+    ] {
+        assert!(gru["model"].get(field).is_none(), "{field}: {gru}");
+    }
+    assert_eq!(gru["model"]["n_hidden"], 64);
+    let transformer = config(&["--model", "transformer"]);
+    assert!(
+        transformer["model"].get("n_hidden").is_none(),
+        "{transformer}"
+    );
+    assert_eq!(transformer["model"]["n_head"], 4);
+}
+
 /// makemore.py's models through the CLI: train (with the kind's defaults), stop and resume,
 /// evaluate, sample with every option, plot, and the learning-rate finder from the run's config.
 #[test]
@@ -389,17 +462,17 @@ fn sequence_models_train_resume_evaluate_sample_and_plot() {
     let dir = tempfile::tempdir().unwrap();
     for model in ["rnn", "gru", "bow", "transformer"] {
         let run = dir.path().join(model);
+        // Each kind takes only the sizes it uses.
+        let sizes: &[&str] = if model == "transformer" {
+            &["--layers", "1", "--heads", "2"]
+        } else {
+            &["--n-hidden", "24"]
+        };
         let small = [
             "--model",
             model,
             "--n-embd",
             "16",
-            "--n-hidden",
-            "24",
-            "--layers",
-            "1",
-            "--heads",
-            "2",
             "--steps",
             "60",
             "--lr",
@@ -418,6 +491,7 @@ fn sequence_models_train_resume_evaluate_sample_and_plot() {
                 .arg("--out")
                 .arg(&run)
                 .args(small)
+                .args(sizes)
                 .args(["--until", "30"]),
         );
         let out = common::run_ok(

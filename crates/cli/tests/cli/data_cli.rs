@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
-mod common;
+use crate::common;
 
 use common::{assert_clean_error, canonical_names, makemore};
 

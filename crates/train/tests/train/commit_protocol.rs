@@ -132,6 +132,10 @@ fn a_reader_changes_nothing_and_reads_the_committed_save() {
 fn the_next_writer_finishes_the_save_and_removes_leftovers() {
     let root = tempfile::tempdir().unwrap();
     let crashed = crashed_mid_commit(root.path(), &[MODEL_FILE]);
+    // A `makemore plot` writing its picture beside the run at the same time: not the
+    // writer's temp file, so recovery must leave it alone.
+    let plot_temp = ".loss.png.Qq11Ww.tmp.png";
+    fs::write(crashed.join(plot_temp), b"half a picture").unwrap();
     let (ckpt, lock) = Checkpoint::open_to_resume(&crashed).unwrap();
     drop(lock);
     assert_eq!(ckpt.state.step, 20);
@@ -139,8 +143,12 @@ fn the_next_writer_finishes_the_save_and_removes_leftovers() {
     assert!(
         names
             .iter()
-            .all(|n| !n.ends_with(".tmp") && n != JOURNAL_FILE),
+            .all(|n| n == plot_temp || (!n.contains(".tmp") && n != JOURNAL_FILE)),
         "left behind: {names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n == plot_temp),
+        "another writer's temp file was deleted: {names:?}"
     );
     let new = root.path().join("new");
     for name in [MODEL_FILE, "optimizer.mpk", STATE_FILE] {

@@ -8,7 +8,7 @@
 #![allow(clippy::field_reassign_with_default)] // configs read better as edits of the default
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
@@ -60,7 +60,7 @@ fn losses_of<B: FusedAutodiff>(
     device: B::Device,
 ) -> (Vec<f32>, f64) {
     let words =
-        makemore_data::parse_words(include_bytes!("../../../data/names.txt"), "names").unwrap();
+        makemore_data::parse_words(include_bytes!("../../../../data/names.txt"), "names").unwrap();
     let c = c.clone();
     let data = prepare(words, &c).unwrap();
     let mut steps = Vec::new();
@@ -119,7 +119,7 @@ fn wgpu_samples_and_evaluates_like_ndarray() {
         return;
     }
     let words =
-        makemore_data::parse_words(include_bytes!("../../../data/names.txt"), "names").unwrap();
+        makemore_data::parse_words(include_bytes!("../../../../data/names.txt"), "names").unwrap();
     let c = config();
     let data = prepare(words, &c).unwrap();
     let mut c = c;
@@ -238,6 +238,8 @@ fn sequence_configs() -> Vec<TrainingConfig> {
         c.model.n_layers = if kind == ModelKind::Transformer { 2 } else { 1 };
         c.model.n_head = 2;
         c.model.dropout = 0.1;
+        // The sizes above that the kind does not use go back to their defaults.
+        c.model.clear_unused();
         c.optimizer = makemore_train::OptimizerKind::adamw(0.01);
         c.schedule = LrSchedule::Constant { lr: 0.003 };
         c
@@ -335,7 +337,8 @@ fn wgpu_reports_the_first_non_finite_step_like_ndarray() {
     }
     fn diverge<B: FusedAutodiff>(dir: &Path) -> u64 {
         let words =
-            makemore_data::parse_words(include_bytes!("../../../data/names.txt"), "names").unwrap();
+            makemore_data::parse_words(include_bytes!("../../../../data/names.txt"), "names")
+                .unwrap();
         let mut c = config();
         c.steps = 200;
         // Ordinary steps, then a rate that overflows the weights from step 21 on: the

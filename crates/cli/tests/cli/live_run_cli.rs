@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command as StdCommand, Output, Stdio};

@@ -9,7 +9,7 @@ use burn::module::Module;
 use burn::prelude::*;
 use makemore_model::{DropoutStep, Kernels, ModelConfig, NormKind};
 
-mod common;
+use crate::common;
 use common::{compare, variants};
 
 #[test]

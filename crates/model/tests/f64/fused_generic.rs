@@ -1,14 +1,14 @@
 //! The generic implementation of [`FusedOps`] (the trait's default bodies, which wgpu
 //! uses) under the hand-written autodiff backward passes matches the plain path, in `f64`.
 //!
-//! A file of its own: burn keeps the default float dtype per device for the whole process,
+//! In the `f64` test binary: burn keeps the default float dtype per device for the whole process,
 //! so `f64` tensors on the ndarray CPU device are `f64` only where no `f32` test ran first.
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
 use burn::backend::{Autodiff, NdArray};
 
-mod common;
+use crate::common;
 use common::{compare, variants};
 
 #[test]

@@ -1,0 +1,64 @@
+//! The run flags: steps, batches, seeds, the split, evaluation and checkpoints.
+
+use anyhow::{bail, Result};
+use clap::Args;
+use makemore_data::SplitRatios;
+use makemore_train::TrainingOverrides;
+
+/// How long the run trains, on which split, and what it records.
+#[derive(Debug, Default, Args)]
+pub struct RunFlags {
+    /// Optimisation steps.
+    #[arg(long, help_heading = "Training")]
+    pub steps: Option<u64>,
+    /// Examples per step (>= the training examples: full batch).
+    #[arg(long, help_heading = "Training")]
+    pub batch_size: Option<usize>,
+    /// Keep the weights with the lowest dev loss (checked every --eval-every steps) in
+    /// DIR/best/, a checkpoint that eval and sample read.
+    #[arg(long, help_heading = "Training")]
+    pub keep_best: Option<bool>,
+    /// Seed of the minibatch sampler.
+    #[arg(long, help_heading = "Training")]
+    pub batch_seed: Option<u64>,
+    /// Split fractions train,dev,test.
+    #[arg(
+        long,
+        value_name = "T,D,T",
+        value_delimiter = ',',
+        allow_negative_numbers = true,
+        help_heading = "Training"
+    )]
+    pub split: Option<Vec<f64>>,
+    /// Seed of the shuffle before the split (Python's random.seed).
+    #[arg(long, help_heading = "Training")]
+    pub split_seed: Option<u64>,
+    /// Evaluate the dev split every N steps (0: only at the end).
+    #[arg(long, help_heading = "Training")]
+    pub eval_every: Option<u64>,
+    /// Save a checkpoint every N steps (0: only at the end).
+    #[arg(long, help_heading = "Training")]
+    pub checkpoint_every: Option<u64>,
+}
+
+impl RunFlags {
+    /// Sets the run's overrides.
+    pub fn apply(&self, o: &mut TrainingOverrides) -> Result<()> {
+        o.split = match self.split.as_deref() {
+            None => None,
+            Some(&[train, dev, test]) => Some(SplitRatios { train, dev, test }),
+            Some(s) => bail!(
+                "--split takes three fractions train,dev,test (like 0.8,0.1,0.1), got {} values",
+                s.len()
+            ),
+        };
+        o.steps = self.steps;
+        o.batch_size = self.batch_size;
+        o.keep_best = self.keep_best;
+        o.batch_seed = self.batch_seed;
+        o.split_seed = self.split_seed;
+        o.eval_every = self.eval_every;
+        o.checkpoint_every = self.checkpoint_every;
+        Ok(())
+    }
+}
