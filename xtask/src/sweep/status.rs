@@ -223,7 +223,24 @@ mod tests {
             standing(&plan, &records, run, false),
             Standing::Failed(_)
         ));
-        // A sweep process claims it to train it again.
+        // Failed at a rung once: queued for its retry while a sweep is live, else waiting
+        // for the next start.
+        let at_rung = Records(vec![Record {
+            rung: Some(10),
+            ..failed.clone()
+        }]);
+        let alone = standing(&plan, &at_rung, run, false);
+        assert!(
+            matches!(alone, Standing::Interrupted(_) | Standing::Pending),
+            "{alone:?}"
+        );
+        assert!(matches!(
+            standing(&plan, &at_rung, run, true),
+            Standing::Retrying(..)
+        ));
+        // A sweep process claims it to train it again. (Nothing is asserted after the claim
+        // is dropped: a process that another test forks at that moment may hold the lock
+        // until it execs.)
         let mut claim = Lock::try_exclusive(&plan.claim_path(run.id())).unwrap();
         claim.claim().unwrap();
         match standing(&plan, &records, run, true) {
@@ -231,19 +248,5 @@ mod tests {
             other => panic!("{other:?}"),
         }
         drop(claim);
-        // Failed at a rung once, with a sweep live: queued for its retry.
-        let at_rung = Record {
-            rung: Some(10),
-            ..failed
-        };
-        let records = Records(vec![at_rung]);
-        assert!(matches!(
-            standing(&plan, &records, run, true),
-            Standing::Retrying(..)
-        ));
-        assert!(matches!(
-            standing(&plan, &records, run, false),
-            Standing::Interrupted(_) | Standing::Pending
-        ));
     }
 }
