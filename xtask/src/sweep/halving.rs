@@ -232,8 +232,7 @@ fn phase_name(phase: Phase) -> String {
 #[allow(clippy::unwrap_used)] // a test fails by panicking
 mod tests {
     use super::*;
-    use crate::sweep::grid::Grid;
-    use crate::sweep::plan::Plan;
+    use crate::sweep::plan::{write_script, Plan};
     use crate::sweep::records::Appender;
     use makemore_io::StopSignal;
     use std::path::Path;
@@ -241,12 +240,11 @@ mod tests {
     /// A stand-in for `makemore train` that reports the dev loss in `loss-ID` and fails once
     /// for each `fail-ID` file (deleting it).
     fn fake_makemore(dir: &Path) -> std::path::PathBuf {
-        use std::os::unix::fs::PermissionsExt;
         let bin = dir.join("makemore");
         let d = dir.display();
-        std::fs::write(
+        write_script(
             &bin,
-            format!(
+            &format!(
                 r#"#!/bin/sh
 cfg=""; until=""
 while [ $# -gt 0 ]; do case "$1" in --config) cfg="$2"; shift;; --until) until="$2"; shift;; esac; shift; done
@@ -256,9 +254,7 @@ if [ -e {d}/fail-$id ]; then rm {d}/fail-$id; echo "error: boom" >&2; exit 1; fi
 echo "{{\"params\":7,\"steps\":${{until:-200}},\"interrupted\":false,\"train_loss\":1.0,\"dev_loss\":$(cat {d}/loss-$id),\"train_secs\":0.1}}"
 "#
             ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         bin
     }
 
@@ -268,20 +264,12 @@ echo "{{\"params\":7,\"steps\":${{until:-200}},\"interrupted\":false,\"train_los
     fn a_run_that_failed_once_at_a_rung_is_retried_before_the_rung_is_ranked() {
         let dir = tempfile::tempdir().unwrap();
         let bin = fake_makemore(dir.path());
-        let grid: Grid =
-            toml::from_str("[axes]\nlr = [1, 2, 3, 4]\n[halving]\nrungs = [50, 100]\nkeep = 0.5\n")
-                .unwrap();
-        let out = dir.path().join("sweep");
-        let plan = Plan::new(
-            &dir.path().join("g.toml"),
-            grid,
-            &serde_json::json!({"steps": 200, "lr": 0}),
-            &out,
-            None,
-            |_| Ok("corpus".into()),
-        )
-        .unwrap();
-        plan.write_configs().unwrap();
+        let plan = Plan::for_test(
+            dir.path(),
+            "[axes]\nlr = [1, 2, 3, 4]\n[halving]\nrungs = [50, 100]\nkeep = 0.5\n",
+            serde_json::json!({"steps": 200, "lr": 0}),
+        );
+        let out = plan.out.clone();
         let losses = [2.0, 2.1, 1.9, 2.2];
         for (run, loss) in plan.runs.iter().zip(losses) {
             std::fs::write(

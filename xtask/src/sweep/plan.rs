@@ -238,6 +238,35 @@ impl Plan {
     }
 }
 
+#[cfg(test)]
+impl Plan {
+    /// For tests: the plan of `grid` (a grid file's text) over `defaults` in `dir/sweep`,
+    /// with its configs written and a stand-in corpus digest.
+    pub fn for_test(dir: &Path, grid: &str, defaults: Value) -> Self {
+        let grid: Grid = toml::from_str(grid).expect("a test grid parses");
+        let plan = Plan::new(
+            &dir.join("g.toml"),
+            grid,
+            &defaults,
+            &dir.join("sweep"),
+            None,
+            |_| Ok("corpus".into()),
+        )
+        .expect("a test grid expands");
+        plan.write_configs().expect("the configs are written");
+        plan
+    }
+}
+
+/// For tests: writes an executable shell script at `path` (a stand-in for `makemore`).
+#[cfg(all(test, unix))]
+pub fn write_script(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("the script is written");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .expect("the script is made executable");
+}
+
 /// `1 run`, `3 runs`.
 pub fn runs(n: usize) -> String {
     format!("{n} run{}", if n == 1 { "" } else { "s" })

@@ -378,22 +378,19 @@ fn terminate(pid: u32) {
 #[allow(clippy::unwrap_used)] // a test fails by panicking
 mod tests {
     use super::*;
-    use crate::sweep::grid::Grid;
+    use crate::sweep::plan::write_script;
 
     /// A stand-in for `makemore` that logs its arguments and reports a finished run.
     fn fake_makemore(dir: &Path) -> std::path::PathBuf {
-        use std::os::unix::fs::PermissionsExt;
         let bin = dir.join("makemore");
         let log = dir.join("calls.txt");
-        std::fs::write(
+        write_script(
             &bin,
-            format!(
+            &format!(
                 "#!/bin/sh\necho \"$@\" >> {}\necho '{{\"params\":7,\"steps\":2,\"interrupted\":false,\"finished\":true,\"train_loss\":2.5,\"dev_loss\":2.6,\"train_secs\":0.1}}'\n",
                 log.display()
             ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        );
         bin
     }
 
@@ -401,18 +398,12 @@ mod tests {
     fn a_damaged_run_is_reported_and_left_alone_and_nothing_is_forced() {
         let dir = tempfile::tempdir().unwrap();
         let bin = fake_makemore(dir.path());
-        let grid: Grid = toml::from_str("[axes]\nsteps = [1, 2]\n").unwrap();
-        let out = dir.path().join("sweep");
-        let plan = Plan::new(
-            &dir.path().join("g.toml"),
-            grid,
-            &serde_json::json!({"steps": 1}),
-            &out,
-            None,
-            |_| Ok("corpus".into()),
-        )
-        .unwrap();
-        plan.write_configs().unwrap();
+        let plan = Plan::for_test(
+            dir.path(),
+            "[axes]\nsteps = [1, 2]\n",
+            serde_json::json!({"steps": 1}),
+        );
+        let out = plan.out.clone();
         let (damaged, fresh) = (&plan.runs[0], &plan.runs[1]);
         let damaged_dir = plan.run_dir(damaged.id());
         std::fs::create_dir_all(&damaged_dir).unwrap();
@@ -459,10 +450,9 @@ mod tests {
     /// state.json says it kept), not by the last step's dev loss.
     #[test]
     fn a_run_that_keeps_its_best_ranks_by_it() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join("makemore");
-        std::fs::write(
+        write_script(
             &bin,
             r#"#!/bin/sh
 out=""
@@ -471,21 +461,13 @@ mkdir -p "$out/best"
 echo '{"step":20,"elapsed_secs":0.1,"finished":true,"best":{"step":12,"dev_loss":2.25}}' > "$out/state.json"
 echo '{"params":7,"steps":20,"interrupted":false,"train_loss":2.0,"dev_loss":2.5,"train_secs":0.1}'
 "#,
-        )
-        .unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let grid: Grid = toml::from_str("[base]\nsteps = 20\n").unwrap();
-        let out = dir.path().join("sweep");
-        let plan = Plan::new(
-            &dir.path().join("g.toml"),
-            grid,
-            &serde_json::json!({"steps": 1}),
-            &out,
-            None,
-            |_| Ok("corpus".into()),
-        )
-        .unwrap();
-        plan.write_configs().unwrap();
+        );
+        let plan = Plan::for_test(
+            dir.path(),
+            "[base]\nsteps = 20\n",
+            serde_json::json!({"steps": 1}),
+        );
+        let out = plan.out.clone();
         let stop = StopSignal::install().unwrap();
         let results = Appender::open(&plan.results_path()).unwrap();
         let pool = Pool {

@@ -191,24 +191,17 @@ fn print_slurm_jobs(plan: &Plan) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sweep::grid::Grid;
     use crate::sweep::records::{Appender, Record};
 
     #[test]
     fn a_failed_run_being_trained_again_shows_as_retrying() {
         let dir = tempfile::tempdir().unwrap();
-        let grid: Grid = toml::from_str("[axes]\nsteps = [1]\n").unwrap();
-        let out = dir.path().join("sweep");
-        let plan = Plan::new(
-            &dir.path().join("g.toml"),
-            grid,
-            &serde_json::json!({"steps": 1}),
-            &out,
-            None,
-            |_| Ok("corpus".into()),
-        )
-        .unwrap();
-        plan.write_configs().unwrap();
+        let plan = Plan::for_test(
+            dir.path(),
+            "[axes]\nsteps = [1]\n",
+            serde_json::json!({"steps": 1}),
+        );
+        let out = plan.out.clone();
         let run = &plan.runs[0];
         let failed = Record {
             error: Some("out of memory".into()),
