@@ -220,41 +220,41 @@ impl ModelConfig {
     /// The fields that [`ModelKind::unused_fields`] names and that differ from their
     /// defaults here: options this config's kind would ignore.
     pub fn unused_but_set(&self) -> Vec<&'static str> {
-        let d = ModelConfig::new(self.vocab_size, self.block_size);
+        let mut cleared = self.clone();
         self.kind
             .unused_fields()
             .iter()
             .copied()
-            .filter(|&f| match f {
-                "n_hidden" => self.n_hidden != d.n_hidden,
-                "n_layers" => self.n_layers != d.n_layers,
-                "n_head" => self.n_head != d.n_head,
-                "hierarchical" => self.hierarchical != d.hierarchical,
-                "direct" => self.direct != d.direct,
-                "init" => self.init != d.init,
-                "norm" => self.norm != d.norm,
-                "kernels" => self.kernels != d.kernels,
-                _ => false,
-            })
+            .filter(|f| cleared.reset_to_default(f))
             .collect()
     }
 
     /// Sets the fields this kind does not use to their defaults (what a checkpoint from
     /// before they were refused recorded of them changed nothing in its training).
     pub fn clear_unused(&mut self) {
-        let d = ModelConfig::new(self.vocab_size, self.block_size);
         for f in self.kind.unused_fields() {
-            match *f {
-                "n_hidden" => self.n_hidden = d.n_hidden,
-                "n_layers" => self.n_layers = d.n_layers,
-                "n_head" => self.n_head = d.n_head,
-                "hierarchical" => self.hierarchical = d.hierarchical,
-                "direct" => self.direct = d.direct,
-                "init" => self.init = d.init,
-                "norm" => self.norm = d.norm,
-                "kernels" => self.kernels = d.kernels,
-                _ => {}
-            }
+            self.reset_to_default(f);
+        }
+    }
+
+    /// Sets the model field named `field` to its default; true when that changed it.
+    fn reset_to_default(&mut self, field: &str) -> bool {
+        fn reset<T: PartialEq>(slot: &mut T, default: T) -> bool {
+            let changed = *slot != default;
+            *slot = default;
+            changed
+        }
+        let d = ModelConfig::new(self.vocab_size, self.block_size);
+        match field {
+            "n_hidden" => reset(&mut self.n_hidden, d.n_hidden),
+            "n_layers" => reset(&mut self.n_layers, d.n_layers),
+            "n_head" => reset(&mut self.n_head, d.n_head),
+            "hierarchical" => reset(&mut self.hierarchical, d.hierarchical),
+            "direct" => reset(&mut self.direct, d.direct),
+            "init" => reset(&mut self.init, d.init),
+            "norm" => reset(&mut self.norm, d.norm),
+            "kernels" => reset(&mut self.kernels, d.kernels),
+            _ => false,
         }
     }
 

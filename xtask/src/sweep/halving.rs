@@ -61,8 +61,9 @@ impl Phases<'_> {
 
     /// Trains this shard's runs of `alive` to `phase`, then (with `--steal`) any run of
     /// `alive` that has not reported and that no process trains. At a rung, a run that
-    /// failed is retried at once, up to [`RUNG_TRIES`](super::records::RUNG_TRIES) times: its rung has not reported
-    /// until then, so every shard ranks the rung on the same records.
+    /// failed is retried at once, up to [`RUNG_TRIES`](super::records::RUNG_TRIES) times:
+    /// its rung has not reported until then, so every shard ranks the rung on the same
+    /// records.
     fn phase(&self, alive: &[&Run], phase: Phase) -> Result<Tally> {
         let plan = self.pool.plan;
         let mut tally = Tally::default();
@@ -72,8 +73,11 @@ impl Phases<'_> {
             let mine: Vec<&Run> = alive
                 .iter()
                 .copied()
-                .filter(|r| plan.owns(r) && !records.done(r.id(), phase))
-                .filter(|r| phase.is_none() || pending(&records, r.id(), phase))
+                .filter(|r| plan.owns(r))
+                .filter(|r| match phase {
+                    Some(rung) => !records.reported_at_rung(r.id(), rung),
+                    None => !records.done(r.id(), None),
+                })
                 .collect();
             let t = self.pool.train(mine, phase)?;
             tally += t;
@@ -213,7 +217,8 @@ fn stopped(at: &Record, run: &Run, rung: u64) -> Record {
 }
 
 /// True when the run still owes `phase` a result: at a rung, until it has one or has failed
-/// there [`RUNG_TRIES`](super::records::RUNG_TRIES) times; at the end, until any record of its end.
+/// there [`RUNG_TRIES`](super::records::RUNG_TRIES) times; at the end, until any record of
+/// its end.
 fn pending(records: &Records, id: &str, phase: Phase) -> bool {
     match phase {
         Some(rung) => !records.reported_at_rung(id, rung),

@@ -26,13 +26,13 @@ enum Standing {
 
 fn standing(plan: &Plan, records: &Records, run: &Run, sweep_live: bool) -> Standing {
     // The run's latest record is a failure that has not settled it: it will be tried again.
-    let failure = records
+    let failed = records
         .0
         .iter()
         .rev()
         .find(|r| r.id == run.id())
-        .filter(|r| r.status == Status::Failed && r.stopped_at.is_none())
-        .map(|r| r.error.clone().unwrap_or_default());
+        .filter(|r| r.status == Status::Failed && r.stopped_at.is_none());
+    let failure = failed.map(|r| r.error.clone().unwrap_or_default());
     let holder = Lock::holder(&plan.claim_path(run.id()))
         .ok()
         .flatten()
@@ -51,12 +51,7 @@ fn standing(plan: &Plan, records: &Records, run: &Run, sweep_live: bool) -> Stan
         };
     }
     // A failure at a rung is retried at once by the sweep that trained it.
-    let rung_failure = records
-        .0
-        .iter()
-        .rev()
-        .find(|r| r.id == run.id())
-        .and_then(|r| r.rung.filter(|_| r.status == Status::Failed));
+    let rung_failure = failed.and_then(|r| r.rung);
     if let (Some(e), Some(rung), true) = (&failure, rung_failure, sweep_live) {
         if !records.reported_at_rung(run.id(), rung) {
             return Standing::Retrying(format!("to rung {rung}, queued"), e.clone());
