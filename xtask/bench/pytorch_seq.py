@@ -1,4 +1,4 @@
-"""makemore.py's Transformer and GRU in PyTorch (eager), timed like `makemore bench`:
+"""makemore.py's sequence models (Transformer, GRU, RNN, BoW) in PyTorch (eager), timed like `makemore bench`:
 training steps of AdamW (makemore.py's settings: lr 5e-4, weight decay 0.01, betas
 (0.9, 0.99), eps 1e-8) on batches of words of the canonical split.
 
@@ -6,7 +6,7 @@ Used by `cargo xtask bench --pytorch PYTHON`; the models are those of seq_models
 (makemore.py's architecture).
 
 usage: python pytorch_seq.py NAMES_TXT --model transformer|gru --batch-size 32 --steps 500
-       --warmup 20 --threads 1
+       --warmup 20 --threads 1 [--n-embd 64]
 prints one JSON object: {"steps_per_s": ..., ...}
 """
 import argparse
@@ -25,6 +25,7 @@ p = argparse.ArgumentParser()
 p.add_argument("names")
 p.add_argument("--model", choices=["transformer", "gru", "rnn", "bow"], default="transformer")
 p.add_argument("--batch-size", type=int, default=32)
+p.add_argument("--n-embd", type=int, default=64)
 p.add_argument("--steps", type=int, default=500)
 p.add_argument("--warmup", type=int, default=20)
 p.add_argument("--threads", type=int, default=1)
@@ -39,7 +40,7 @@ T = max(len(w) for w in words) + 1
 random.seed(42)
 random.shuffle(words)
 X, Y = sequences(words[: int(0.8 * len(words))], stoi, T)
-config = {"kind": args.model, "vocab_size": len(chars) + 1, "block_size": T, "n_embd": 64,
+config = {"kind": args.model, "vocab_size": len(chars) + 1, "block_size": T, "n_embd": args.n_embd,
           "n_hidden": 64, "n_layers": 4, "n_head": 4}
 model = build(config)
 opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.01, betas=(0.9, 0.99), eps=1e-8)

@@ -198,14 +198,13 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ));
         cases.push((on_threads(WIDE, n, all_cores), wide_flags.clone(), env));
     }
-    // makemore.py's Transformer and GRU with its defaults (examples/configs/makemore-py/),
-    // batch 32 words, against xtask/bench/pytorch_seq.py below.
-    for model in SEQ_MODELS {
-        let config =
-            crate::workspace_root().join(format!("examples/configs/makemore-py/{model}.json"));
-        let mut flags = bench_flags("train", Some(32), scale(500), Some(20), false);
+    // makemore.py's models with its defaults (examples/configs/makemore-py/), batch 32
+    // words, and the record-sized Transformer, against xtask/bench/pytorch_seq.py below.
+    for case in &SEQ_CASES {
+        let config = crate::workspace_root().join(case.config);
+        let mut flags = bench_flags("train", Some(case.batch), scale(500), Some(20), false);
         flags.extend(["--config".to_string(), config.display().to_string()]);
-        cases.push((seq_row(model), flags, Vec::new()));
+        cases.push((case.row(), flags, Vec::new()));
     }
     cases.extend([
         (
@@ -283,16 +282,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
     if let Some(python) = &args.python {
         let script = crate::workspace_root().join("xtask/bench/pytorch_seq.py");
-        for model in SEQ_MODELS {
+        for case in &SEQ_CASES {
             for &threads in &counts {
-                let name = format!("makemore.py's {model}, batch 32, {threads} thread(s)");
+                let name = format!("{}, {threads} thread(s)", case.label);
                 eprintln!("pytorch {name}");
                 let v = fastest(tries, || {
                     run_json(
                         args.command(python)
                             .arg(&script)
                             .arg(torch_data(&args))
-                            .args(["--model", model, "--batch-size", "32"])
+                            .args(["--model", case.model])
+                            .args(["--batch-size", &case.batch.to_string()])
+                            .args(["--n-embd", &case.n_embd.to_string()])
                             .args(["--steps", &scale(500).to_string(), "--warmup", "20"])
                             .args(["--threads", &threads.to_string()]),
                     )
@@ -327,8 +328,11 @@ SGD, on the ndarray CPU backend (`Autodiff<NdArray<f32>>`), with the fused kerne
 default) unless a row says `plain kernels` (burn's generic operations, `--kernels plain`). \
 The wide model (`examples/configs/wide.json`) is the kind the quality sweeps train: context \
 8, 24-d embeddings, two 512-unit layers with LayerNorm and dropout 0.2, AdamW; 378,019 \
-parameters. makemore.py's Transformer (4 layers, 4 heads, 64-d; 204,544 parameters) and GRU \
-(28,315) are its defaults, `examples/configs/makemore-py/`.\n\n",
+parameters. makemore.py's Transformer (4 layers, 4 heads, 64-d; 204,544 parameters), GRU \
+(28,315), RNN (11,803) and BoW (12,827) are its defaults, `examples/configs/makemore-py/`; the \
+record-sized Transformer is `examples/configs/transformer-best.json` (128-d, 4 layers, 4 \
+heads; 802,304 parameters) at batch 64, with its dropout of 0.32 in makemore's row (PyTorch's \
+model, makemore.py's, has no dropout).\n\n",
     );
     let shown_bin = bin
         .strip_prefix(crate::workspace_root())
@@ -355,7 +359,7 @@ parameters. makemore.py's Transformer (4 layers, 4 heads, 64-d; 204,544 paramete
             "The notebook's code (`xtask/bench/pytorch_mlp.py`: embedding lookup, `tanh`, \
 `F.cross_entropy`, `backward`, manual SGD), eager mode on the CPU; the wide model as an \
 `nn.Module` with LayerNorm, dropout and `torch.optim.AdamW` (`--model wide`); makemore.py's \
-Transformer and GRU as its own modules (`xtask/bench/pytorch_seq.py`, `seq_models.py`) with its \
+Transformer, GRU, RNN and BoW as its own modules (`xtask/bench/pytorch_seq.py`, `seq_models.py`) with its \
 AdamW settings.\n\n",
         );
         md.push_str("| setting | steps/s | examples/s | torch |\n|---|---:|---:|---|\n");
@@ -386,11 +390,12 @@ AdamW settings.\n\n",
             ours(BATCH_4096, "examples_per_s") / best("batch 4096,", "examples_per_s").max(1e-9),
             ours(WIDE, "steps_per_s") / best("wide model", "steps_per_s").max(1e-9),
         ));
-        for model in SEQ_MODELS {
-            let theirs = best(&format!("makemore.py's {model},"), "steps_per_s");
+        for case in &SEQ_CASES {
+            let theirs = best(&format!("{},", case.label), "steps_per_s");
             md.push_str(&format!(
-                ", makemore.py's {model} at batch 32 steps/s **{:.2}×**",
-                ours(&seq_row(model), "steps_per_s") / theirs.max(1e-9)
+                ", {} steps/s **{:.2}×**",
+                case.label,
+                ours(&case.row(), "steps_per_s") / theirs.max(1e-9)
             ));
         }
         md.push_str(".\n");
@@ -402,13 +407,67 @@ AdamW settings.\n\n",
     Ok(())
 }
 
-/// makemore.py's models timed against PyTorch (`xtask/bench/pytorch_seq.py`).
-const SEQ_MODELS: [&str; 2] = ["transformer", "gru"];
-
-/// The makemore row of one of [`SEQ_MODELS`].
-fn seq_row(model: &str) -> String {
-    format!("train, makemore.py's {model}, batch 32")
+/// A sequence model timed against the same model in PyTorch (`xtask/bench/pytorch_seq.py`).
+struct SeqCase {
+    /// What the rows call it.
+    label: &'static str,
+    /// makemore's config, from the workspace root.
+    config: &'static str,
+    /// pytorch_seq.py's `--model`.
+    model: &'static str,
+    /// Words per step, on both sides.
+    batch: u64,
+    /// pytorch_seq.py's `--n-embd` (the config's `n_embd`).
+    n_embd: u64,
 }
+
+impl SeqCase {
+    /// The makemore row.
+    fn row(&self) -> String {
+        format!("train, {}", self.label)
+    }
+}
+
+/// makemore.py's four sequence models with its defaults, and the record-sized Transformer
+/// (`examples/configs/transformer-best.json`: 128-d, 4 layers, 4 heads, batch 64; its
+/// dropout of 0.32 runs in makemore's row only, since makemore.py's model has none).
+const SEQ_CASES: [SeqCase; 5] = [
+    SeqCase {
+        label: "makemore.py's transformer, batch 32",
+        config: "examples/configs/makemore-py/transformer.json",
+        model: "transformer",
+        batch: 32,
+        n_embd: 64,
+    },
+    SeqCase {
+        label: "makemore.py's gru, batch 32",
+        config: "examples/configs/makemore-py/gru.json",
+        model: "gru",
+        batch: 32,
+        n_embd: 64,
+    },
+    SeqCase {
+        label: "makemore.py's rnn, batch 32",
+        config: "examples/configs/makemore-py/rnn.json",
+        model: "rnn",
+        batch: 32,
+        n_embd: 64,
+    },
+    SeqCase {
+        label: "makemore.py's bow, batch 32",
+        config: "examples/configs/makemore-py/bow.json",
+        model: "bow",
+        batch: 32,
+        n_embd: 64,
+    },
+    SeqCase {
+        label: "the record-sized transformer, batch 64",
+        config: "examples/configs/transformer-best.json",
+        model: "transformer",
+        batch: 64,
+        n_embd: 128,
+    },
+];
 
 /// How training speed grows with threads: makemore's batch 4096 and wide-model rows for
 /// each thread count (all cores: the rows without a count), beside PyTorch's.

@@ -6,6 +6,7 @@ use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
 use crate::dropout::Masks;
+use crate::fused::CellKind;
 use crate::init::NormalStream;
 use crate::{fused, FusedOps, ModelConfig, ModelKind};
 
@@ -100,6 +101,28 @@ fn dense<B: FusedOps>(layer: &Linear<B>, x: Tensor<B, 2>, tanh: bool) -> Tensor<
 }
 
 impl<B: FusedOps> Cell<B> {
+    fn kind(&self) -> CellKind {
+        match self {
+            Cell::Rnn(_) => CellKind::Rnn,
+            Cell::Gru(_) => CellKind::Gru,
+        }
+    }
+
+    /// The cell's layers side by side, as [`fused::recurrence`] takes them: weights
+    /// `[n_embd + n_hidden, gates · n_hidden]` and biases (`z`, `r`, `hbar` for the GRU).
+    fn stacked(&self) -> Option<(Tensor<B, 2>, Tensor<B, 1>)> {
+        let layers = match self {
+            Cell::Rnn(c) => vec![&c.xh_to_h],
+            Cell::Gru(c) => vec![&c.xh_to_z, &c.xh_to_r, &c.xh_to_hbar],
+        };
+        let biases = layers
+            .iter()
+            .map(|l| l.bias.as_ref().map(|b| b.val()))
+            .collect::<Option<Vec<_>>>()?;
+        let weights = layers.iter().map(|l| l.weight.val()).collect();
+        Some((Tensor::cat(weights, 1), Tensor::cat(biases, 0)))
+    }
+
     fn step(&self, x: Tensor<B, 2>, h: Tensor<B, 2>) -> Tensor<B, 2> {
         match self {
             Cell::Rnn(c) => dense(&c.xh_to_h, Tensor::cat(vec![x, h], 1), true),
@@ -119,6 +142,9 @@ impl<B: FusedOps> Rnn<B> {
     /// word, then position). Dropout, when given, applies to the hidden states before the
     /// head.
     ///
+    /// The recurrence is one [`fused::recurrence`] where the backend has a kernel for it
+    /// (ndarray), else the cell a step at a time through burn's operations.
+    ///
     /// # Shapes
     /// - `idx`: `[words, positions]`
     pub(crate) fn forward(
@@ -127,20 +153,207 @@ impl<B: FusedOps> Rnn<B> {
         masks: Option<&mut Masks>,
     ) -> Tensor<B, 2> {
         let [b, t] = idx.dims();
-        let emb = self.wte.forward(idx);
-        let [_, _, e] = emb.dims();
-        let [_, h_dim] = self.start.dims();
-        let mut h = self.start.val().expand([b, h_dim]);
-        let mut states = Vec::with_capacity(t);
-        for i in 0..t {
-            let x = emb.clone().slice([0..b, i..i + 1, 0..e]).reshape([b, e]);
-            h = self.cell.step(x, h);
-            states.push(h.clone());
-        }
-        let mut hidden: Tensor<B, 2> = Tensor::stack::<3>(states, 1).reshape([b * t, h_dim]);
+        let e = self.wte.weight.dims()[1];
+        let x = fused::embedding(self.wte.weight.val(), idx).reshape([b * t, e]);
+        let fused = self.cell.stacked().and_then(|(w, bias)| {
+            fused::recurrence(self.cell.kind(), x.clone(), self.start.val(), w, bias, b)
+        });
+        let mut hidden = match fused {
+            Some(hidden) => hidden,
+            None => self.steps(x, b),
+        };
         if let Some(masks) = masks {
             hidden = masks.apply(hidden);
         }
         dense(&self.lm_head, hidden, false)
+    }
+
+    /// The hidden states `[words * positions, n_hidden]` of the cell run a step at a time
+    /// over `x` `[words * positions, n_embd]`.
+    pub(crate) fn steps(&self, x: Tensor<B, 2>, b: usize) -> Tensor<B, 2> {
+        let [rows, e] = x.dims();
+        let t = rows / b.max(1);
+        let x = x.reshape([b, t, e]);
+        let [_, h_dim] = self.start.dims();
+        let mut h = self.start.val().expand([b, h_dim]);
+        let mut states = Vec::with_capacity(t);
+        for i in 0..t {
+            let x = x.clone().slice([0..b, i..i + 1, 0..e]).reshape([b, e]);
+            h = self.cell.step(x, h);
+            states.push(h.clone());
+        }
+        Tensor::stack::<3>(states, 1).reshape([b * t, h_dim])
+    }
+}
+
+#[cfg(all(test, feature = "ndarray"))]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::TensorPrimitive;
+
+    use crate::fused::{recurrence, RecurrenceShape};
+
+    type Ad = Autodiff<NdArray<f32>>;
+    type Inner = NdArray<f32>;
+
+    fn values<const D: usize>(t: Tensor<Inner, D>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().unwrap_or_default()
+    }
+
+    fn float<const D: usize>(t: FloatTensor<Inner>) -> Tensor<Inner, D> {
+        Tensor::from_primitive(TensorPrimitive::Float(t))
+    }
+
+    /// Largest difference relative to the largest entry of `want`.
+    fn close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(scale > 0.0, "{what} is all zeros");
+        let diff = got
+            .iter()
+            .zip(want)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            diff <= tol * scale,
+            "{what}: difference {diff} of values up to {scale}"
+        );
+    }
+
+    use burn::tensor::ops::FloatTensor;
+
+    /// The fused recurrence (ndarray's kernel, and the default backward body in burn's
+    /// operations) against `Autodiff` through the step-by-step cell: hidden states and the
+    /// gradients at the inputs, the start state, the weights and the biases.
+    #[test]
+    fn the_fused_recurrence_matches_the_cell_run_step_by_step() {
+        let device = Default::default();
+        let (batch, t) = (5, 7);
+        for kind in [ModelKind::Rnn, ModelKind::Gru] {
+            let config = ModelConfig::new(27, 0)
+                .with_kind(kind)
+                .with_n_embd(8)
+                .with_n_hidden(6);
+            let model = config.init_rnn::<Ad>(&device);
+            // A start state that is not zero, so that its path is tested.
+            let start = Tensor::<Ad, 2>::from_data(
+                TensorData::new((0..6).map(|i| 0.1 * i as f32 - 0.2).collect(), [1, 6]),
+                &device,
+            )
+            .require_grad();
+            let rows = batch * t;
+            let x = Tensor::<Ad, 2>::from_data(
+                TensorData::new(
+                    (0..rows * 8)
+                        .map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.15)
+                        .collect(),
+                    [rows, 8],
+                ),
+                &device,
+            )
+            .require_grad();
+            let probe = Tensor::<Ad, 2>::from_data(
+                TensorData::new(
+                    (0..rows * 6)
+                        .map(|i| ((i * 17 % 13) as f32 - 6.0) * 0.1)
+                        .collect(),
+                    [rows, 6],
+                ),
+                &device,
+            );
+            let (w, b) = model.cell.stacked().unwrap();
+            let kind = model.cell.kind();
+            let (w, b) = (w.detach().require_grad(), b.detach().require_grad());
+            let run = |hidden: Tensor<Ad, 2>| {
+                let grads = (hidden.clone() * probe.clone()).sum().backward();
+                let g = |t: &Tensor<Ad, 2>| values(t.grad(&grads).unwrap());
+                (
+                    values(hidden.inner()),
+                    [g(&x), g(&start), g(&w), values(b.grad(&grads).unwrap())],
+                )
+            };
+            let fused = recurrence(kind, x.clone(), start.clone(), w.clone(), b.clone(), batch)
+                .expect("ndarray f32 has the kernel");
+            let (fused_hidden, fused_grads) = run(fused);
+            // The reference: the same weights as the cell's layers, step by step.
+            let h = 6;
+            let weights: Vec<_> = (0..kind.gates())
+                .map(|j| {
+                    let weight = w.clone().slice([0..8 + h, j * h..(j + 1) * h]);
+                    let bias = b.clone().slice(j * h..(j + 1) * h);
+                    (weight, bias)
+                })
+                .collect();
+            // The stacked `w` and `b` reach the step-by-step cell through the slices above, so
+            // both paths are differentiated with respect to the same leaves.
+            let steps = {
+                let xs = x.clone().reshape([batch, t, 8]);
+                let mut state = start.clone().expand([batch, h]);
+                let mut states = Vec::new();
+                for i in 0..t {
+                    let xi = xs
+                        .clone()
+                        .slice([0..batch, i..i + 1, 0..8])
+                        .reshape([batch, 8]);
+                    let lin = |j: usize, input: Tensor<Ad, 2>| {
+                        let (weight, bias) = weights[j].clone();
+                        input.matmul(weight) + bias.unsqueeze()
+                    };
+                    let sig = |a: Tensor<Ad, 2>| (a * 0.5).tanh() * 0.5 + 0.5;
+                    state = match kind {
+                        CellKind::Rnn => lin(0, Tensor::cat(vec![xi, state], 1)).tanh(),
+                        CellKind::Gru => {
+                            let xh = Tensor::cat(vec![xi.clone(), state.clone()], 1);
+                            let z = sig(lin(0, xh.clone()));
+                            let r = sig(lin(1, xh));
+                            let hbar = lin(2, Tensor::cat(vec![xi, r * state.clone()], 1)).tanh();
+                            (z.clone().neg() + 1.0) * state + z * hbar
+                        }
+                    };
+                    states.push(state.clone());
+                }
+                Tensor::stack::<3>(states, 1).reshape([rows, h])
+            };
+            let (step_hidden, step_grads) = run(steps);
+            close(
+                &format!("{kind:?} hidden"),
+                &fused_hidden,
+                &step_hidden,
+                1e-5,
+            );
+            for (i, (f, s)) in fused_grads.iter().zip(&step_grads).enumerate() {
+                close(&format!("{kind:?} gradient {i}"), f, s, 1e-5);
+            }
+            // The default backward body (burn's operations) from the kernel's saved states.
+            let shape =
+                RecurrenceShape::of(kind, [rows, 8], [8 + h, kind.gates() * h], batch).unwrap();
+            let prim = |t: Tensor<Ad, 2>| t.inner().into_primitive().tensor();
+            let [hidden, gates] = <Inner as FusedOps>::fused_recurrence(
+                shape,
+                prim(x.clone()),
+                prim(start.clone()),
+                prim(w.clone()),
+                b.clone().inner().into_primitive().tensor(),
+            )
+            .unwrap();
+            let grad = prim(probe.clone());
+            let default = crate::fused::recurrence::backward::<Inner>(
+                shape,
+                prim(x.clone()),
+                prim(start.clone()),
+                prim(w.clone()),
+                hidden,
+                gates,
+                grad,
+            );
+            for (i, (d, s)) in default.into_iter().zip(&step_grads).enumerate() {
+                let d: Vec<f32> = if i == 3 {
+                    values(float::<1>(d))
+                } else {
+                    values(float::<2>(d))
+                };
+                close(&format!("{kind:?} default gradient {i}"), &d, s, 1e-5);
+            }
+        }
     }
 }

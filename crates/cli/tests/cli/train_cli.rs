@@ -566,3 +566,36 @@ fn sequence_models_train_resume_evaluate_sample_and_plot() {
         );
     }
 }
+
+/// The CPU kernels run compiled for AVX-512, AVX2 or the baseline, whichever the CPU has
+/// (`MAKEMORE_SIMD` forces a narrower one); each path computes the same operations in the
+/// same order, so a run gives the same weights on all of them.
+#[test]
+fn every_vector_width_trains_the_same_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut weights = Vec::new();
+    for simd in ["", "avx2", "none"] {
+        let run = dir.path().join(format!("run-{simd}"));
+        let mut cmd = makemore();
+        cmd.env("MAKEMORE_SIMD", simd)
+            .arg("train")
+            .arg("--out")
+            .arg(&run);
+        cmd.args(["--model", "transformer", "--n-embd", "16", "--layers", "2"])
+            .args(["--steps", "6", "--batch-size", "8", "--samples", "0"])
+            .args(["--dropout", "0.1"]);
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        weights.push(tensors(&run.join("model.safetensors")));
+    }
+    assert!(!weights[0].is_empty());
+    assert_eq!(weights[0], weights[1], "AVX2 and the widest path differ");
+    assert_eq!(
+        weights[0], weights[2],
+        "the baseline and the widest path differ"
+    );
+}

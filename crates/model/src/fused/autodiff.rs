@@ -11,6 +11,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::TensorMetadata;
 
+use super::recurrence::RecurrenceShape;
 use super::FusedOps;
 
 /// tanh whose backward pass uses the saved output `y` (burn's generic one recomputes tanh).
@@ -175,7 +176,62 @@ impl<B: FusedOps> Backward<B, 3> for LayerNorm {
     }
 }
 
+/// A whole recurrence whose backward pass runs back through the positions from the saved
+/// states and gates.
+#[derive(Debug)]
+struct Recurrence;
+
+impl<B: FusedOps> Backward<B, 4> for Recurrence {
+    /// The shape, `x`, `start`, `w`, the hidden states and the gates.
+    type State = (
+        RecurrenceShape,
+        [FloatTensor<B>; 3],
+        FloatTensor<B>,
+        FloatTensor<B>,
+    );
+
+    fn backward(self, ops: Ops<Self::State, 4>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (shape, [x, start, w], hidden, gates) = ops.state;
+        let grad = grads.consume::<B>(&ops.node);
+        let gradients = B::fused_recurrence_backward(shape, x, start, w, hidden, gates, grad);
+        register::<B, 4>(ops.parents.map(|p| p.map(|p| p.id)), gradients, grads);
+    }
+}
+
 impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
+    fn fused_recurrence(
+        shape: RecurrenceShape,
+        x: FloatTensor<Self>,
+        start: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> Option<[FloatTensor<Self>; 2]> {
+        let nodes = [
+            x.node.clone(),
+            start.node.clone(),
+            w.node.clone(),
+            b.node.clone(),
+        ];
+        let [hidden, gates] = B::fused_recurrence(
+            shape,
+            x.primitive.clone(),
+            start.primitive.clone(),
+            w.primitive.clone(),
+            b.primitive,
+        )?;
+        let constant = <Self as AutodiffBackend>::from_inner;
+        Some(
+            match Recurrence.prepare::<C>(nodes).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => {
+                    let inputs = [x.primitive, start.primitive, w.primitive];
+                    let state = (shape, inputs, hidden.clone(), gates.clone());
+                    [prep.finish(state, hidden), constant(gates)]
+                }
+                OpsKind::UnTracked(prep) => [prep.finish(hidden), constant(gates)],
+            },
+        )
+    }
+
     fn fused_dropout_mask(
         shape: burn::tensor::Shape,
         key: [u32; 8],

@@ -4,6 +4,8 @@
 
 use rayon::prelude::*;
 
+use super::simd;
+
 /// Largest |x| for which tanh is not yet 1 in `f32`; beyond it the rational form is clamped.
 const TANH_CLAMP: f32 = 7.905_311;
 /// Below this |x|, tanh(x) = x to within `f32` rounding.
@@ -66,7 +68,12 @@ pub fn units_per_piece(units: usize, width: usize) -> usize {
 pub fn tanh_in_place(values: &mut [f32]) {
     let piece = units_per_piece(values.len(), 1);
     values.par_chunks_mut(piece).for_each(|values| {
-        values.iter_mut().for_each(|v| *v = tanh(*v));
+        simd::vectorized(
+            #[inline(always)]
+            || {
+                values.iter_mut().for_each(|v| *v = tanh(*v));
+            },
+        )
     });
 }
 
@@ -78,9 +85,14 @@ pub fn tanh_backward(grad: &[f32], y: &[f32], out: &mut [f32]) {
         .zip(grad.par_chunks(piece))
         .zip(y.par_chunks(piece))
         .for_each(|((out, grad), y)| {
-            for ((o, &g), &y) in out.iter_mut().zip(grad).zip(y) {
-                *o = g * (1.0 - y * y);
-            }
+            simd::vectorized(
+                #[inline(always)]
+                || {
+                    for ((o, &g), &y) in out.iter_mut().zip(grad).zip(y) {
+                        *o = g * (1.0 - y * y);
+                    }
+                },
+            )
         });
 }
 
@@ -94,9 +106,14 @@ pub fn gelu(x: &[f32], out: &mut [f32]) {
     out.par_chunks_mut(piece)
         .zip(x.par_chunks(piece))
         .for_each(|(out, x)| {
-            for (o, &x) in out.iter_mut().zip(x) {
-                *o = 0.5 * x * (1.0 + tanh(GELU_K * (x + GELU_C * x * x * x)));
-            }
+            simd::vectorized(
+                #[inline(always)]
+                || {
+                    for (o, &x) in out.iter_mut().zip(x) {
+                        *o = 0.5 * x * (1.0 + tanh(GELU_K * (x + GELU_C * x * x * x)));
+                    }
+                },
+            )
         });
 }
 
@@ -107,12 +124,17 @@ pub fn gelu_backward(x: &[f32], grad: &[f32], out: &mut [f32]) {
         .zip(x.par_chunks(piece))
         .zip(grad.par_chunks(piece))
         .for_each(|((out, x), grad)| {
-            for ((o, &x), &g) in out.iter_mut().zip(x).zip(grad) {
-                let x2 = x * x;
-                let t = tanh(GELU_K * (x + GELU_C * x2 * x));
-                let du = GELU_K * (1.0 + 3.0 * GELU_C * x2);
-                *o = g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
-            }
+            simd::vectorized(
+                #[inline(always)]
+                || {
+                    for ((o, &x), &g) in out.iter_mut().zip(x).zip(grad) {
+                        let x2 = x * x;
+                        let t = tanh(GELU_K * (x + GELU_C * x2 * x));
+                        let du = GELU_K * (1.0 + 3.0 * GELU_C * x2);
+                        *o = g * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);
+                    }
+                },
+            )
         });
 }
 
@@ -123,22 +145,27 @@ pub fn causal_softmax(x: &[f32], t: usize, scale: f32, out: &mut [f32]) {
     out.par_chunks_mut(piece)
         .zip(x.par_chunks(piece))
         .for_each(|(out, x)| {
-            for (r, (o, x)) in out.chunks_exact_mut(t).zip(x.chunks_exact(t)).enumerate() {
-                let i = r % t;
-                let (live, dead) = o.split_at_mut(i + 1);
-                let mut max = f32::NEG_INFINITY;
-                for &v in &x[..=i] {
-                    max = max.max(v * scale);
-                }
-                let mut sum = 0.0f32;
-                for (o, &v) in live.iter_mut().zip(&x[..=i]) {
-                    *o = (v * scale - max).exp();
-                    sum += *o;
-                }
-                let inv = 1.0 / sum;
-                live.iter_mut().for_each(|o| *o *= inv);
-                dead.iter_mut().for_each(|o| *o = 0.0);
-            }
+            simd::vectorized(
+                #[inline(always)]
+                || {
+                    for (r, (o, x)) in out.chunks_exact_mut(t).zip(x.chunks_exact(t)).enumerate() {
+                        let i = r % t;
+                        let (live, dead) = o.split_at_mut(i + 1);
+                        let mut max = f32::NEG_INFINITY;
+                        for &v in &x[..=i] {
+                            max = max.max(v * scale);
+                        }
+                        let mut sum = 0.0f32;
+                        for (o, &v) in live.iter_mut().zip(&x[..=i]) {
+                            *o = (v * scale - max).exp();
+                            sum += *o;
+                        }
+                        let inv = 1.0 / sum;
+                        live.iter_mut().for_each(|o| *o *= inv);
+                        dead.iter_mut().for_each(|o| *o = 0.0);
+                    }
+                },
+            )
         });
 }
 
@@ -150,16 +177,21 @@ pub fn causal_softmax_backward(y: &[f32], grad: &[f32], t: usize, scale: f32, ou
         .zip(y.par_chunks(piece))
         .zip(grad.par_chunks(piece))
         .for_each(|((out, y), grad)| {
-            for ((o, y), g) in out
-                .chunks_exact_mut(t)
-                .zip(y.chunks_exact(t))
-                .zip(grad.chunks_exact(t))
-            {
-                let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
-                for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
-                    *o = scale * y * (g - dot);
-                }
-            }
+            simd::vectorized(
+                #[inline(always)]
+                || {
+                    for ((o, y), g) in out
+                        .chunks_exact_mut(t)
+                        .zip(y.chunks_exact(t))
+                        .zip(grad.chunks_exact(t))
+                    {
+                        let dot: f32 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+                        for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
+                            *o = scale * y * (g - dot);
+                        }
+                    }
+                },
+            )
         });
 }
 
@@ -175,6 +207,51 @@ pub struct AttentionShape {
     pub c: usize,
     /// Heads.
     pub heads: usize,
+}
+
+/// One head of one word, gathered into contiguous rows: `q` and `v` `[t, hs]`, and `kt`
+/// (`k` transposed, `[hs, t]`), so that a row of scores is `hs` multiply-adds of whole rows
+/// of `kt`, vectorised along the key positions, instead of `t` dot products of `hs` each
+/// (a sum in order, which the compiler cannot vectorise).
+struct Head {
+    q: Vec<f32>,
+    kt: Vec<f32>,
+    v: Vec<f32>,
+}
+
+impl Head {
+    fn new(t: usize, hs: usize) -> Self {
+        Head {
+            q: vec![0.0; t * hs],
+            kt: vec![0.0; hs * t],
+            v: vec![0.0; t * hs],
+        }
+    }
+
+    /// Head `h` of the rows `[t, 3c]` of one word.
+    fn gather(&mut self, rows: &[f32], t: usize, c: usize, h: usize, hs: usize) {
+        for i in 0..t {
+            let row = &rows[i * 3 * c..][..3 * c];
+            self.q[i * hs..][..hs].copy_from_slice(&row[h * hs..][..hs]);
+            self.v[i * hs..][..hs].copy_from_slice(&row[2 * c + h * hs..][..hs]);
+            for (d, &k) in row[c + h * hs..][..hs].iter().enumerate() {
+                self.kt[d * t + i] = k;
+            }
+        }
+    }
+}
+
+/// `out[j] = Σ_d a[d] · m[d][j]` for the `width` columns of `m` `[a.len(), stride]`: a
+/// row vector times a matrix, multiply-adds of whole rows of `m`.
+#[inline(always)]
+fn row_times(a: &[f32], m: &[f32], stride: usize, out: &mut [f32]) {
+    let width = out.len();
+    out.fill(0.0);
+    for (d, &ad) in a.iter().enumerate() {
+        for (o, &md) in out.iter_mut().zip(&m[d * stride..][..width]) {
+            *o += ad * md;
+        }
+    }
 }
 
 /// Causal multi-head self-attention of `qkv` `[batch · t, 3c]` (q, k, v side by side):
@@ -196,50 +273,57 @@ pub fn attention(
         .zip(probs.par_chunks_mut(piece * heads * t * t))
         .enumerate()
         .for_each(|(p, (y, probs))| {
-            for (w, (y, probs)) in y
-                .chunks_exact_mut(t * c)
-                .zip(probs.chunks_exact_mut(heads * t * t))
-                .enumerate()
-            {
-                let b = p * piece + w;
-                let rows = &qkv[b * t * 3 * c..(b + 1) * t * 3 * c];
-                for h in 0..heads {
-                    let at = |i: usize, part: usize| &rows[i * 3 * c + part * c + h * hs..][..hs];
-                    for i in 0..t {
-                        let pr = &mut probs[(h * t + i) * t..][..t];
-                        let q = at(i, 0);
-                        let mut max = f32::NEG_INFINITY;
-                        for (j, p) in pr.iter_mut().enumerate().take(i + 1) {
-                            let k = at(j, 1);
-                            *p = scale * q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>();
-                            max = max.max(*p);
-                        }
-                        let mut sum = 0.0;
-                        for p in &mut pr[..=i] {
-                            *p = (*p - max).exp();
-                            sum += *p;
-                        }
-                        let inv = 1.0 / sum;
-                        pr[..=i].iter_mut().for_each(|p| *p *= inv);
-                        pr[i + 1..].iter_mut().for_each(|p| *p = 0.0);
-                        let out = &mut y[i * c + h * hs..][..hs];
-                        out.iter_mut().for_each(|o| *o = 0.0);
-                        let m = mask.map(|m| &m[((b * heads + h) * t + i) * t..][..t]);
-                        for j in 0..=i {
-                            let wgt = pr[j] * m.map_or(1.0, |m| m[j]);
-                            for (o, &v) in out.iter_mut().zip(at(j, 2)) {
-                                *o += wgt * v;
+            simd::vectorized(
+                #[inline(always)]
+                || {
+                    let mut head = Head::new(t, hs);
+                    for (w, (y, probs)) in y
+                        .chunks_exact_mut(t * c)
+                        .zip(probs.chunks_exact_mut(heads * t * t))
+                        .enumerate()
+                    {
+                        let b = p * piece + w;
+                        let rows = &qkv[b * t * 3 * c..(b + 1) * t * 3 * c];
+                        for h in 0..heads {
+                            head.gather(rows, t, c, h, hs);
+                            for i in 0..t {
+                                let pr = &mut probs[(h * t + i) * t..][..t];
+                                row_times(&head.q[i * hs..][..hs], &head.kt, t, pr);
+                                let (live, dead) = pr.split_at_mut(i + 1);
+                                let mut max = f32::NEG_INFINITY;
+                                for p in live.iter_mut() {
+                                    *p *= scale;
+                                    max = max.max(*p);
+                                }
+                                let mut sum = 0.0;
+                                for p in live.iter_mut() {
+                                    *p = (*p - max).exp();
+                                    sum += *p;
+                                }
+                                let inv = 1.0 / sum;
+                                live.iter_mut().for_each(|p| *p *= inv);
+                                dead.fill(0.0);
+                                let out = &mut y[i * c + h * hs..][..hs];
+                                out.fill(0.0);
+                                let m = mask.map(|m| &m[((b * heads + h) * t + i) * t..][..t]);
+                                for j in 0..=i {
+                                    let wgt = pr[j] * m.map_or(1.0, |m| m[j]);
+                                    for (o, &v) in out.iter_mut().zip(&head.v[j * hs..][..hs]) {
+                                        *o += wgt * v;
+                                    }
+                                }
                             }
                         }
                     }
-                }
-            }
+                },
+            )
         });
 }
 
 /// The gradient at `qkv` of [`attention`], from the gradient `dy` at its output and the
 /// weights it saved, into `dqkv` `[batch · t, 3c]`. Each head's q, k, v and their
-/// gradients are gathered into contiguous rows first, so the inner loops vectorise.
+/// gradients are gathered into contiguous rows first (v transposed, so that a row of the
+/// weights' gradient is vectorised along the key positions).
 pub fn attention_backward(
     qkv: &[f32],
     probs: &[f32],
@@ -255,64 +339,79 @@ pub fn attention_backward(
     dqkv.par_chunks_mut(piece * t * 3 * c)
         .enumerate()
         .for_each(|(p, dqkv)| {
-            let mut dw = vec![0f32; t];
-            // q, k, v, dy of one head, then dq, dk, dv: `t` rows of `hs` each.
-            let mut local = vec![0f32; 7 * t * hs];
-            for (w, dqkv) in dqkv.chunks_exact_mut(t * 3 * c).enumerate() {
-                let b = p * piece + w;
-                let rows = &qkv[b * t * 3 * c..(b + 1) * t * 3 * c];
-                let dys = &dy[b * t * c..(b + 1) * t * c];
-                for h in 0..heads {
-                    let (inputs, grads) = local.split_at_mut(4 * t * hs);
-                    grads.iter_mut().for_each(|g| *g = 0.0);
-                    for i in 0..t {
-                        for part in 0..3 {
-                            inputs[(part * t + i) * hs..][..hs]
-                                .copy_from_slice(&rows[i * 3 * c + part * c + h * hs..][..hs]);
-                        }
-                        inputs[(3 * t + i) * hs..][..hs]
-                            .copy_from_slice(&dys[i * c + h * hs..][..hs]);
-                    }
-                    let (q, rest) = inputs.split_at(t * hs);
-                    let (k, rest) = rest.split_at(t * hs);
-                    let (v, dyh) = rest.split_at(t * hs);
-                    let (dq, rest) = grads.split_at_mut(t * hs);
-                    let (dk, dv) = rest.split_at_mut(t * hs);
-                    for i in 0..t {
-                        let pr = &probs[((b * heads + h) * t + i) * t..][..t];
-                        let m = mask.map(|m| &m[((b * heads + h) * t + i) * t..][..t]);
-                        let dyi = &dyh[i * hs..][..hs];
-                        for j in 0..=i {
-                            let mj = m.map_or(1.0, |m| m[j]);
-                            let wgt = pr[j] * mj;
-                            dw[j] = mj * dot(dyi, &v[j * hs..][..hs]);
-                            for (d, &g) in dv[j * hs..][..hs].iter_mut().zip(dyi) {
-                                *d += wgt * g;
+            simd::vectorized(
+                #[inline(always)]
+                || {
+                    let mut dw = vec![0f32; t];
+                    let mut ds = vec![0f32; t];
+                    // q, k, v^T and dy of one head, then dq, dk, dv: `t` rows of `hs` each.
+                    let (mut q, mut k, mut vt, mut dyh) = (
+                        vec![0f32; t * hs],
+                        vec![0f32; t * hs],
+                        vec![0f32; hs * t],
+                        vec![0f32; t * hs],
+                    );
+                    let mut grads = vec![0f32; 3 * t * hs];
+                    for (w, dqkv) in dqkv.chunks_exact_mut(t * 3 * c).enumerate() {
+                        let b = p * piece + w;
+                        let rows = &qkv[b * t * 3 * c..(b + 1) * t * 3 * c];
+                        let dys = &dy[b * t * c..(b + 1) * t * c];
+                        for h in 0..heads {
+                            grads.fill(0.0);
+                            for i in 0..t {
+                                let row = &rows[i * 3 * c..][..3 * c];
+                                q[i * hs..][..hs].copy_from_slice(&row[h * hs..][..hs]);
+                                k[i * hs..][..hs].copy_from_slice(&row[c + h * hs..][..hs]);
+                                for (d, &v) in row[2 * c + h * hs..][..hs].iter().enumerate() {
+                                    vt[d * t + i] = v;
+                                }
+                                dyh[i * hs..][..hs].copy_from_slice(&dys[i * c + h * hs..][..hs]);
+                            }
+                            let (dq, rest) = grads.split_at_mut(t * hs);
+                            let (dk, dv) = rest.split_at_mut(t * hs);
+                            for i in 0..t {
+                                let pr = &probs[((b * heads + h) * t + i) * t..][..t];
+                                let m = mask.map(|m| &m[((b * heads + h) * t + i) * t..][..t]);
+                                let dyi = &dyh[i * hs..][..hs];
+                                // The gradient at the (masked) weights: dy_i · v_j for every j.
+                                row_times(dyi, &vt, t, &mut dw);
+                                if let Some(m) = m {
+                                    dw.iter_mut().zip(m).for_each(|(d, &m)| *d *= m);
+                                }
+                                for j in 0..=i {
+                                    let wgt = pr[j] * m.map_or(1.0, |m| m[j]);
+                                    for (d, &g) in dv[j * hs..][..hs].iter_mut().zip(dyi) {
+                                        *d += wgt * g;
+                                    }
+                                }
+                                let total = dot(&pr[..=i], &dw[..=i]);
+                                for ((d, &p), &w) in ds.iter_mut().zip(pr).zip(&dw) {
+                                    *d = scale * p * (w - total);
+                                }
+                                let qi = &q[i * hs..][..hs];
+                                let dqi = &mut dq[i * hs..][..hs];
+                                for j in 0..=i {
+                                    let dsj = ds[j];
+                                    for ((d, &kv), (dk, &qv)) in dqi
+                                        .iter_mut()
+                                        .zip(&k[j * hs..][..hs])
+                                        .zip(dk[j * hs..][..hs].iter_mut().zip(qi))
+                                    {
+                                        *d += dsj * kv;
+                                        *dk += dsj * qv;
+                                    }
+                                }
+                            }
+                            for i in 0..t {
+                                for (part, g) in [&*dq, &*dk, &*dv].into_iter().enumerate() {
+                                    dqkv[i * 3 * c + part * c + h * hs..][..hs]
+                                        .copy_from_slice(&g[i * hs..][..hs]);
+                                }
                             }
                         }
-                        let total = dot(&pr[..=i], &dw[..=i]);
-                        let qi = &q[i * hs..][..hs];
-                        let dqi = &mut dq[i * hs..][..hs];
-                        for j in 0..=i {
-                            let ds = scale * pr[j] * (dw[j] - total);
-                            for ((d, &kv), (dk, &qv)) in dqi
-                                .iter_mut()
-                                .zip(&k[j * hs..][..hs])
-                                .zip(dk[j * hs..][..hs].iter_mut().zip(qi))
-                            {
-                                *d += ds * kv;
-                                *dk += ds * qv;
-                            }
-                        }
                     }
-                    for i in 0..t {
-                        for (part, g) in [&*dq, &*dk, &*dv].into_iter().enumerate() {
-                            dqkv[i * 3 * c + part * c + h * hs..][..hs]
-                                .copy_from_slice(&g[i * hs..][..hs]);
-                        }
-                    }
-                }
-            }
+                },
+            )
         });
 }
 
@@ -341,15 +440,20 @@ pub fn adamw(
         .zip(m_out.par_chunks_mut(piece))
         .zip(v_out.par_chunks_mut(piece));
     outs.enumerate().for_each(|(i, ((w_out, m_out), v_out))| {
-        let range = i * piece..(i * piece + w_out.len());
-        let moments = moments.map(|(m, v)| (&m[range.clone()], &v[range.clone()]));
-        adamw_piece(
-            &w[range.clone()],
-            &g[range],
-            moments,
-            s,
-            (w_out, m_out, v_out),
-        );
+        simd::vectorized(
+            #[inline(always)]
+            || {
+                let range = i * piece..(i * piece + w_out.len());
+                let moments = moments.map(|(m, v)| (&m[range.clone()], &v[range.clone()]));
+                adamw_piece(
+                    &w[range.clone()],
+                    &g[range],
+                    moments,
+                    s,
+                    (w_out, m_out, v_out),
+                );
+            },
+        )
     });
 }
 
@@ -476,23 +580,30 @@ fn layer_norm_rows(
         .zip(rstd.par_chunks_mut(piece))
         .zip(x.par_chunks(piece * cols))
         .for_each(|(((y, x_hat), rstd), x)| {
-            let rows = y.chunks_exact_mut(cols).zip(x_hat.chunks_exact_mut(cols));
-            for (((y, xh), r), x) in rows.zip(rstd.iter_mut()).zip(x.chunks_exact(cols)) {
-                let mean = sum8(x) / n;
-                for (c, &v) in xh.iter_mut().zip(x) {
-                    *c = v - mean;
-                }
-                let var = dot8(xh, xh) / n;
-                *r = 1.0 / (var + epsilon).sqrt();
-                for (((y, c), &g), &b) in y.iter_mut().zip(xh.iter_mut()).zip(gamma).zip(beta) {
-                    *c *= *r;
-                    *y = if with_tanh {
-                        tanh(g * *c + b)
-                    } else {
-                        g * *c + b
-                    };
-                }
-            }
+            simd::vectorized(
+                #[inline(always)]
+                || {
+                    let rows = y.chunks_exact_mut(cols).zip(x_hat.chunks_exact_mut(cols));
+                    for (((y, xh), r), x) in rows.zip(rstd.iter_mut()).zip(x.chunks_exact(cols)) {
+                        let mean = sum8(x) / n;
+                        for (c, &v) in xh.iter_mut().zip(x) {
+                            *c = v - mean;
+                        }
+                        let var = dot8(xh, xh) / n;
+                        *r = 1.0 / (var + epsilon).sqrt();
+                        for (((y, c), &g), &b) in
+                            y.iter_mut().zip(xh.iter_mut()).zip(gamma).zip(beta)
+                        {
+                            *c *= *r;
+                            *y = if with_tanh {
+                                tanh(g * *c + b)
+                            } else {
+                                g * *c + b
+                            };
+                        }
+                    }
+                },
+            )
         });
 }
 
@@ -522,42 +633,47 @@ pub fn layer_norm_tanh_backward(
         .zip(dz_x_hat.par_chunks_mut(chunk))
         .enumerate()
         .for_each(|(i, ((dx, dz), dzx))| {
-            let first = i * piece;
-            for (k, dx) in dx.chunks_exact_mut(cols).enumerate() {
-                let row = (first + k) * cols..(first + k + 1) * cols;
-                let here = k * cols..(k + 1) * cols;
-                let (xh, g) = (&x_hat[row.clone()], &grad[row.clone()]);
-                let (dz, dzx) = (&mut dz[here.clone()], &mut dzx[here]);
-                // dz (through tanh when there is one), then d = dz · γ in dx for now.
-                match y {
-                    Some(y) => {
-                        let y = &y[row];
-                        for ((((dz, dx), &g), &y), &gm) in
-                            dz.iter_mut().zip(dx.iter_mut()).zip(g).zip(y).zip(gamma)
+            simd::vectorized(
+                #[inline(always)]
+                || {
+                    let first = i * piece;
+                    for (k, dx) in dx.chunks_exact_mut(cols).enumerate() {
+                        let row = (first + k) * cols..(first + k + 1) * cols;
+                        let here = k * cols..(k + 1) * cols;
+                        let (xh, g) = (&x_hat[row.clone()], &grad[row.clone()]);
+                        let (dz, dzx) = (&mut dz[here.clone()], &mut dzx[here]);
+                        // dz (through tanh when there is one), then d = dz · γ in dx for now.
+                        match y {
+                            Some(y) => {
+                                let y = &y[row];
+                                for ((((dz, dx), &g), &y), &gm) in
+                                    dz.iter_mut().zip(dx.iter_mut()).zip(g).zip(y).zip(gamma)
+                                {
+                                    *dz = g * (1.0 - y * y);
+                                    *dx = *dz * gm;
+                                }
+                            }
+                            None => {
+                                for (((dz, dx), &g), &gm) in
+                                    dz.iter_mut().zip(dx.iter_mut()).zip(g).zip(gamma)
+                                {
+                                    *dz = g;
+                                    *dx = g * gm;
+                                }
+                            }
+                        }
+                        let mean_d = sum8(dx) / n;
+                        let mean_dx = dot8(dx, xh) / n;
+                        let r = rstd[first + k];
+                        for (((dx, dzx), &dz), &xh) in
+                            dx.iter_mut().zip(dzx.iter_mut()).zip(dz.iter()).zip(xh)
                         {
-                            *dz = g * (1.0 - y * y);
-                            *dx = *dz * gm;
+                            *dx = (*dx - mean_d - xh * mean_dx) * r;
+                            *dzx = dz * xh;
                         }
                     }
-                    None => {
-                        for (((dz, dx), &g), &gm) in
-                            dz.iter_mut().zip(dx.iter_mut()).zip(g).zip(gamma)
-                        {
-                            *dz = g;
-                            *dx = g * gm;
-                        }
-                    }
-                }
-                let mean_d = sum8(dx) / n;
-                let mean_dx = dot8(dx, xh) / n;
-                let r = rstd[first + k];
-                for (((dx, dzx), &dz), &xh) in
-                    dx.iter_mut().zip(dzx.iter_mut()).zip(dz.iter()).zip(xh)
-                {
-                    *dx = (*dx - mean_d - xh * mean_dx) * r;
-                    *dzx = dz * xh;
-                }
-            }
+                },
+            )
         });
 }
 
@@ -586,7 +702,12 @@ pub fn cross_entropy_into<T: Copy + TryInto<usize> + Sync>(
         .zip(logits[..rows * classes].par_chunks(piece * classes))
         .zip(targets[..rows].par_chunks(piece))
         .for_each(|(((probs, losses), logits), targets)| {
-            row_losses(logits, targets, classes, probs, losses);
+            simd::vectorized(
+                #[inline(always)]
+                || {
+                    row_losses(logits, targets, classes, probs, losses);
+                },
+            )
         });
     let total = losses.iter().fold(0.0f64, |t, &l| t + f64::from(l));
     (total / targets.len().max(1) as f64) as f32
@@ -649,17 +770,22 @@ pub fn cross_entropy_backward_into<T: Copy + TryInto<usize> + Sync>(
         .zip(probs[..rows * classes].par_chunks(piece * classes))
         .zip(targets[..rows].par_chunks(piece))
         .for_each(|((out, probs), targets)| {
-            let rows = probs
-                .chunks_exact(classes)
-                .zip(out.chunks_exact_mut(classes));
-            for ((p, o), &t) in rows.zip(targets) {
-                for (o, &p) in o.iter_mut().zip(p) {
-                    *o = p * scale;
-                }
-                if let Some(o) = t.try_into().ok().and_then(|t: usize| o.get_mut(t)) {
-                    *o -= scale;
-                }
-            }
+            simd::vectorized(
+                #[inline(always)]
+                || {
+                    let rows = probs
+                        .chunks_exact(classes)
+                        .zip(out.chunks_exact_mut(classes));
+                    for ((p, o), &t) in rows.zip(targets) {
+                        for (o, &p) in o.iter_mut().zip(p) {
+                            *o = p * scale;
+                        }
+                        if let Some(o) = t.try_into().ok().and_then(|t: usize| o.get_mut(t)) {
+                            *o -= scale;
+                        }
+                    }
+                },
+            )
         });
 }
 

@@ -26,6 +26,13 @@ mod fusion;
 pub mod kernels;
 #[cfg(feature = "ndarray")]
 mod ndarray;
+pub mod recurrence;
+#[cfg(feature = "ndarray")]
+mod recurrence_cpu;
+#[cfg(feature = "ndarray")]
+mod simd;
+
+pub use recurrence::{recurrence, CellKind, RecurrenceShape};
 
 /// burn-flex gets burn's own operations for every fused one: it is here to be measured
 /// (`cargo run --release -p makemore-train --example cpu_backends --features flex`).
@@ -306,6 +313,37 @@ pub trait FusedOps: Backend {
         n_head: usize,
     ) -> FloatTensor<Self> {
         plain::attention_backward::<Self>(qkv, probs, mask, grad, batch, n_head)
+    }
+
+    /// A whole recurrence ([`recurrence`](mod@recurrence)): `[hidden [batch · t, h], gates]`,
+    /// the state after every position and what the backward pass reuses (the GRU's `z`, `r`
+    /// and `hbar` of every position, `[batch · t, 3h]`; nothing for the RNN). `None` (the
+    /// default) where the backend has no kernel for it: the model then runs the cell a step
+    /// at a time through burn's operations, which `Autodiff` differentiates itself.
+    fn fused_recurrence(
+        shape: RecurrenceShape,
+        x: FloatTensor<Self>,
+        start: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> Option<[FloatTensor<Self>; 2]> {
+        let _ = (shape, x, start, w, b);
+        None
+    }
+
+    /// The gradients `[dx, dstart, dw, db]` of [`FusedOps::fused_recurrence`] from the
+    /// gradient `grad` at its hidden states, given what the forward pass returned.
+    #[allow(clippy::too_many_arguments)]
+    fn fused_recurrence_backward(
+        shape: RecurrenceShape,
+        x: FloatTensor<Self>,
+        start: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        hidden: FloatTensor<Self>,
+        gates: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 4] {
+        recurrence::backward::<Self>(shape, x, start, w, hidden, gates, grad)
     }
 
     /// An inverted-dropout mask of `shape`: unit `i` keeps `1 / keep` when the 64-bit draw

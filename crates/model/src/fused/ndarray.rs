@@ -12,7 +12,8 @@ use ndarray::{
 };
 use rayon::prelude::*;
 
-use super::{count_fallback, kernels, plain, FusedOps};
+use super::recurrence::RecurrenceShape;
+use super::{count_fallback, kernels, plain, recurrence_cpu, simd, FusedOps};
 
 /// The values of an array in row-major order, borrowed when it is laid out that way.
 fn values<'a, E: Copy, D: Dimension>(view: &'a ArrayView<'a, E, D>) -> std::borrow::Cow<'a, [E]> {
@@ -81,7 +82,7 @@ const MATMUL_PARALLEL_MIN: usize = 1 << 20;
 /// there are more of those) of `c` are cut into one piece per thread, and each piece is one
 /// single-threaded product. Every output element is still computed by one thread in
 /// matrixmultiply's own order, so the result is the same bit for bit for any thread count.
-fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: ArrayViewMut2<f32>) {
+pub(super) fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: ArrayViewMut2<f32>) {
     let work = a.nrows() * a.ncols() * b.ncols();
     let threads = if work < MATMUL_PARALLEL_MIN {
         1
@@ -177,7 +178,7 @@ fn linear_backward(
 
 /// The sum of each column, row after row from the first (as ndarray's `sum_axis(Axis(0))`
 /// adds them); wide matrices are split by columns over rayon's threads.
-fn column_sums(a: ArrayView2<f32>) -> Array1<f32> {
+pub(super) fn column_sums(a: ArrayView2<f32>) -> Array1<f32> {
     let cols = a.ncols();
     let mut sums = Array1::zeros(cols);
     let Some(out) = sums.as_slice_mut() else {
@@ -190,14 +191,19 @@ fn column_sums(a: ArrayView2<f32>) -> Array1<f32> {
         kernels::units_per_piece(cols, a.nrows())
     };
     out.par_chunks_mut(piece).enumerate().for_each(|(i, out)| {
-        let first = i * piece;
-        for row in a.rows() {
-            let row = row.slice_move(ndarray::s![first..first + out.len()]);
-            match row.as_slice() {
-                Some(row) => out.iter_mut().zip(row).for_each(|(o, &x)| *o += x),
-                None => out.iter_mut().zip(row).for_each(|(o, &x)| *o += x),
-            }
-        }
+        simd::vectorized(
+            #[inline(always)]
+            || {
+                let first = i * piece;
+                for row in a.rows() {
+                    let row = row.slice_move(ndarray::s![first..first + out.len()]);
+                    match row.as_slice() {
+                        Some(row) => out.iter_mut().zip(row).for_each(|(o, &x)| *o += x),
+                        None => out.iter_mut().zip(row).for_each(|(o, &x)| *o += x),
+                    }
+                }
+            },
+        )
     });
     sums
 }
@@ -306,6 +312,58 @@ fn layer_norm_forward(
 }
 
 impl FusedOps for NdArray<f32> {
+    fn fused_recurrence(
+        shape: RecurrenceShape,
+        x: FloatTensor<Self>,
+        start: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> Option<[FloatTensor<Self>; 2]> {
+        let RecurrenceShape { batch, t, e, h, .. } = shape;
+        let gh = shape.cell.gates() * h;
+        let views = (view2(&x), view2(&start), view2(&w), view1(&b));
+        if let (Some(xv), Some(sv), Some(wv), Some(bv)) = views {
+            if xv.dim() == (batch * t, e)
+                && sv.dim() == (1, h)
+                && wv.dim() == (e + h, gh)
+                && bv.len() == gh
+            {
+                let [hidden, gates] = recurrence_cpu::forward(shape, xv, sv, wv, bv);
+                return Some([tensor(hidden), tensor(gates)]);
+            }
+        }
+        count_fallback();
+        None
+    }
+
+    fn fused_recurrence_backward(
+        shape: RecurrenceShape,
+        x: FloatTensor<Self>,
+        start: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        hidden: FloatTensor<Self>,
+        gates: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 4] {
+        let views = (
+            view2(&x),
+            view2(&start),
+            view2(&w),
+            view2(&hidden),
+            view2(&gates),
+            view2(&grad),
+        );
+        if let (Some(xv), Some(sv), Some(wv), Some(hv), Some(gv), Some(dv)) = views {
+            if dv.dim() == hv.dim() {
+                let [dx, dstart, dw, db] = recurrence_cpu::backward(shape, xv, sv, wv, hv, gv, dv);
+                let db = db.index_axis_move(Axis(0), 0).into_dyn().into_shared();
+                return [tensor(dx), tensor(dstart), tensor(dw), db.into()];
+            }
+        }
+        count_fallback();
+        super::recurrence::backward::<Self>(shape, x, start, w, hidden, gates, grad)
+    }
+
     fn fused_adamw<const D: usize>(
         w: Tensor<Self, D>,
         g: Tensor<Self, D>,
