@@ -31,7 +31,6 @@ mod bow;
 mod config;
 pub mod device;
 pub mod dropout;
-pub mod fused;
 mod init;
 mod loss;
 mod mlp;
@@ -46,8 +45,10 @@ pub use config::{
     activation_floats, InitScheme, ModelConfig, ModelKind, NormKind, MAX_DIM, MAX_PARAMS,
 };
 pub use dropout::DropoutStep;
-pub use fused::{AdamWStep, FusedAutodiff, FusedOps, Kernels};
 pub use loss::cross_entropy;
+/// The fused operations ([`makemore_kernels`]): how each backend computes the models.
+pub use makemore_kernels as fused;
+pub use makemore_kernels::{AdamWStep, FusedAutodiff, FusedOps, Kernels};
 pub use mlp::Mlp;
 pub use model::Model;
 pub use rnn::{Cell, GruCell, Rnn, RnnCell};

@@ -231,8 +231,8 @@ impl<B: Backend> Mlp<B> {
 mod tests {
     use super::*;
     use crate::cross_entropy;
-    use crate::dropout::dropout_mask;
     use burn::backend::NdArray;
+    use makemore_kernels::mask::dropout_mask;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 

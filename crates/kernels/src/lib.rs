@@ -1,6 +1,9 @@
-//! Fused operations: burn's backend-extension pattern for the places where a training step
-//! spends its time: the embedding lookup, each linear layer (with its tanh), LayerNorm with
-//! its tanh, the cross-entropy, and AdamW's update.
+//! How each of burn's backends computes makemore's models: the fused operations, burn's
+//! backend-extension pattern for the places where a training step spends its time (the
+//! embedding lookup, each linear layer with its tanh, LayerNorm with and without tanh, GELU,
+//! causal attention, a whole RNN or GRU recurrence, the cross-entropy, AdamW's update,
+//! dropout masks and sampling's categorical draw). `makemore-model` (what the models are)
+//! sits above this crate, as burn's `burn-nn` sits above its backend crates.
 //!
 //! [`FusedOps`] is a [`Backend`] extension trait. Its default methods compose burn's own
 //! tensor operations, so every backend gets a correct implementation for free. burn's CubeCL
@@ -15,7 +18,19 @@
 //!
 //! Which path a model takes is [`Kernels`] in its config. The fused path computes the same
 //! function to within `f32` rounding (tested against the plain path, loss and gradients, in
-//! `tests/model/fused.rs`), but not bit for bit: a run trained with one is not resumed with the other.
+//! makemore-model's `tests/model/fused.rs`), but not bit for bit: a run trained with one is
+//! not resumed with the other.
+//!
+//! ```
+//! use burn::backend::NdArray;
+//! use burn::prelude::*;
+//!
+//! let device = Default::default();
+//! let x = Tensor::<NdArray, 2>::from_floats([[0.0, 1.0], [-1.0, 20.0]], &device);
+//! let y = makemore_kernels::tanh(x).into_data().to_vec::<f32>().unwrap();
+//! assert_eq!(y[0], 0.0);
+//! assert!((y[1] - 1f32.tanh()).abs() < 1e-6 && y[3] == 1.0);
+//! ```
 
 mod autodiff;
 #[cfg(feature = "cubecl")]
@@ -24,6 +39,7 @@ mod cube;
 mod fusion;
 #[cfg(feature = "ndarray")]
 pub mod kernels;
+pub mod mask;
 #[cfg(feature = "ndarray")]
 mod ndarray;
 pub mod recurrence;
@@ -33,6 +49,11 @@ mod recurrence_cpu;
 mod simd;
 
 pub use recurrence::{recurrence, CellKind, RecurrenceShape};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// burn-flex gets burn's own operations for every fused one: it is here to be measured
 /// (`cargo run --release -p makemore-train --example cpu_backends --features flex`).
@@ -359,7 +380,7 @@ pub trait FusedOps: Backend {
         device: &burn::tensor::Device<Self>,
     ) -> FloatTensor<Self> {
         let n = shape.num_elements();
-        let mask = crate::dropout::dropout_mask_at(&key, start, n, keep);
+        let mask = crate::mask::dropout_mask_at(&key, start, n, keep);
         let mask = TensorData::new(mask, shape).convert::<Self::FloatElem>();
         Self::float_from_data(mask, device)
     }

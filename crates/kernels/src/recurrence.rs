@@ -104,7 +104,7 @@ pub fn recurrence<B: FusedOps>(
 /// The default body of [`FusedOps::fused_recurrence_backward`] in burn's operations: back
 /// through the positions from the last, one step's gradients at a time, then the weights'
 /// gradients as a few products over all positions.
-pub(crate) fn backward<B: Backend>(
+pub fn backward<B: Backend>(
     s: RecurrenceShape,
     x: FloatTensor<B>,
     start: FloatTensor<B>,

@@ -120,7 +120,7 @@ fn quarter_round(x: &mut Array<u32>, a: usize, b: usize, c: usize, d: usize) {
 /// One unit per mask value: the ChaCha8 block holding words `start + 2i`, `start + 2i + 1` of
 /// the stream of the key `k0..k7` (rand_chacha's layout), and the keep test on their 53 high
 /// bits as two 32-bit halves (`(hi, lo) < (bound_hi, bound_lo)`; no 64-bit integers on every
-/// GPU): the host's mask ([`crate::dropout::dropout_mask_at`]) bit for bit.
+/// GPU): the host's mask ([`crate::mask::dropout_mask_at`]) bit for bit.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn dropout_mask_kernel<F: Float, I: Int>(
@@ -561,7 +561,7 @@ where
         // Converted to `I` first: uploaded as i64 they would be read as pairs of i32 halves.
         let words = burn::tensor::TensorData::new(words, [8]).convert::<I>();
         let key = Self::int_from_data(words, device);
-        let bound = crate::dropout::keep_bound(keep);
+        let bound = crate::mask::keep_bound(keep);
         let (count, dim) = grid(&out, n);
         dropout_mask_kernel::launch::<F, I, R>(
             &client,

@@ -28,6 +28,12 @@ fn position_mut<'a>(m: &'a mut Array2<f32>, i: usize, t: usize) -> ArrayViewMut2
     m.slice_mut(s![i..;t, ..])
 }
 
+/// The inputs' rows of `w` and the state's: `[e, gates · h]` and `[h, gates · h]`.
+fn split(sh: RecurrenceShape, w: ArrayView2<f32>) -> (ArrayView2<f32>, ArrayView2<f32>) {
+    let (wx, wh) = w.split_at(Axis(0), sh.e);
+    (wx, wh)
+}
+
 /// `[hidden [batch · t, h], gates]` (gates `[batch · t, 3h]` for the GRU, `[0, 0]` for the
 /// RNN) of the recurrence over `x` `[batch · t, e]` from `start` `[1, h]`.
 pub fn forward(
@@ -38,15 +44,10 @@ pub fn forward(
     b: ArrayView1<f32>,
 ) -> [Array2<f32>; 2] {
     let RecurrenceShape {
-        cell,
-        batch,
-        t,
-        e,
-        h,
+        cell, batch, t, h, ..
     } = sh;
-    let gh = cell.gates() * h;
-    let rows = batch * t;
-    let (wx, wh) = (w.slice(s![..e, ..]), w.slice(s![e.., ..]));
+    let (gh, rows) = (cell.gates() * h, batch * t);
+    let (wx, wh) = split(sh, w);
     // The inputs' share of every pre-activation, bias included: one product.
     let mut pre = Array2::zeros((rows, gh));
     for mut row in pre.rows_mut() {
@@ -116,15 +117,11 @@ pub fn backward(
     grad: ArrayView2<f32>,
 ) -> [Array2<f32>; 4] {
     let RecurrenceShape {
-        cell,
-        batch,
-        t,
-        e,
-        h,
+        cell, batch, t, h, ..
     } = sh;
-    let gh = cell.gates() * h;
-    let rows = batch * t;
-    let (wx, wh) = (w.slice(s![..e, ..]), w.slice(s![e.., ..]));
+    let (gh, rows) = (cell.gates() * h, batch * t);
+    let e = sh.e;
+    let (wx, wh) = split(sh, w);
     // The state before each row's step.
     let mut previous = Array2::<f32>::zeros((rows, h));
     if let Some(start) = start.broadcast((batch, h)) {
