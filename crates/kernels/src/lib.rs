@@ -9,7 +9,7 @@
 //! tensor operations, so every backend gets a correct implementation for free. burn's CubeCL
 //! backends (wgpu, CUDA) override some with CubeCL kernels (`cube.rs`, with the
 //! `wgpu`/`cuda` features). The ndarray CPU backend overrides them with single-pass `f32` kernels
-//! ([`kernels`]: a vectorisable rational `tanh`, a softmax cross-entropy that keeps its
+//! (`kernels.rs`: a vectorisable rational `tanh`, a softmax cross-entropy that keeps its
 //! probabilities for the backward pass, LayerNorm over each row in one pass), and
 //! `Autodiff<B>` overrides them with hand-written backward passes that use the saved outputs
 //! (`1 − y²` for tanh, `softmax − onehot` for the loss, LayerNorm's textbook gradient from
@@ -496,7 +496,7 @@ pub fn categorical<B: FusedOps>(probs: Tensor<B, 2>, u: Tensor<B, 1>) -> Tensor<
 }
 
 /// Mean cross-entropy through [`FusedOps::fused_cross_entropy`]; the same function as
-/// [`cross_entropy`](crate::cross_entropy).
+/// makemore-model's `cross_entropy` (burn's `log_softmax`, the targets' entries, the mean).
 ///
 /// # Shapes
 /// - `logits`: `[batch, vocab]`
