@@ -2,8 +2,8 @@
 cpu-clock event, so it works where hardware counters are not exposed, as in most VMs), each
 sample put in one bucket by its call stack, printed as a Markdown table.
 
-    python3 xtask/bench/profile.py --config examples/configs/makemore-py/transformer.json
-    python3 xtask/bench/profile.py --config examples/configs/makemore-py/gru.json --threads 2
+    python3 xtask/bench/step_profile.py --config examples/configs/makemore-py/transformer.json
+    python3 xtask/bench/step_profile.py --config examples/configs/makemore-py/gru.json --threads 2
 
 Needs `perf` (Debian's linux-perf) and a release binary with line tables (the workspace's
 release profile has them). Only samples under `train_step` count: the warm-up's data
