@@ -10,27 +10,53 @@
 
 #![allow(unsafe_code)] // `#[target_feature]` functions, called only after the CPU check
 
-/// Runs `f` compiled for the widest vector instructions this CPU has (see the module docs).
-static TIER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The widest vector instructions that [`vectorized`] compiles for.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tier {
+    Avx512,
+    Avx2,
+    Baseline,
+}
 
+/// This CPU's [`Tier`], narrowed by `MAKEMORE_SIMD=avx2` or `=none` (for measuring),
+/// decided once.
+fn tier() -> Tier {
+    static TIER: std::sync::OnceLock<Tier> = std::sync::OnceLock::new();
+    *TIER.get_or_init(|| {
+        let asked = std::env::var("MAKEMORE_SIMD").unwrap_or_default();
+        #[cfg(target_arch = "x86_64")]
+        {
+            let avx2 =
+                std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma");
+            if asked != "none"
+                && asked != "avx2"
+                && avx2
+                && std::is_x86_feature_detected!("avx512f")
+            {
+                return Tier::Avx512;
+            }
+            if asked != "none" && avx2 {
+                return Tier::Avx2;
+            }
+        }
+        let _ = asked;
+        Tier::Baseline
+    })
+}
+
+/// Runs `f` compiled for the widest vector instructions this CPU has (see the module docs).
 #[inline(always)]
 pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let tier = TIER.get_or_init(|| std::env::var("MAKEMORE_SIMD").unwrap_or_default());
-        if tier == "none" {
-            return f();
-        }
-        if tier != "avx2" && std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F (checked on the line above).
-            return unsafe { avx512(f) };
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA (checked on the line above).
-            return unsafe { avx2(f) };
-        }
+    match tier() {
+        // SAFETY: `tier` found AVX-512F, AVX2 and FMA on this CPU.
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx512 => unsafe { avx512(f) },
+        // SAFETY: `tier` found AVX2 and FMA on this CPU.
+        #[cfg(target_arch = "x86_64")]
+        Tier::Avx2 => unsafe { avx2(f) },
+        _ => f(),
     }
-    f()
 }
 
 #[cfg(target_arch = "x86_64")]

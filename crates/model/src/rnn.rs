@@ -108,13 +108,18 @@ impl<B: FusedOps> Cell<B> {
         }
     }
 
+    /// The cell's layers, in the order [`Cell::stacked`] puts them side by side.
+    fn layers(&self) -> Vec<&Linear<B>> {
+        match self {
+            Cell::Rnn(c) => vec![&c.xh_to_h],
+            Cell::Gru(c) => vec![&c.xh_to_z, &c.xh_to_r, &c.xh_to_hbar],
+        }
+    }
+
     /// The cell's layers side by side, as [`fused::recurrence`] takes them: weights
     /// `[n_embd + n_hidden, gates · n_hidden]` and biases (`z`, `r`, `hbar` for the GRU).
     fn stacked(&self) -> Option<(Tensor<B, 2>, Tensor<B, 1>)> {
-        let layers = match self {
-            Cell::Rnn(c) => vec![&c.xh_to_h],
-            Cell::Gru(c) => vec![&c.xh_to_z, &c.xh_to_r, &c.xh_to_hbar],
-        };
+        let layers = self.layers();
         let biases = layers
             .iter()
             .map(|l| l.bias.as_ref().map(|b| b.val()))
@@ -234,13 +239,12 @@ mod tests {
                 .with_kind(kind)
                 .with_n_embd(8)
                 .with_n_hidden(6);
-            let model = config.init_rnn::<Ad>(&device);
+            let mut model = config.init_rnn::<Ad>(&device);
             // A start state that is not zero, so that its path is tested.
-            let start = Tensor::<Ad, 2>::from_data(
+            model.start = Param::from_tensor(Tensor::from_data(
                 TensorData::new((0..6).map(|i| 0.1 * i as f32 - 0.2).collect(), [1, 6]),
                 &device,
-            )
-            .require_grad();
+            ));
             let rows = batch * t;
             let x = Tensor::<Ad, 2>::from_data(
                 TensorData::new(
@@ -261,59 +265,46 @@ mod tests {
                 ),
                 &device,
             );
-            let (w, b) = model.cell.stacked().unwrap();
             let kind = model.cell.kind();
-            let (w, b) = (w.detach().require_grad(), b.detach().require_grad());
+            // Both paths read the same parameters: the layers' gradients, stacked as the
+            // kernel takes the layers, so that the default backward body's can be compared.
             let run = |hidden: Tensor<Ad, 2>| {
                 let grads = (hidden.clone() * probe.clone()).sum().backward();
-                let g = |t: &Tensor<Ad, 2>| values(t.grad(&grads).unwrap());
+                let layers = model.cell.layers();
+                let w = Tensor::cat(
+                    layers
+                        .iter()
+                        .map(|l| l.weight.grad(&grads).unwrap())
+                        .collect(),
+                    1,
+                );
+                let b = Tensor::cat(
+                    layers
+                        .iter()
+                        .filter_map(|l| l.bias.as_ref()?.grad(&grads))
+                        .collect(),
+                    0,
+                );
+                let x_grad = values(x.grad(&grads).unwrap());
+                let start_grad = values(model.start.grad(&grads).unwrap());
                 (
                     values(hidden.inner()),
-                    [g(&x), g(&start), g(&w), values(b.grad(&grads).unwrap())],
+                    [x_grad, start_grad, values(w), values(b)],
                 )
             };
-            let fused = recurrence(kind, x.clone(), start.clone(), w.clone(), b.clone(), batch)
-                .expect("ndarray f32 has the kernel");
+            let (w, b) = model.cell.stacked().unwrap();
+            let fused = recurrence(
+                kind,
+                x.clone(),
+                model.start.val(),
+                w.clone(),
+                b.clone(),
+                batch,
+            )
+            .expect("ndarray f32 has the kernel");
             let (fused_hidden, fused_grads) = run(fused);
-            // The reference: the same weights as the cell's layers, step by step.
-            let h = 6;
-            let weights: Vec<_> = (0..kind.gates())
-                .map(|j| {
-                    let weight = w.clone().slice([0..8 + h, j * h..(j + 1) * h]);
-                    let bias = b.clone().slice(j * h..(j + 1) * h);
-                    (weight, bias)
-                })
-                .collect();
-            // The stacked `w` and `b` reach the step-by-step cell through the slices above, so
-            // both paths are differentiated with respect to the same leaves.
-            let steps = {
-                let xs = x.clone().reshape([batch, t, 8]);
-                let mut state = start.clone().expand([batch, h]);
-                let mut states = Vec::new();
-                for i in 0..t {
-                    let xi = xs
-                        .clone()
-                        .slice([0..batch, i..i + 1, 0..8])
-                        .reshape([batch, 8]);
-                    let lin = |j: usize, input: Tensor<Ad, 2>| {
-                        let (weight, bias) = weights[j].clone();
-                        input.matmul(weight) + bias.unsqueeze()
-                    };
-                    let sig = |a: Tensor<Ad, 2>| (a * 0.5).tanh() * 0.5 + 0.5;
-                    state = match kind {
-                        CellKind::Rnn => lin(0, Tensor::cat(vec![xi, state], 1)).tanh(),
-                        CellKind::Gru => {
-                            let xh = Tensor::cat(vec![xi.clone(), state.clone()], 1);
-                            let z = sig(lin(0, xh.clone()));
-                            let r = sig(lin(1, xh));
-                            let hbar = lin(2, Tensor::cat(vec![xi, r * state.clone()], 1)).tanh();
-                            (z.clone().neg() + 1.0) * state + z * hbar
-                        }
-                    };
-                    states.push(state.clone());
-                }
-                Tensor::stack::<3>(states, 1).reshape([rows, h])
-            };
+            // The reference: the model's own cell, a step at a time.
+            let steps = model.steps(x.clone(), batch);
             let (step_hidden, step_grads) = run(steps);
             close(
                 &format!("{kind:?} hidden"),
@@ -325,13 +316,14 @@ mod tests {
                 close(&format!("{kind:?} gradient {i}"), f, s, 1e-5);
             }
             // The default backward body (burn's operations) from the kernel's saved states.
+            let h = 6;
             let shape =
                 RecurrenceShape::of(kind, [rows, 8], [8 + h, kind.gates() * h], batch).unwrap();
             let prim = |t: Tensor<Ad, 2>| t.inner().into_primitive().tensor();
             let [hidden, gates] = <Inner as FusedOps>::fused_recurrence(
                 shape,
                 prim(x.clone()),
-                prim(start.clone()),
+                prim(model.start.val()),
                 prim(w.clone()),
                 b.clone().inner().into_primitive().tensor(),
             )
@@ -340,7 +332,7 @@ mod tests {
             let default = crate::fused::recurrence::backward::<Inner>(
                 shape,
                 prim(x.clone()),
-                prim(start.clone()),
+                prim(model.start.val()),
                 prim(w.clone()),
                 hidden,
                 gates,
