@@ -200,10 +200,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     // makemore.py's models with its defaults (examples/configs/makemore-py/), batch 32
     // words, and the record-sized Transformer, against xtask/bench/pytorch_seq.py below.
-    for case in &SEQ_CASES {
-        let config = crate::workspace_root().join(case.config);
+    let seq = seq_cases()?;
+    for case in &seq {
         let mut flags = bench_flags("train", Some(case.batch), scale(500), Some(20), false);
-        flags.extend(["--config".to_string(), config.display().to_string()]);
+        flags.extend(["--config".to_string(), case.config.display().to_string()]);
         cases.push((case.row(), flags, Vec::new()));
     }
     cases.extend([
@@ -282,16 +282,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
     if let Some(python) = &args.python {
         let script = crate::workspace_root().join("xtask/bench/pytorch_seq.py");
-        for case in &SEQ_CASES {
+        for case in &seq {
             for &threads in &counts {
-                let name = format!("{}, {threads} thread(s)", case.label);
+                let name = format!("{}, {threads} thread(s)", case.label());
                 eprintln!("pytorch {name}");
                 let v = fastest(tries, || {
                     run_json(
                         args.command(python)
                             .arg(&script)
                             .arg(torch_data(&args))
-                            .args(["--model", case.model])
+                            .args(["--model", &case.kind])
                             .args(["--batch-size", &case.batch.to_string()])
                             .args(["--n-embd", &case.n_embd.to_string()])
                             .args(["--steps", &scale(500).to_string(), "--warmup", "20"])
@@ -390,11 +390,11 @@ AdamW settings.\n\n",
             ours(BATCH_4096, "examples_per_s") / best("batch 4096,", "examples_per_s").max(1e-9),
             ours(WIDE, "steps_per_s") / best("wide model", "steps_per_s").max(1e-9),
         ));
-        for case in &SEQ_CASES {
-            let theirs = best(&format!("{},", case.label), "steps_per_s");
+        for case in &seq {
+            let theirs = best(&format!("{},", case.label()), "steps_per_s");
             md.push_str(&format!(
                 ", {} steps/s **{:.2}×**",
-                case.label,
+                case.label(),
                 ours(&case.row(), "steps_per_s") / theirs.max(1e-9)
             ));
         }
@@ -407,67 +407,80 @@ AdamW settings.\n\n",
     Ok(())
 }
 
-/// A sequence model timed against the same model in PyTorch (`xtask/bench/pytorch_seq.py`).
+/// A sequence model timed against the same model in PyTorch (`xtask/bench/pytorch_seq.py`),
+/// with what both sides need read from makemore's config, so the two cannot disagree.
 struct SeqCase {
-    /// What the rows call it.
-    label: &'static str,
-    /// makemore's config, from the workspace root.
-    config: &'static str,
-    /// pytorch_seq.py's `--model`.
-    model: &'static str,
-    /// Words per step, on both sides.
+    /// What the rows call it (the batch size follows).
+    name: &'static str,
+    /// makemore's config.
+    config: PathBuf,
+    /// The config's model kind: pytorch_seq.py's `--model`.
+    kind: String,
+    /// The config's `batch_size`: words per step, on both sides.
     batch: u64,
-    /// pytorch_seq.py's `--n-embd` (the config's `n_embd`).
+    /// The config's `n_embd`: pytorch_seq.py's `--n-embd`.
     n_embd: u64,
 }
 
 impl SeqCase {
+    /// The case of `name` trained as the config `config` (from the workspace root) says.
+    fn read(name: &'static str, config: &str) -> Result<Self> {
+        let config = crate::workspace_root().join(config);
+        let text = std::fs::read_to_string(&config)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+        let json: Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+        let field = |v: &Value, what: &str| {
+            v.as_u64()
+                .ok_or_else(|| anyhow::anyhow!("{}: no {what}", config.display()))
+        };
+        let kind = json["model"]["kind"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("{}: no model.kind", config.display()))?
+            .to_string();
+        let batch = field(&json["batch_size"], "batch_size")?;
+        let n_embd = field(&json["model"]["n_embd"], "model.n_embd")?;
+        Ok(SeqCase {
+            name,
+            config,
+            kind,
+            batch,
+            n_embd,
+        })
+    }
+
+    /// What the rows call it.
+    fn label(&self) -> String {
+        format!("{}, batch {}", self.name, self.batch)
+    }
+
     /// The makemore row.
     fn row(&self) -> String {
-        format!("train, {}", self.label)
+        format!("train, {}", self.label())
     }
 }
 
 /// makemore.py's four sequence models with its defaults, and the record-sized Transformer
 /// (`examples/configs/transformer-best.json`: 128-d, 4 layers, 4 heads, batch 64; its
 /// dropout of 0.32 runs in makemore's row only, since makemore.py's model has none).
-const SEQ_CASES: [SeqCase; 5] = [
-    SeqCase {
-        label: "makemore.py's transformer, batch 32",
-        config: "examples/configs/makemore-py/transformer.json",
-        model: "transformer",
-        batch: 32,
-        n_embd: 64,
-    },
-    SeqCase {
-        label: "makemore.py's gru, batch 32",
-        config: "examples/configs/makemore-py/gru.json",
-        model: "gru",
-        batch: 32,
-        n_embd: 64,
-    },
-    SeqCase {
-        label: "makemore.py's rnn, batch 32",
-        config: "examples/configs/makemore-py/rnn.json",
-        model: "rnn",
-        batch: 32,
-        n_embd: 64,
-    },
-    SeqCase {
-        label: "makemore.py's bow, batch 32",
-        config: "examples/configs/makemore-py/bow.json",
-        model: "bow",
-        batch: 32,
-        n_embd: 64,
-    },
-    SeqCase {
-        label: "the record-sized transformer, batch 64",
-        config: "examples/configs/transformer-best.json",
-        model: "transformer",
-        batch: 64,
-        n_embd: 128,
-    },
-];
+fn seq_cases() -> Result<Vec<SeqCase>> {
+    [
+        (
+            "makemore.py's transformer",
+            "examples/configs/makemore-py/transformer.json",
+        ),
+        ("makemore.py's gru", "examples/configs/makemore-py/gru.json"),
+        ("makemore.py's rnn", "examples/configs/makemore-py/rnn.json"),
+        ("makemore.py's bow", "examples/configs/makemore-py/bow.json"),
+        (
+            "the record-sized transformer",
+            "examples/configs/transformer-best.json",
+        ),
+    ]
+    .into_iter()
+    .map(|(name, config)| SeqCase::read(name, config))
+    .collect()
+}
 
 /// How training speed grows with threads: makemore's batch 4096 and wide-model rows for
 /// each thread count (all cores: the rows without a count), beside PyTorch's.
