@@ -229,6 +229,7 @@ impl Head {
     }
 
     /// Head `h` of the rows `[t, 3c]` of one word.
+    #[inline(always)]
     fn gather(&mut self, rows: &[f32], t: usize, c: usize, h: usize, hs: usize) {
         for i in 0..t {
             let row = &rows[i * 3 * c..][..3 * c];
@@ -267,7 +268,6 @@ pub fn attention(
 ) {
     let AttentionShape { t, c, heads, .. } = s;
     let hs = c / heads;
-    let scale = 1.0 / (hs as f32).sqrt();
     let piece = units_per_piece(s.batch, t * c * t);
     y.par_chunks_mut(piece * t * c)
         .zip(probs.par_chunks_mut(piece * heads * t * t))
@@ -286,38 +286,58 @@ pub fn attention(
                         let rows = &qkv[b * t * 3 * c..(b + 1) * t * 3 * c];
                         for h in 0..heads {
                             head.gather(rows, t, c, h, hs);
-                            for i in 0..t {
-                                let pr = &mut probs[(h * t + i) * t..][..t];
-                                row_times(&head.q[i * hs..][..hs], &head.kt, t, pr);
-                                let (live, dead) = pr.split_at_mut(i + 1);
-                                let mut max = f32::NEG_INFINITY;
-                                for p in live.iter_mut() {
-                                    *p *= scale;
-                                    max = max.max(*p);
-                                }
-                                let mut sum = 0.0;
-                                for p in live.iter_mut() {
-                                    *p = (*p - max).exp();
-                                    sum += *p;
-                                }
-                                let inv = 1.0 / sum;
-                                live.iter_mut().for_each(|p| *p *= inv);
-                                dead.fill(0.0);
-                                let out = &mut y[i * c + h * hs..][..hs];
-                                out.fill(0.0);
-                                let m = mask.map(|m| &m[((b * heads + h) * t + i) * t..][..t]);
-                                for j in 0..=i {
-                                    let wgt = pr[j] * m.map_or(1.0, |m| m[j]);
-                                    for (o, &v) in out.iter_mut().zip(&head.v[j * hs..][..hs]) {
-                                        *o += wgt * v;
-                                    }
-                                }
-                            }
+                            let probs = &mut probs[h * t * t..][..t * t];
+                            let mask = mask.map(|m| &m[(b * heads + h) * t * t..][..t * t]);
+                            head_forward(&head, t, hs, mask, probs, y, c, h);
                         }
                     }
                 },
             )
         });
+}
+
+/// One head of one word's attention: its weights into `probs` `[t, t]` and its output into
+/// columns `h·hs..(h+1)·hs` of `y` `[t, c]`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn head_forward(
+    head: &Head,
+    t: usize,
+    hs: usize,
+    mask: Option<&[f32]>,
+    probs: &mut [f32],
+    y: &mut [f32],
+    c: usize,
+    h: usize,
+) {
+    let scale = 1.0 / (hs as f32).sqrt();
+    for i in 0..t {
+        let pr = &mut probs[i * t..][..t];
+        row_times(&head.q[i * hs..][..hs], &head.kt[..hs * t], t, pr);
+        let (live, dead) = pr.split_at_mut(i + 1);
+        let mut max = f32::NEG_INFINITY;
+        for p in live.iter_mut() {
+            *p *= scale;
+            max = max.max(*p);
+        }
+        let mut sum = 0.0;
+        for p in live.iter_mut() {
+            *p = (*p - max).exp();
+            sum += *p;
+        }
+        let inv = 1.0 / sum;
+        live.iter_mut().for_each(|p| *p *= inv);
+        dead.fill(0.0);
+        let out = &mut y[i * c + h * hs..][..hs];
+        out.fill(0.0);
+        let m = mask.map(|m| &m[i * t..][..t]);
+        for j in 0..=i {
+            let wgt = pr[j] * m.map_or(1.0, |m| m[j]);
+            for (o, &v) in out.iter_mut().zip(&head.v[j * hs..][..hs]) {
+                *o += wgt * v;
+            }
+        }
+    }
 }
 
 /// The gradient at `qkv` of [`attention`], from the gradient `dy` at its output and the
@@ -334,7 +354,6 @@ pub fn attention_backward(
 ) {
     let AttentionShape { t, c, heads, .. } = s;
     let hs = c / heads;
-    let scale = 1.0 / (hs as f32).sqrt();
     let piece = units_per_piece(s.batch, t * c * t);
     dqkv.par_chunks_mut(piece * t * 3 * c)
         .enumerate()
@@ -342,77 +361,119 @@ pub fn attention_backward(
             simd::vectorized(
                 #[inline(always)]
                 || {
-                    let mut dw = vec![0f32; t];
-                    let mut ds = vec![0f32; t];
-                    // q, k, v^T and dy of one head, then dq, dk, dv: `t` rows of `hs` each.
-                    let (mut q, mut k, mut vt, mut dyh) = (
-                        vec![0f32; t * hs],
-                        vec![0f32; t * hs],
-                        vec![0f32; hs * t],
-                        vec![0f32; t * hs],
-                    );
-                    let mut grads = vec![0f32; 3 * t * hs];
+                    let mut work = HeadGrads::new(t, hs);
                     for (w, dqkv) in dqkv.chunks_exact_mut(t * 3 * c).enumerate() {
                         let b = p * piece + w;
                         let rows = &qkv[b * t * 3 * c..(b + 1) * t * 3 * c];
                         let dys = &dy[b * t * c..(b + 1) * t * c];
                         for h in 0..heads {
-                            grads.fill(0.0);
-                            for i in 0..t {
-                                let row = &rows[i * 3 * c..][..3 * c];
-                                q[i * hs..][..hs].copy_from_slice(&row[h * hs..][..hs]);
-                                k[i * hs..][..hs].copy_from_slice(&row[c + h * hs..][..hs]);
-                                for (d, &v) in row[2 * c + h * hs..][..hs].iter().enumerate() {
-                                    vt[d * t + i] = v;
-                                }
-                                dyh[i * hs..][..hs].copy_from_slice(&dys[i * c + h * hs..][..hs]);
-                            }
-                            let (dq, rest) = grads.split_at_mut(t * hs);
-                            let (dk, dv) = rest.split_at_mut(t * hs);
-                            for i in 0..t {
-                                let pr = &probs[((b * heads + h) * t + i) * t..][..t];
-                                let m = mask.map(|m| &m[((b * heads + h) * t + i) * t..][..t]);
-                                let dyi = &dyh[i * hs..][..hs];
-                                // The gradient at the (masked) weights: dy_i · v_j for every j.
-                                row_times(dyi, &vt, t, &mut dw);
-                                if let Some(m) = m {
-                                    dw.iter_mut().zip(m).for_each(|(d, &m)| *d *= m);
-                                }
-                                for j in 0..=i {
-                                    let wgt = pr[j] * m.map_or(1.0, |m| m[j]);
-                                    for (d, &g) in dv[j * hs..][..hs].iter_mut().zip(dyi) {
-                                        *d += wgt * g;
-                                    }
-                                }
-                                let total = dot(&pr[..=i], &dw[..=i]);
-                                for ((d, &p), &w) in ds.iter_mut().zip(pr).zip(&dw) {
-                                    *d = scale * p * (w - total);
-                                }
-                                let qi = &q[i * hs..][..hs];
-                                let dqi = &mut dq[i * hs..][..hs];
-                                for j in 0..=i {
-                                    let dsj = ds[j];
-                                    for ((d, &kv), (dk, &qv)) in dqi
-                                        .iter_mut()
-                                        .zip(&k[j * hs..][..hs])
-                                        .zip(dk[j * hs..][..hs].iter_mut().zip(qi))
-                                    {
-                                        *d += dsj * kv;
-                                        *dk += dsj * qv;
-                                    }
-                                }
-                            }
-                            for i in 0..t {
-                                for (part, g) in [&*dq, &*dk, &*dv].into_iter().enumerate() {
-                                    dqkv[i * 3 * c + part * c + h * hs..][..hs]
-                                        .copy_from_slice(&g[i * hs..][..hs]);
-                                }
-                            }
+                            let at = (b * heads + h) * t * t;
+                            let probs = &probs[at..][..t * t];
+                            let mask = mask.map(|m| &m[at..][..t * t]);
+                            work.gather(rows, dys, t, c, h, hs);
+                            work.backward(t, hs, probs, mask);
+                            work.scatter(dqkv, t, c, h, hs);
                         }
                     }
                 },
             )
         });
+}
+
+/// One head of one word for [`attention_backward`]: its q, k, v^T and dy gathered into
+/// contiguous rows, and the gradients dq, dk, dv (`t` rows of `hs` each, side by side).
+struct HeadGrads {
+    q: Vec<f32>,
+    k: Vec<f32>,
+    vt: Vec<f32>,
+    dy: Vec<f32>,
+    grads: Vec<f32>,
+    dw: Vec<f32>,
+    ds: Vec<f32>,
+}
+
+impl HeadGrads {
+    fn new(t: usize, hs: usize) -> Self {
+        HeadGrads {
+            q: vec![0.0; t * hs],
+            k: vec![0.0; t * hs],
+            vt: vec![0.0; hs * t],
+            dy: vec![0.0; t * hs],
+            grads: vec![0.0; 3 * t * hs],
+            dw: vec![0.0; t],
+            ds: vec![0.0; t],
+        }
+    }
+
+    /// Head `h` of one word's rows `[t, 3c]` and of its output gradient `[t, c]`.
+    #[inline(always)]
+    fn gather(&mut self, rows: &[f32], dys: &[f32], t: usize, c: usize, h: usize, hs: usize) {
+        for i in 0..t {
+            let row = &rows[i * 3 * c..][..3 * c];
+            self.q[i * hs..][..hs].copy_from_slice(&row[h * hs..][..hs]);
+            self.k[i * hs..][..hs].copy_from_slice(&row[c + h * hs..][..hs]);
+            for (d, &v) in row[2 * c + h * hs..][..hs].iter().enumerate() {
+                self.vt[d * t + i] = v;
+            }
+            self.dy[i * hs..][..hs].copy_from_slice(&dys[i * c + h * hs..][..hs]);
+        }
+    }
+
+    /// dq, dk and dv of the gathered head from its weights `probs` `[t, t]`.
+    #[inline(always)]
+    fn backward(&mut self, t: usize, hs: usize, probs: &[f32], mask: Option<&[f32]>) {
+        let scale = 1.0 / (hs as f32).sqrt();
+        let grads = &mut self.grads[..3 * t * hs];
+        grads.fill(0.0);
+        let (dq, rest) = grads.split_at_mut(t * hs);
+        let (dk, dv) = rest.split_at_mut(t * hs);
+        let (dw, ds) = (&mut self.dw[..t], &mut self.ds[..t]);
+        for i in 0..t {
+            let pr = &probs[i * t..][..t];
+            let m = mask.map(|m| &m[i * t..][..t]);
+            let dyi = &self.dy[i * hs..][..hs];
+            // The gradient at the (masked) weights: dy_i · v_j for every j.
+            row_times(dyi, &self.vt[..hs * t], t, dw);
+            if let Some(m) = m {
+                dw.iter_mut().zip(m).for_each(|(d, &m)| *d *= m);
+            }
+            for j in 0..=i {
+                let wgt = pr[j] * m.map_or(1.0, |m| m[j]);
+                for (d, &g) in dv[j * hs..][..hs].iter_mut().zip(dyi) {
+                    *d += wgt * g;
+                }
+            }
+            let total = dot(&pr[..=i], &dw[..=i]);
+            for ((d, &p), &w) in ds.iter_mut().zip(pr).zip(&*dw) {
+                *d = scale * p * (w - total);
+            }
+            let qi = &self.q[i * hs..][..hs];
+            let dqi = &mut dq[i * hs..][..hs];
+            for j in 0..=i {
+                let dsj = ds[j];
+                for ((d, &kv), (dk, &qv)) in dqi
+                    .iter_mut()
+                    .zip(&self.k[j * hs..][..hs])
+                    .zip(dk[j * hs..][..hs].iter_mut().zip(qi))
+                {
+                    *d += dsj * kv;
+                    *dk += dsj * qv;
+                }
+            }
+        }
+    }
+
+    /// The gradients into head `h`'s columns of one word's `dqkv` `[t, 3c]`.
+    #[inline(always)]
+    fn scatter(&self, dqkv: &mut [f32], t: usize, c: usize, h: usize, hs: usize) {
+        let (dq, rest) = self.grads.split_at(t * hs);
+        let (dk, dv) = rest.split_at(t * hs);
+        for i in 0..t {
+            for (part, g) in [dq, dk, dv].into_iter().enumerate() {
+                dqkv[i * 3 * c + part * c + h * hs..][..hs].copy_from_slice(&g[i * hs..][..hs]);
+            }
+        }
+    }
 }
 
 /// `Σ a_i b_i`, in order.

@@ -38,6 +38,8 @@ mod cube;
 #[cfg(feature = "cubecl")]
 mod fusion;
 #[cfg(feature = "ndarray")]
+mod gemm;
+#[cfg(feature = "ndarray")]
 pub mod kernels;
 pub mod mask;
 #[cfg(feature = "ndarray")]

@@ -5,13 +5,12 @@ use burn::backend::ndarray::{NdArrayTensor, SharedArray};
 use burn::backend::NdArray;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
 use burn::tensor::{Tensor, TensorMetadata, TensorPrimitive};
-use ndarray::linalg::general_mat_mul;
 use ndarray::{
-    Array1, Array2, ArrayView, ArrayView1, ArrayView2, ArrayViewMut2, Axis, CowArray, Dimension,
-    Ix1, Ix2, IxDyn,
+    Array1, Array2, ArrayView, ArrayView1, ArrayView2, Axis, CowArray, Dimension, Ix1, Ix2, IxDyn,
 };
 use rayon::prelude::*;
 
+use super::gemm::{matmul, product};
 use super::recurrence::RecurrenceShape;
 use super::{count_fallback, kernels, plain, recurrence_cpu, simd, FusedOps};
 
@@ -75,66 +74,19 @@ fn tensor(a: Array2<f32>) -> NdArrayTensor {
     a.into_dyn().into_shared().into()
 }
 
-/// Matrix products with fewer multiply-adds than this run on the calling thread.
-const MATMUL_PARALLEL_MIN: usize = 1 << 20;
-
-/// `c = a·b + beta·c`, split over rayon's threads when large: the rows (or columns, when
-/// there are more of those) of `c` are cut into one piece per thread, and each piece is one
-/// single-threaded product. Every output element is still computed by one thread in
-/// matrixmultiply's own order, so the result is the same bit for bit for any thread count.
-pub(super) fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: ArrayViewMut2<f32>) {
-    let work = a.nrows() * a.ncols() * b.ncols();
-    let threads = if work < MATMUL_PARALLEL_MIN {
-        1
-    } else {
-        rayon::current_num_threads()
-    };
-    matmul_pieces(a, b, beta, c, threads);
-}
-
-/// [`matmul`] cut into `pieces` products, halving recursively with `rayon::join`.
-fn matmul_pieces(
-    a: ArrayView2<f32>,
-    b: ArrayView2<f32>,
-    beta: f32,
-    mut c: ArrayViewMut2<f32>,
-    pieces: usize,
-) {
-    // Cuts fall on multiples of 16 rows or columns (whole register tiles of the kernel).
-    const ALIGN: usize = 16;
-    let (rows, cols) = c.dim();
-    let along_rows = rows >= cols;
-    let len = if along_rows { rows } else { cols };
-    if pieces < 2 || len < 2 * ALIGN {
-        general_mat_mul(1.0, &a, &b, beta, &mut c);
-        return;
-    }
-    let first = pieces / 2;
-    let mid = (len * first / pieces).div_ceil(ALIGN) * ALIGN;
-    if along_rows {
-        let (a1, a2) = a.split_at(Axis(0), mid);
-        let (c1, c2) = c.split_at(Axis(0), mid);
-        rayon::join(
-            || matmul_pieces(a1, b, beta, c1, first),
-            || matmul_pieces(a2, b, beta, c2, pieces - first),
-        );
-    } else {
-        let (b1, b2) = b.split_at(Axis(1), mid);
-        let (c1, c2) = c.split_at(Axis(1), mid);
-        rayon::join(
-            || matmul_pieces(a, b1, beta, c1, first),
-            || matmul_pieces(a, b2, beta, c2, pieces - first),
-        );
-    }
-}
-
 /// `x·w + b`, then tanh when asked: one matrix product into rows that start as the bias.
 fn linear(x: ArrayView2<f32>, w: ArrayView2<f32>, b: ArrayView1<f32>, tanh: bool) -> Array2<f32> {
-    let (rows, out) = (x.nrows(), w.ncols());
-    let mut y = Array2::zeros((rows, out));
-    for mut row in y.rows_mut() {
-        row.assign(&b);
+    let rows = x.nrows();
+    // The bias rows, written once (not zeros first), then the product added to them.
+    let bias = values(&b);
+    let mut filled = Vec::with_capacity(rows * bias.len());
+    for _ in 0..rows {
+        filled.extend_from_slice(&bias);
     }
+    let mut y = match Array2::from_shape_vec((rows, bias.len()), filled) {
+        Ok(y) => y,
+        Err(e) => unreachable!("{e}"),
+    };
     matmul(x, w, 1.0, y.view_mut());
     if tanh {
         if let Some(values) = y.as_slice_mut() {
@@ -168,10 +120,8 @@ fn linear_backward(
         }
         None => CowArray::from(grad),
     };
-    let mut dx = Array2::zeros((x.nrows(), x.ncols()));
-    matmul(pre.view(), w.t(), 0.0, dx.view_mut());
-    let mut dw = Array2::zeros((w.nrows(), w.ncols()));
-    matmul(x.t(), pre.view(), 0.0, dw.view_mut());
+    let dx = product(pre.view(), w.t());
+    let dw = product(x.t(), pre.view());
     let db = column_sums(pre.view()).insert_axis(Axis(0));
     [dx, dw, db]
 }

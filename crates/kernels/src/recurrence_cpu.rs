@@ -9,8 +9,9 @@
 
 use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Zip};
 
+use super::gemm::{matmul, product};
 use super::kernels::tanh;
-use super::ndarray::{column_sums, matmul};
+use super::ndarray::column_sums;
 use super::recurrence::{CellKind, RecurrenceShape};
 
 /// `σ(a) = (1 + tanh(a / 2)) / 2`, as the step-by-step path computes it.
@@ -193,8 +194,7 @@ pub fn backward(
         }
     }
     let dstart = column_sums(dh.view()).insert_axis(Axis(0));
-    let mut dx = Array2::zeros((rows, e));
-    matmul(da.view(), wx.t(), 0.0, dx.view_mut());
+    let dx = product(da.view(), wx.t());
     let db = column_sums(da.view()).insert_axis(Axis(0));
     let mut dw = Array2::zeros((e + h, gh));
     matmul(x.t(), da.view(), 0.0, dw.slice_mut(s![..e, ..]));
