@@ -10,8 +10,14 @@ layouts, so `load_state_dict` takes it as is (strict), and the module gives the 
 Needs torch and safetensors (`pip install torch safetensors`). Every model of makemore is
 covered: the MLP (flat or hierarchical, LayerNorm or BatchNorm, direct connections) and the
 sequence models of makemore.py (rnn, gru, bow, transformer; built by seq_models.py with
-makemore.py's names and layouts, so the state dict loads strictly but for makemore.py's
-causal-mask buffers, which it does not hold).
+makemore.py's names and layouts, causal-mask buffers included).
+
+With `--makemore-py PATH`, a sequence model is built from the classes of that copy of
+Karpathy's makemore.py instead (`Transformer`, `BoW`, `RNN` and its `ModelConfig`; the file
+is imported as it is, with a stand-in for its unused tensorboard import when tensorboard is
+not installed), loaded strictly and evaluated with its own `forward(idx, targets)`:
+
+    python3 xtask/bench/load_checkpoint.py runs/transformer --makemore-py ~/makemore/makemore.py
 """
 
 import argparse
@@ -70,6 +76,30 @@ class Mlp(nn.Module):
         return logits
 
 
+def upstream_model(path, m):
+    """The model of config `m` built from the classes of the makemore.py at `path`."""
+    import importlib.util
+    import types
+    try:
+        import torch.utils.tensorboard  # noqa: F401  (makemore.py imports it at the top)
+    except ImportError:
+        stub = types.ModuleType("torch.utils.tensorboard")
+        stub.SummaryWriter = None
+        sys.modules["torch.utils.tensorboard"] = stub
+    spec = importlib.util.spec_from_file_location("makemore_upstream", path)
+    mm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mm)
+    config = mm.ModelConfig(block_size=m["block_size"], vocab_size=m["vocab_size"],
+                            n_layer=m.get("n_layers", 4), n_embd=m["n_embd"],
+                            n_embd2=m.get("n_hidden", 64), n_head=m.get("n_head", 4))
+    kind = m["kind"]
+    if kind == "transformer":
+        return mm.Transformer(config)
+    if kind == "bow":
+        return mm.BoW(config)
+    return mm.RNN(config, cell_type=kind)
+
+
 def read_words(path):
     with open(path, encoding="utf-8") as f:
         return [w.strip() for w in f if w.strip()]
@@ -107,6 +137,8 @@ def main():
     p.add_argument("--data", default=os.path.join(here, "..", "..", "data", "names.txt"),
                    help="the corpus the run trained on (default: the shipped data/names.txt)")
     p.add_argument("--split", default="dev", choices=["train", "dev", "test"])
+    p.add_argument("--makemore-py", metavar="PATH",
+                   help="build a sequence model from the classes of this copy of makemore.py")
     a = p.parse_args()
 
     with open(os.path.join(a.checkpoint, "config.json")) as f:
@@ -117,22 +149,27 @@ def main():
     state = load_file(os.path.join(a.checkpoint, "model.safetensors"))
     words = split_words(read_words(a.data), config["split_seed"], config["split"])[a.split]
     if m.get("kind", "mlp") != "mlp":
-        model = seq_models.build(m)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        # Only makemore.py's causal masks (buffers named "bias" of the attention) are not
-        # in the checkpoint; every parameter must load.
-        assert not unexpected, f"unexpected tensors: {unexpected}"
-        assert all(k.endswith(("attn.bias", "cbow.bias")) for k in missing), f"missing: {missing}"
-        model.eval()
         index = {c: i for i, c in enumerate(chars)}
         x, y = seq_models.sequences(words, index, m["block_size"])
-        with torch.no_grad():
-            logits = model(x)
-            loss = nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1),
-                                               ignore_index=-1, reduction="sum").item()
         n = int((y >= 0).sum())
-        print(f"torch {torch.__version__}: {a.split} loss {loss / n:.5f} (perplexity "
-              f"{math.exp(loss / n):.3f}, {n} characters) from {a.checkpoint}")
+        if a.makemore_py:
+            model = upstream_model(a.makemore_py, m)
+            model.load_state_dict(state, strict=True)
+            model.eval()
+            with torch.no_grad():
+                _, mean = model(x, y)  # makemore.py's loss: the mean over the characters
+            loss, source = mean.item() * n, f"makemore.py's {type(model).__name__}"
+        else:
+            model = seq_models.build(m)
+            model.load_state_dict(state, strict=True)
+            model.eval()
+            with torch.no_grad():
+                logits = model(x)
+                loss = nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), y.view(-1),
+                                                   ignore_index=-1, reduction="sum").item()
+            source = "seq_models.py"
+        print(f"torch {torch.__version__} ({source}, strict load): {a.split} loss {loss / n:.5f} "
+              f"(perplexity {math.exp(loss / n):.3f}, {n} characters) from {a.checkpoint}")
         return
     model = Mlp(m)
     # PyTorch's BatchNorm1d also counts its batches; makemore does not save that count.

@@ -24,8 +24,8 @@ class SelfAttention(nn.Module):
         self.c_attn = nn.Linear(n_embd, 3 * n_embd)
         self.c_proj = nn.Linear(n_embd, n_embd)
         self.n_head = n_head
-        # makemore.py keeps its causal mask as a buffer named "bias"; it is not in makemore's
-        # checkpoints, so loading them needs strict=False for these buffers only.
+        # makemore.py keeps its causal mask as a buffer named "bias"; makemore's checkpoints
+        # hold it too (docs/checkpoint-format.md), so they load strictly.
         self.register_buffer("bias", torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size))
 
     def forward(self, x):
@@ -118,6 +118,9 @@ class Bow(nn.Module):
         self.wpe = nn.Embedding(T, E)
         self.context_block = nn.Module()
         self.context_block.mlp = nn.ModuleDict(dict(c_fc=nn.Linear(E, H), c_proj=nn.Linear(H, E)))
+        # makemore.py's CausalBoW keeps its mask as the buffer `cbow.bias` (as the attention).
+        self.context_block.cbow = nn.Module()
+        self.context_block.cbow.register_buffer("bias", torch.tril(torch.ones(T, T)).view(1, T, T))
         self.lm_head = nn.Linear(E, V)
 
     def forward(self, idx):

@@ -387,7 +387,8 @@ impl Checkpoint {
     pub fn load_model<B: Backend>(&self, device: &B::Device) -> Result<Model<B>, TrainError> {
         let path = self.dir.join(MODEL_FILE);
         let bytes = self.weights.0.as_ref().clone();
-        check_tensors(&path, &bytes, &expected_tensors(&self.config))?;
+        let masks = causal_masks(&self.config.model);
+        check_tensors(&path, &bytes, &expected_tensors(&self.config), &masks)?;
         let mut model = self.config.model.init::<B>(device);
         let mut store = SafetensorsStore::from_bytes(Some(bytes))
             .with_from_adapter(PyTorchToBurnAdapter)
@@ -527,10 +528,13 @@ pub fn expected_tensors(config: &TrainingConfig) -> BTreeMap<String, Vec<usize>>
     out
 }
 
+/// Checks that `bytes` hold exactly the tensors `expected` (name → shape, `f32`, finite
+/// values), and optionally the causal `masks`.
 fn check_tensors(
     path: &Path,
     bytes: &[u8],
     expected: &BTreeMap<String, Vec<usize>>,
+    masks: &BTreeMap<String, Vec<usize>>,
 ) -> Result<(), TrainError> {
     let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
         TrainError::checkpoint(path, format!("is not a valid safetensors file: {e}"))
@@ -556,7 +560,23 @@ fn check_tensors(
         }
         check_values(path, name, view.data())?;
     }
-    if let Some(extra) = st.names().into_iter().find(|n| !expected.contains_key(*n)) {
+    for (name, shape) in masks {
+        let Ok(view) = st.tensor(name) else { continue };
+        if view.dtype() != safetensors::Dtype::F32
+            || view.shape() != shape.as_slice()
+            || view.data() != causal_mask_bytes(shape).as_slice()
+        {
+            return Err(TrainError::checkpoint(
+                path,
+                format!(
+                    "tensor {name:?} is not the causal mask of config.json (ones on and below \
+                     the diagonal of shape {shape:?}): the file is damaged"
+                ),
+            ));
+        }
+    }
+    let known = |n: &str| expected.contains_key(n) || masks.contains_key(n);
+    if let Some(extra) = st.names().into_iter().find(|n| !known(n)) {
         return Err(TrainError::checkpoint(
             path,
             format!("has an unexpected tensor {extra:?}"),
@@ -610,8 +630,14 @@ fn kind_name<B: Backend>(model: &Model<B>) -> &'static str {
     }
 }
 
-/// Serialises model weights to safetensors bytes with PyTorch names and layouts.
-pub fn model_bytes<B: Backend>(model: &Model<B>, step: u64) -> Result<Vec<u8>, TrainError> {
+/// Serialises model weights to safetensors bytes with PyTorch names and layouts, with
+/// `makemore.py`'s causal-mask buffers ([`causal_masks`]) beside them, so that PyTorch loads
+/// the file strictly into `makemore.py`'s own classes.
+pub fn model_bytes<B: Backend>(
+    model: &Model<B>,
+    config: &makemore_model::ModelConfig,
+    step: u64,
+) -> Result<Vec<u8>, TrainError> {
     let mut store = SafetensorsStore::from_bytes(None)
         .with_to_adapter(BurnToPyTorchAdapter)
         .skip_enum_variants(true)
@@ -624,7 +650,66 @@ pub fn model_bytes<B: Backend>(model: &Model<B>, step: u64) -> Result<Vec<u8>, T
     let bytes = store
         .get_bytes()
         .map_err(|e| TrainError::checkpoint(MODEL_FILE, format!("cannot serialise: {e}")))?;
+    let bytes = with_causal_masks(bytes, &causal_masks(config))?;
     Ok(canonical_safetensors(bytes))
+}
+
+/// `makemore.py`'s causal masks, registered as buffers named `bias`: `[1, 1, T, T]` in each
+/// Transformer block's attention (`transformer.h.{i}.attn.bias`), `[1, T, T]` in the bag of
+/// words (`context_block.cbow.bias`); ones on and below the diagonal, zeros above. makemore
+/// computes the mask instead of holding it: these are written for PyTorch, and when read
+/// (they are optional: checkpoints of earlier versions lack them) only checked.
+pub fn causal_masks(m: &makemore_model::ModelConfig) -> BTreeMap<String, Vec<usize>> {
+    use makemore_model::ModelKind;
+    let t = m.block_size;
+    match m.kind {
+        ModelKind::Transformer => (0..m.n_layers)
+            .map(|i| (format!("transformer.h.{i}.attn.bias"), vec![1, 1, t, t]))
+            .collect(),
+        ModelKind::Bow => [("context_block.cbow.bias".to_string(), vec![1, t, t])].into(),
+        ModelKind::Mlp | ModelKind::Rnn | ModelKind::Gru => BTreeMap::new(),
+    }
+}
+
+/// The lower-triangular `t × t` matrix of ones (the last two dimensions of `shape`), as the
+/// little-endian `f32` bytes of a tensor of `shape`.
+fn causal_mask_bytes(shape: &[usize]) -> Vec<u8> {
+    let t = shape.last().copied().unwrap_or(0);
+    let n: usize = shape.iter().product();
+    (0..n)
+        .flat_map(|k| {
+            let (i, j) = ((k / t.max(1)) % t.max(1), k % t.max(1));
+            f32::to_le_bytes(if j <= i { 1.0 } else { 0.0 })
+        })
+        .collect()
+}
+
+/// The safetensors file `bytes` with the tensors `masks` (name → shape) added as causal
+/// masks; its metadata kept.
+fn with_causal_masks(
+    bytes: Vec<u8>,
+    masks: &BTreeMap<String, Vec<usize>>,
+) -> Result<Vec<u8>, TrainError> {
+    if masks.is_empty() {
+        return Ok(bytes);
+    }
+    let fail = |e: safetensors::SafeTensorError| {
+        TrainError::checkpoint(MODEL_FILE, format!("cannot serialise: {e}"))
+    };
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(fail)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(fail)?;
+    let values: Vec<(String, Vec<usize>, Vec<u8>)> = masks
+        .iter()
+        .map(|(name, shape)| (name.clone(), shape.clone(), causal_mask_bytes(shape)))
+        .collect();
+    let mut tensors = st.tensors();
+    for (name, shape, data) in &values {
+        let view =
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                .map_err(fail)?;
+        tensors.push((name.clone(), view));
+    }
+    safetensors::serialize(tensors, header.metadata().clone()).map_err(fail)
 }
 
 /// The same safetensors file with its JSON header's keys in sorted order (burn-store writes

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use makemore_model::{ModelKind, NormKind};
 
-use crate::checkpoint::{expected_tensors, BestSoFar, TrainingState};
+use crate::checkpoint::{causal_masks, expected_tensors, BestSoFar, TrainingState};
 use crate::TrainingConfig;
 
 /// Sizes whose products and multiples are all different, so that every shape reads back as
@@ -56,14 +56,20 @@ fn config(kind: ModelKind, edit: impl FnOnce(&mut TrainingConfig)) -> TrainingCo
 /// layer becomes `.{i}.`; one whose first layer differs keeps `.0.` and gets `.{i≥1}.`.
 fn tensors(c: &TrainingConfig) -> BTreeMap<String, String> {
     let mut by_pattern: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
-    for (name, shape) in expected_tensors(c) {
+    let masks = causal_masks(&c.model);
+    for (name, shape) in expected_tensors(c).into_iter().chain(masks.clone()) {
         let shape = format!(
-            "`[{}]`",
+            "`[{}]`{}",
             shape
                 .iter()
                 .map(|&n| symbol(n))
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            if masks.contains_key(&name) {
+                " causal mask (buffer)"
+            } else {
+                ""
+            }
         );
         let parts: Vec<&str> = name.split('.').collect();
         match parts.iter().position(|p| p.parse::<usize>().is_ok()) {

@@ -416,7 +416,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
             best: Some(best),
             ..self.state.clone()
         };
-        let model = checkpoint::model_bytes(&self.model.valid(), state.step)?;
+        let model = checkpoint::model_bytes(&self.model.valid(), &self.config.model, state.step)?;
         checkpoint::write_run_files(&dir, self.config, &self.data.vocab)?;
         checkpoint::save_commit(&dir, &model, None, &state)?;
         self.state.best = Some(best);
@@ -425,7 +425,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
 
     fn save(&mut self) -> Result<(), TrainError> {
         self.state.metrics_bytes = self.metrics.sync()?;
-        let model = checkpoint::model_bytes(&self.model, self.state.step)?;
+        let model = checkpoint::model_bytes(&self.model, &self.config.model, self.state.step)?;
         let optim = self.optim.state_bytes()?;
         checkpoint::save_commit(self.dir, &model, optim.as_deref(), &self.state)
     }

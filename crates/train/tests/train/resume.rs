@@ -434,6 +434,87 @@ fn sequence_models_resume_exactly() {
     }
 }
 
+/// The Transformer's and the bag of words' `model.safetensors` hold makemore.py's causal-mask
+/// buffers (ones on and below the diagonal), so that PyTorch loads them strictly into
+/// makemore.py's classes; a file without them (as earlier versions wrote) still loads with
+/// the same weights, and a damaged mask is refused.
+#[test]
+fn sequence_checkpoints_hold_makemore_py_causal_masks() {
+    use safetensors::tensor::TensorView;
+    use safetensors::{Dtype, SafeTensors};
+    for kind in SEQUENCE_KINDS {
+        let mut c = sequence_config(kind);
+        c.steps = 5;
+        let dir = tempfile::tempdir().unwrap();
+        run_straight(dir.path(), &c);
+        let path = dir.path().join("model.safetensors");
+        let bytes = std::fs::read(&path).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let t = 10; // "elizabeth" + 1
+        let masks: Vec<(String, Vec<usize>)> = match kind {
+            makemore_model::ModelKind::Transformer => (0..2)
+                .map(|i| (format!("transformer.h.{i}.attn.bias"), vec![1, 1, t, t]))
+                .collect(),
+            makemore_model::ModelKind::Bow => {
+                vec![("context_block.cbow.bias".into(), vec![1, t, t])]
+            }
+            _ => vec![],
+        };
+        for (name, shape) in &masks {
+            let view = st.tensor(name).unwrap();
+            assert_eq!(view.shape(), shape.as_slice(), "{name}");
+            let values: Vec<f32> = view
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            for (k, v) in values.iter().enumerate() {
+                let (i, j) = ((k / t) % t, k % t);
+                assert_eq!(*v, if j <= i { 1.0 } else { 0.0 }, "{name}[{i}, {j}]");
+            }
+        }
+        if masks.is_empty() {
+            let is_mask = |n: &str| n.ends_with("attn.bias") || n.ends_with("cbow.bias");
+            assert!(!st.names().into_iter().any(is_mask), "{kind:?}");
+            continue;
+        }
+        let metadata = SafeTensors::read_metadata(&bytes).unwrap().1;
+        type Edit<'a> = &'a dyn Fn(&str, &[u8]) -> Option<Vec<u8>>;
+        let rewrite = |edit: Edit| {
+            let kept: Vec<(String, Vec<usize>, Vec<u8>)> = st
+                .tensors()
+                .into_iter()
+                .filter_map(|(n, v)| Some((n.clone(), v.shape().to_vec(), edit(&n, v.data())?)))
+                .collect();
+            let views = kept.iter().map(|(n, shape, data)| {
+                (n, TensorView::new(Dtype::F32, shape.clone(), data).unwrap())
+            });
+            std::fs::write(
+                &path,
+                safetensors::serialize(views, metadata.metadata().clone()).unwrap(),
+            )
+            .unwrap();
+        };
+        let before = weights(dir.path());
+        // Without the masks: an earlier version's file.
+        rewrite(&|n, d| (!masks.iter().any(|(m, _)| m == n)).then(|| d.to_vec()));
+        assert_eq!(weights(dir.path()), before, "{kind:?}");
+        // A mask with a one above the diagonal.
+        rewrite(&|n, d| {
+            let mut d = d.to_vec();
+            if masks.iter().any(|(m, _)| m == n) {
+                d[4..8].copy_from_slice(&1f32.to_le_bytes());
+            }
+            Some(d)
+        });
+        let err = Checkpoint::open(dir.path())
+            .unwrap()
+            .load_model::<NdArray<f32>>(&Default::default())
+            .unwrap_err();
+        assert!(err.to_string().contains("is not the causal mask"), "{err}");
+    }
+}
+
 #[test]
 fn sequence_models_fit_a_tiny_corpus() {
     let few: Vec<String> = ["ava", "emma", "mia", "zoe"].map(str::to_string).to_vec();
