@@ -1,6 +1,9 @@
 //! [`FusedOps`] for `Autodiff<B>`: forward passes through the inner backend's fused ops,
 //! backward passes written by hand from the saved outputs.
 
+use crate::{
+    AttentionOps, DeviceOps, LinearOps, LossOps, NormOps, OptimizerOps, RecurrenceOps, SamplingOps,
+};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -198,132 +201,13 @@ impl<B: FusedOps> Backward<B, 4> for Recurrence {
     }
 }
 
-impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
-    fn fused_recurrence(
-        shape: RecurrenceShape,
-        x: FloatTensor<Self>,
-        start: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-    ) -> Option<[FloatTensor<Self>; 2]> {
-        let nodes = [
-            x.node.clone(),
-            start.node.clone(),
-            w.node.clone(),
-            b.node.clone(),
-        ];
-        let [hidden, gates] = B::fused_recurrence(
-            shape,
-            x.primitive.clone(),
-            start.primitive.clone(),
-            w.primitive.clone(),
-            b.primitive,
-        )?;
-        let constant = <Self as AutodiffBackend>::from_inner;
-        Some(
-            match Recurrence.prepare::<C>(nodes).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => {
-                    let inputs = [x.primitive, start.primitive, w.primitive];
-                    let state = (shape, inputs, hidden.clone(), gates.clone());
-                    [prep.finish(state, hidden), constant(gates)]
-                }
-                OpsKind::UnTracked(prep) => [prep.finish(hidden), constant(gates)],
-            },
-        )
-    }
-
-    fn fused_dropout_mask(
-        shape: burn::tensor::Shape,
-        key: [u32; 8],
-        start: u64,
-        keep: f64,
-        device: &burn::tensor::Device<Self>,
-    ) -> FloatTensor<Self> {
-        // A constant: the inner backend's, outside the graph.
-        <Self as AutodiffBackend>::from_inner(B::fused_dropout_mask(
-            shape, key, start, keep, device,
-        ))
-    }
-
-    fn fused_attention(
-        qkv: FloatTensor<Self>,
-        batch: usize,
-        n_head: usize,
-        mask: Option<FloatTensor<Self>>,
-    ) -> [FloatTensor<Self>; 2] {
-        // The mask is a constant: only `qkv` has a gradient.
-        let mask = mask.map(|m| m.primitive);
-        let [y, probs] = B::fused_attention(qkv.primitive.clone(), batch, n_head, mask.clone());
-        let constant = <Self as AutodiffBackend>::from_inner;
-        match Attention
-            .prepare::<C>([qkv.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let state = (qkv.primitive, probs.clone(), mask, batch, n_head);
-                [prep.finish(state, y), constant(probs)]
-            }
-            OpsKind::UnTracked(prep) => [prep.finish(y), constant(probs)],
-        }
-    }
-
-    fn fused_layer_norm(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        epsilon: f64,
-    ) -> [FloatTensor<Self>; 3] {
-        let nodes = [x.node.clone(), gamma.node.clone(), beta.node.clone()];
-        let [y, x_hat, rstd] = B::fused_layer_norm(
-            x.primitive,
-            gamma.primitive.clone(),
-            beta.primitive,
-            epsilon,
-        );
-        let constant = <Self as AutodiffBackend>::from_inner;
-        match LayerNorm.prepare::<C>(nodes).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let state = [x_hat.clone(), rstd.clone(), gamma.primitive];
-                [prep.finish(state, y), constant(x_hat), constant(rstd)]
-            }
-            OpsKind::UnTracked(prep) => [prep.finish(y), constant(x_hat), constant(rstd)],
-        }
-    }
-
-    fn fused_categorical(probs: FloatTensor<Self>, u: FloatTensor<Self>) -> IntTensor<Self> {
-        // A draw has no gradient: the inner backend's.
-        B::fused_categorical(probs.primitive, u.primitive)
-    }
-
-    fn fused_layer_norm_tanh(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        epsilon: f64,
-    ) -> [FloatTensor<Self>; 3] {
-        let nodes = [x.node.clone(), gamma.node.clone(), beta.node.clone()];
-        let [y, x_hat, rstd] = B::fused_layer_norm_tanh(
-            x.primitive,
-            gamma.primitive.clone(),
-            beta.primitive,
-            epsilon,
-        );
-        // The saved rows leave the graph as constants: only `y` has a backward pass.
-        let constant = <Self as AutodiffBackend>::from_inner;
-        match LayerNormTanh.prepare::<C>(nodes).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let state = [x_hat.clone(), rstd.clone(), gamma.primitive, y.clone()];
-                [prep.finish(state, y), constant(x_hat), constant(rstd)]
-            }
-            OpsKind::UnTracked(prep) => [prep.finish(y), constant(x_hat), constant(rstd)],
-        }
-    }
-
+impl<B: FusedOps, C: CheckpointStrategy> DeviceOps for Autodiff<B, C> {
     fn is_accelerator() -> bool {
         B::is_accelerator()
     }
+}
 
+impl<B: FusedOps, C: CheckpointStrategy> LinearOps for Autodiff<B, C> {
     fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {
         match Embedding
             .prepare::<C>([table.node.clone()])
@@ -389,6 +273,80 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => prep.finish(B::fused_gelu(x.primitive)),
         }
     }
+}
+
+impl<B: FusedOps, C: CheckpointStrategy> NormOps for Autodiff<B, C> {
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        let nodes = [x.node.clone(), gamma.node.clone(), beta.node.clone()];
+        let [y, x_hat, rstd] = B::fused_layer_norm(
+            x.primitive,
+            gamma.primitive.clone(),
+            beta.primitive,
+            epsilon,
+        );
+        let constant = <Self as AutodiffBackend>::from_inner;
+        match LayerNorm.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let state = [x_hat.clone(), rstd.clone(), gamma.primitive];
+                [prep.finish(state, y), constant(x_hat), constant(rstd)]
+            }
+            OpsKind::UnTracked(prep) => [prep.finish(y), constant(x_hat), constant(rstd)],
+        }
+    }
+
+    fn fused_layer_norm_tanh(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        let nodes = [x.node.clone(), gamma.node.clone(), beta.node.clone()];
+        let [y, x_hat, rstd] = B::fused_layer_norm_tanh(
+            x.primitive,
+            gamma.primitive.clone(),
+            beta.primitive,
+            epsilon,
+        );
+        // The saved rows leave the graph as constants: only `y` has a backward pass.
+        let constant = <Self as AutodiffBackend>::from_inner;
+        match LayerNormTanh.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let state = [x_hat.clone(), rstd.clone(), gamma.primitive, y.clone()];
+                [prep.finish(state, y), constant(x_hat), constant(rstd)]
+            }
+            OpsKind::UnTracked(prep) => [prep.finish(y), constant(x_hat), constant(rstd)],
+        }
+    }
+}
+
+impl<B: FusedOps, C: CheckpointStrategy> AttentionOps for Autodiff<B, C> {
+    fn fused_attention(
+        qkv: FloatTensor<Self>,
+        batch: usize,
+        n_head: usize,
+        mask: Option<FloatTensor<Self>>,
+    ) -> [FloatTensor<Self>; 2] {
+        // The mask is a constant: only `qkv` has a gradient.
+        let mask = mask.map(|m| m.primitive);
+        let [y, probs] = B::fused_attention(qkv.primitive.clone(), batch, n_head, mask.clone());
+        let constant = <Self as AutodiffBackend>::from_inner;
+        match Attention
+            .prepare::<C>([qkv.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = (qkv.primitive, probs.clone(), mask, batch, n_head);
+                [prep.finish(state, y), constant(probs)]
+            }
+            OpsKind::UnTracked(prep) => [prep.finish(y), constant(probs)],
+        }
+    }
 
     fn fused_causal_softmax(x: FloatTensor<Self>, scale: f64) -> FloatTensor<Self> {
         match CausalSoftmax
@@ -403,7 +361,44 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
             OpsKind::UnTracked(prep) => prep.finish(B::fused_causal_softmax(x.primitive, scale)),
         }
     }
+}
 
+impl<B: FusedOps, C: CheckpointStrategy> RecurrenceOps for Autodiff<B, C> {
+    fn fused_recurrence(
+        shape: RecurrenceShape,
+        x: FloatTensor<Self>,
+        start: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> Option<[FloatTensor<Self>; 2]> {
+        let nodes = [
+            x.node.clone(),
+            start.node.clone(),
+            w.node.clone(),
+            b.node.clone(),
+        ];
+        let [hidden, gates] = B::fused_recurrence(
+            shape,
+            x.primitive.clone(),
+            start.primitive.clone(),
+            w.primitive.clone(),
+            b.primitive,
+        )?;
+        let constant = <Self as AutodiffBackend>::from_inner;
+        Some(
+            match Recurrence.prepare::<C>(nodes).compute_bound().stateful() {
+                OpsKind::Tracked(prep) => {
+                    let inputs = [x.primitive, start.primitive, w.primitive];
+                    let state = (shape, inputs, hidden.clone(), gates.clone());
+                    [prep.finish(state, hidden), constant(gates)]
+                }
+                OpsKind::UnTracked(prep) => [prep.finish(hidden), constant(gates)],
+            },
+        )
+    }
+}
+
+impl<B: FusedOps, C: CheckpointStrategy> LossOps for Autodiff<B, C> {
     fn fused_cross_entropy(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
@@ -422,5 +417,27 @@ impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
                 prep.finish(B::fused_cross_entropy(logits.primitive, targets))
             }
         }
+    }
+}
+
+impl<B: FusedOps, C: CheckpointStrategy> OptimizerOps for Autodiff<B, C> {}
+
+impl<B: FusedOps, C: CheckpointStrategy> SamplingOps for Autodiff<B, C> {
+    fn fused_dropout_mask(
+        shape: burn::tensor::Shape,
+        key: [u32; 8],
+        start: u64,
+        keep: f64,
+        device: &burn::tensor::Device<Self>,
+    ) -> FloatTensor<Self> {
+        // A constant: the inner backend's, outside the graph.
+        <Self as AutodiffBackend>::from_inner(B::fused_dropout_mask(
+            shape, key, start, keep, device,
+        ))
+    }
+
+    fn fused_categorical(probs: FloatTensor<Self>, u: FloatTensor<Self>) -> IntTensor<Self> {
+        // A draw has no gradient: the inner backend's.
+        B::fused_categorical(probs.primitive, u.primitive)
     }
 }

@@ -20,6 +20,9 @@
 //! Inputs whose dtype is not the backend's own (`F` for floats, `I` for indices) take the
 //! generic path and are counted by [`fallbacks`](super::fallbacks).
 
+use crate::{
+    AttentionOps, DeviceOps, LinearOps, LossOps, NormOps, OptimizerOps, RecurrenceOps, SamplingOps,
+};
 use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor, IntTensorOps};
 use burn::tensor::{Shape, TensorMetadata};
 use burn_cubecl::kernel::into_contiguous;
@@ -29,7 +32,7 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElemen
 use cubecl::prelude::*;
 use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 
-use super::{count_fallback, float, plain, FusedOps};
+use super::{count_fallback, float, plain};
 
 /// Rows of the embedding gradient that one unit of the scatter sums before the partial
 /// sums are reduced: small enough to give the GPU thousands of units at batch 4096.
@@ -326,7 +329,7 @@ fn layer_norm_backward_kernel<F: Float>(
     }
 }
 
-/// One unit per row: the categorical draw of [`FusedOps::fused_categorical`], the host's
+/// One unit per row: the categorical draw of [`SamplingOps::fused_categorical`](crate::SamplingOps::fused_categorical), the host's
 /// arithmetic in order (the total, then `u < p` and `u −= p` class by class).
 #[cube(launch)]
 fn categorical_kernel<F: Float, I: Int>(probs: &Tensor<F>, u: &Tensor<F>, out: &mut Tensor<I>) {
@@ -535,7 +538,7 @@ where
     [dx, column_sums(dz_x_hat), column_sums(dz)]
 }
 
-impl<R, F, I, BT> FusedOps for CubeBackend<R, F, I, BT>
+impl<R, F, I, BT> DeviceOps for CubeBackend<R, F, I, BT>
 where
     R: CubeRuntime,
     F: FloatElement,
@@ -545,39 +548,15 @@ where
     fn is_accelerator() -> bool {
         true
     }
+}
 
-    fn fused_dropout_mask(
-        shape: Shape,
-        key: [u32; 8],
-        start: u64,
-        keep: f64,
-        device: &burn::tensor::Device<Self>,
-    ) -> FloatTensor<Self> {
-        let client = R::client(device);
-        let out = empty_device::<R, F>(client.clone(), device.clone(), shape);
-        let n = out.shape().num_elements();
-        // The key's words as the backend's integers, bit for bit (an i32 holds a u32's bits).
-        let words: Vec<i64> = key.iter().map(|&k| i64::from(k as i32)).collect();
-        // Converted to `I` first: uploaded as i64 they would be read as pairs of i32 halves.
-        let words = burn::tensor::TensorData::new(words, [8]).convert::<I>();
-        let key = Self::int_from_data(words, device);
-        let bound = crate::mask::keep_bound(keep);
-        let (count, dim) = grid(&out, n);
-        dropout_mask_kernel::launch::<F, I, R>(
-            &client,
-            count,
-            dim,
-            out.clone().into_tensor_arg(),
-            key.into_tensor_arg(),
-            start as u32,
-            (start >> 32) as u32,
-            (bound >> 32) as u32,
-            bound as u32,
-            (1.0 / keep) as f32,
-        );
-        out
-    }
-
+impl<R, F, I, BT> LinearOps for CubeBackend<R, F, I, BT>
+where
+    R: CubeRuntime,
+    F: FloatElement,
+    I: IntElement,
+    BT: BoolElement,
+{
     fn fused_tanh_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         if y.dtype != F::dtype() || grad.dtype != F::dtype() || y.shape() != grad.shape() {
             count_fallback();
@@ -623,6 +602,146 @@ where
         out
     }
 
+    fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {
+        if table.dtype != F::dtype() || contexts.dtype != I::dtype() {
+            count_fallback();
+            return plain::embedding::<Self>(table, contexts);
+        }
+        let (table, contexts) = (into_contiguous(table), into_contiguous(contexts));
+        let [rows, block] = contexts.shape().dims();
+        let dim = table.shape()[1];
+        let out = empty::<R, F>(&table, Shape::new([rows, block * dim]));
+        let (count, cube_dim) = grid(&table, rows * block * dim);
+        embedding_kernel::launch::<F, I, R>(
+            &table.client.clone(),
+            count,
+            cube_dim,
+            table.into_tensor_arg(),
+            contexts.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+        );
+        out
+    }
+
+    fn fused_embedding_backward(
+        contexts: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+        vocab: usize,
+    ) -> FloatTensor<Self> {
+        if grad.dtype != F::dtype() || contexts.dtype != I::dtype() {
+            count_fallback();
+            return plain::embedding_backward::<Self>(contexts, grad, vocab);
+        }
+        let (contexts, grad) = (into_contiguous(contexts), into_contiguous(grad));
+        let [rows, block] = contexts.shape().dims();
+        let dim = grad.shape()[1] / block.max(1);
+        let chunks = (rows * block).div_ceil(SCATTER_CHUNK).max(1);
+        let partial = empty::<R, F>(&grad, Shape::new([chunks, vocab, dim]));
+        let (count, cube_dim) = grid(&grad, chunks * vocab * dim);
+        embedding_backward_kernel::launch::<F, I, R>(
+            &grad.client.clone(),
+            count,
+            cube_dim,
+            contexts.into_tensor_arg(),
+            grad.into_tensor_arg(),
+            partial.clone().into_tensor_arg(),
+            SCATTER_CHUNK,
+        );
+        let summed = if chunks > 1 {
+            Self::float_sum_dim(partial, 0)
+        } else {
+            partial
+        };
+        Self::float_reshape(summed, Shape::new([vocab, dim]))
+    }
+}
+
+impl<R, F, I, BT> NormOps for CubeBackend<R, F, I, BT>
+where
+    R: CubeRuntime,
+    F: FloatElement,
+    I: IntElement,
+    BT: BoolElement,
+{
+    fn fused_layer_norm_tanh(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        if !layer_norm_takes::<R, F>(&x, &gamma, &beta) {
+            count_fallback();
+            return plain::layer_norm_tanh::<Self>(x, gamma, beta, epsilon);
+        }
+        layer_norm_on_device::<R, F>(x, gamma, beta, epsilon, true)
+    }
+
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> [FloatTensor<Self>; 3] {
+        if !layer_norm_takes::<R, F>(&x, &gamma, &beta) {
+            count_fallback();
+            return plain::layer_norm::<Self>(x, gamma, beta, epsilon);
+        }
+        layer_norm_on_device::<R, F>(x, gamma, beta, epsilon, false)
+    }
+
+    fn fused_layer_norm_tanh_backward(
+        x_hat: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        y: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        if !layer_norm_backward_takes::<R, F>(&x_hat, &rstd, &gamma, Some(&y), &grad) {
+            count_fallback();
+            return plain::layer_norm_tanh_backward::<Self>(x_hat, rstd, gamma, y, grad);
+        }
+        layer_norm_backward_on_device::<R, F, I, BT>(x_hat, rstd, gamma, Some(y), grad)
+    }
+
+    fn fused_layer_norm_backward(
+        x_hat: FloatTensor<Self>,
+        rstd: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 3] {
+        if !layer_norm_backward_takes::<R, F>(&x_hat, &rstd, &gamma, None, &grad) {
+            count_fallback();
+            return plain::layer_norm_backward::<Self>(x_hat, rstd, gamma, grad);
+        }
+        layer_norm_backward_on_device::<R, F, I, BT>(x_hat, rstd, gamma, None, grad)
+    }
+}
+
+impl<R, F, I, BT> AttentionOps for CubeBackend<R, F, I, BT>
+where
+    R: CubeRuntime,
+    F: FloatElement,
+    I: IntElement,
+    BT: BoolElement,
+{
+}
+
+impl<R, F, I, BT> RecurrenceOps for CubeBackend<R, F, I, BT>
+where
+    R: CubeRuntime,
+    F: FloatElement,
+    I: IntElement,
+    BT: BoolElement,
+{
+}
+
+impl<R, F, I, BT> LossOps for CubeBackend<R, F, I, BT>
+where
+    R: CubeRuntime,
+    F: FloatElement,
+    I: IntElement,
+    BT: BoolElement,
+{
     fn fused_cross_entropy_forward(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
@@ -639,7 +758,7 @@ where
         cross_entropy::<R, F, I, BT>(logits, targets, true)
     }
 
-    /// `saved` is what [`fused_cross_entropy_forward`](FusedOps::fused_cross_entropy_forward)
+    /// `saved` is what [`fused_cross_entropy_forward`](crate::LossOps::fused_cross_entropy_forward)
     /// returned here: the gradient for a unit incoming gradient, so this only scales it.
     fn fused_cross_entropy_backward(
         saved: FloatTensor<Self>,
@@ -661,7 +780,15 @@ where
         }
         cross_entropy::<R, F, I, BT>(logits, targets, false).0
     }
+}
 
+impl<R, F, I, BT> OptimizerOps for CubeBackend<R, F, I, BT>
+where
+    R: CubeRuntime,
+    F: FloatElement,
+    I: IntElement,
+    BT: BoolElement,
+{
     fn fused_adamw<const D: usize>(
         w: burn::tensor::Tensor<Self, D>,
         g: burn::tensor::Tensor<Self, D>,
@@ -720,58 +847,45 @@ where
         );
         outs.map(|t| Tensor::from_primitive(TensorPrimitive::Float(t)))
     }
+}
 
-    fn fused_layer_norm_tanh(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        epsilon: f64,
-    ) -> [FloatTensor<Self>; 3] {
-        if !layer_norm_takes::<R, F>(&x, &gamma, &beta) {
-            count_fallback();
-            return plain::layer_norm_tanh::<Self>(x, gamma, beta, epsilon);
-        }
-        layer_norm_on_device::<R, F>(x, gamma, beta, epsilon, true)
-    }
-
-    fn fused_layer_norm(
-        x: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        beta: FloatTensor<Self>,
-        epsilon: f64,
-    ) -> [FloatTensor<Self>; 3] {
-        if !layer_norm_takes::<R, F>(&x, &gamma, &beta) {
-            count_fallback();
-            return plain::layer_norm::<Self>(x, gamma, beta, epsilon);
-        }
-        layer_norm_on_device::<R, F>(x, gamma, beta, epsilon, false)
-    }
-
-    fn fused_layer_norm_tanh_backward(
-        x_hat: FloatTensor<Self>,
-        rstd: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        y: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> [FloatTensor<Self>; 3] {
-        if !layer_norm_backward_takes::<R, F>(&x_hat, &rstd, &gamma, Some(&y), &grad) {
-            count_fallback();
-            return plain::layer_norm_tanh_backward::<Self>(x_hat, rstd, gamma, y, grad);
-        }
-        layer_norm_backward_on_device::<R, F, I, BT>(x_hat, rstd, gamma, Some(y), grad)
-    }
-
-    fn fused_layer_norm_backward(
-        x_hat: FloatTensor<Self>,
-        rstd: FloatTensor<Self>,
-        gamma: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> [FloatTensor<Self>; 3] {
-        if !layer_norm_backward_takes::<R, F>(&x_hat, &rstd, &gamma, None, &grad) {
-            count_fallback();
-            return plain::layer_norm_backward::<Self>(x_hat, rstd, gamma, grad);
-        }
-        layer_norm_backward_on_device::<R, F, I, BT>(x_hat, rstd, gamma, None, grad)
+impl<R, F, I, BT> SamplingOps for CubeBackend<R, F, I, BT>
+where
+    R: CubeRuntime,
+    F: FloatElement,
+    I: IntElement,
+    BT: BoolElement,
+{
+    fn fused_dropout_mask(
+        shape: Shape,
+        key: [u32; 8],
+        start: u64,
+        keep: f64,
+        device: &burn::tensor::Device<Self>,
+    ) -> FloatTensor<Self> {
+        let client = R::client(device);
+        let out = empty_device::<R, F>(client.clone(), device.clone(), shape);
+        let n = out.shape().num_elements();
+        // The key's words as the backend's integers, bit for bit (an i32 holds a u32's bits).
+        let words: Vec<i64> = key.iter().map(|&k| i64::from(k as i32)).collect();
+        // Converted to `I` first: uploaded as i64 they would be read as pairs of i32 halves.
+        let words = burn::tensor::TensorData::new(words, [8]).convert::<I>();
+        let key = Self::int_from_data(words, device);
+        let bound = crate::mask::keep_bound(keep);
+        let (count, dim) = grid(&out, n);
+        dropout_mask_kernel::launch::<F, I, R>(
+            &client,
+            count,
+            dim,
+            out.clone().into_tensor_arg(),
+            key.into_tensor_arg(),
+            start as u32,
+            (start >> 32) as u32,
+            (bound >> 32) as u32,
+            bound as u32,
+            (1.0 / keep) as f32,
+        );
+        out
     }
 
     fn fused_categorical(probs: FloatTensor<Self>, u: FloatTensor<Self>) -> IntTensor<Self> {
@@ -802,59 +916,6 @@ where
             out.clone().into_tensor_arg(),
         );
         out
-    }
-
-    fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {
-        if table.dtype != F::dtype() || contexts.dtype != I::dtype() {
-            count_fallback();
-            return plain::embedding::<Self>(table, contexts);
-        }
-        let (table, contexts) = (into_contiguous(table), into_contiguous(contexts));
-        let [rows, block] = contexts.shape().dims();
-        let dim = table.shape()[1];
-        let out = empty::<R, F>(&table, Shape::new([rows, block * dim]));
-        let (count, cube_dim) = grid(&table, rows * block * dim);
-        embedding_kernel::launch::<F, I, R>(
-            &table.client.clone(),
-            count,
-            cube_dim,
-            table.into_tensor_arg(),
-            contexts.into_tensor_arg(),
-            out.clone().into_tensor_arg(),
-        );
-        out
-    }
-
-    fn fused_embedding_backward(
-        contexts: IntTensor<Self>,
-        grad: FloatTensor<Self>,
-        vocab: usize,
-    ) -> FloatTensor<Self> {
-        if grad.dtype != F::dtype() || contexts.dtype != I::dtype() {
-            count_fallback();
-            return plain::embedding_backward::<Self>(contexts, grad, vocab);
-        }
-        let (contexts, grad) = (into_contiguous(contexts), into_contiguous(grad));
-        let [rows, block] = contexts.shape().dims();
-        let dim = grad.shape()[1] / block.max(1);
-        let chunks = (rows * block).div_ceil(SCATTER_CHUNK).max(1);
-        let partial = empty::<R, F>(&grad, Shape::new([chunks, vocab, dim]));
-        let (count, cube_dim) = grid(&grad, chunks * vocab * dim);
-        embedding_backward_kernel::launch::<F, I, R>(
-            &grad.client.clone(),
-            count,
-            cube_dim,
-            contexts.into_tensor_arg(),
-            grad.into_tensor_arg(),
-            partial.clone().into_tensor_arg(),
-            SCATTER_CHUNK,
-        );
-        let summed = if chunks > 1 {
-            Self::float_sum_dim(partial, 0)
-        } else {
-            partial
-        };
-        Self::float_reshape(summed, Shape::new([vocab, dim]))
     }
 }
 

@@ -11,6 +11,9 @@
 //! operations queued before them, on the device; nothing is read back) and their outputs are
 //! registered with fusion as new tensors.
 
+use crate::{
+    AttentionOps, DeviceOps, LinearOps, LossOps, NormOps, OptimizerOps, RecurrenceOps, SamplingOps,
+};
 use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::{Shape, TensorMetadata};
 use burn_fusion::client::GlobalFusionClient;
@@ -63,25 +66,38 @@ fn register<B: FusionBackend>(
         .output()
 }
 
-impl<B: FusedOps + FusionBackend> FusedOps for Fusion<B> {
+impl<B: FusedOps + FusionBackend> DeviceOps for Fusion<B> {
     fn is_accelerator() -> bool {
         B::is_accelerator()
     }
+}
 
-    fn fused_dropout_mask(
-        shape: Shape,
-        key: [u32; 8],
-        start: u64,
-        keep: f64,
-        device: &burn::tensor::Device<Self>,
-    ) -> FloatTensor<Self> {
-        let client = burn_fusion::get_client::<B>(device);
-        outer_float::<B>(
-            &client,
-            B::fused_dropout_mask(shape, key, start, keep, device),
-        )
+impl<B: FusedOps + FusionBackend> LinearOps for Fusion<B> {
+    fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {
+        let client = table.client.clone();
+        let out = B::fused_embedding(inner_float::<B>(table), inner_int::<B>(contexts));
+        outer_float::<B>(&client, out)
     }
 
+    fn fused_embedding_backward(
+        contexts: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+        vocab: usize,
+    ) -> FloatTensor<Self> {
+        let client = grad.client.clone();
+        let out =
+            B::fused_embedding_backward(inner_int::<B>(contexts), inner_float::<B>(grad), vocab);
+        outer_float::<B>(&client, out)
+    }
+}
+
+impl<B: FusedOps + FusionBackend> NormOps for Fusion<B> {}
+
+impl<B: FusedOps + FusionBackend> AttentionOps for Fusion<B> {}
+
+impl<B: FusedOps + FusionBackend> RecurrenceOps for Fusion<B> {}
+
+impl<B: FusedOps + FusionBackend> LossOps for Fusion<B> {
     fn fused_cross_entropy_forward(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
@@ -108,22 +124,23 @@ impl<B: FusedOps + FusionBackend> FusedOps for Fusion<B> {
         );
         outer_float::<B>(&client, out)
     }
+}
 
-    fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {
-        let client = table.client.clone();
-        let out = B::fused_embedding(inner_float::<B>(table), inner_int::<B>(contexts));
-        outer_float::<B>(&client, out)
-    }
+impl<B: FusedOps + FusionBackend> OptimizerOps for Fusion<B> {}
 
-    fn fused_embedding_backward(
-        contexts: IntTensor<Self>,
-        grad: FloatTensor<Self>,
-        vocab: usize,
+impl<B: FusedOps + FusionBackend> SamplingOps for Fusion<B> {
+    fn fused_dropout_mask(
+        shape: Shape,
+        key: [u32; 8],
+        start: u64,
+        keep: f64,
+        device: &burn::tensor::Device<Self>,
     ) -> FloatTensor<Self> {
-        let client = grad.client.clone();
-        let out =
-            B::fused_embedding_backward(inner_int::<B>(contexts), inner_float::<B>(grad), vocab);
-        outer_float::<B>(&client, out)
+        let client = burn_fusion::get_client::<B>(device);
+        outer_float::<B>(
+            &client,
+            B::fused_dropout_mask(shape, key, start, keep, device),
+        )
     }
 
     fn fused_categorical(probs: FloatTensor<Self>, u: FloatTensor<Self>) -> IntTensor<Self> {

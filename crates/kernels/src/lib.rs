@@ -5,8 +5,13 @@
 //! dropout masks and sampling's categorical draw). `makemore-model` (what the models are)
 //! sits above this crate, as burn's `burn-nn` sits above its backend crates.
 //!
-//! [`FusedOps`] is a [`Backend`] extension trait. Its default methods compose burn's own
-//! tensor operations, so every backend gets a correct implementation for free. burn's CubeCL
+//! [`FusedOps`] is a [`Backend`] extension trait made of one trait per family of operations:
+//! [`LinearOps`] (embedding, linear layers, tanh, GELU), [`NormOps`] (LayerNorm),
+//! [`AttentionOps`] (causal softmax and attention), [`RecurrenceOps`] (RNN and GRU),
+//! [`LossOps`] (cross-entropy), [`OptimizerOps`] (AdamW), [`SamplingOps`] (categorical
+//! draws, dropout masks) and [`DeviceOps`]. Their default methods compose burn's own tensor
+//! operations, so every backend gets a correct implementation for free
+//! ([`default_fused_ops!`]). burn's CubeCL
 //! backends (wgpu, CUDA) override some with CubeCL kernels (`cube.rs`, with the
 //! `wgpu`/`cuda` features). The ndarray CPU backend overrides them with single-pass `f32` kernels
 //! (`kernels.rs`: a vectorisable rational `tanh`, a softmax cross-entropy that keeps its
@@ -57,10 +62,10 @@ pub use recurrence::{recurrence, CellKind, RecurrenceShape};
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-/// burn-flex gets burn's own operations for every fused one: it is here to be measured
-/// (`cargo run --release -p makemore-train --example cpu_backends --features flex`).
+// burn-flex gets burn's own operations for every fused one: it is here to be measured
+// (`cargo run --release -p makemore-train --example cpu_backends --features flex`).
 #[cfg(feature = "flex")]
-impl FusedOps for burn::backend::Flex {}
+default_fused_ops!(burn::backend::Flex);
 
 use burn::config::Config;
 use burn::prelude::*;
@@ -98,7 +103,7 @@ pub enum Kernels {
     Fused,
 }
 
-/// The settings of one AdamW update ([`FusedOps::fused_adamw`]): burn's `AdamW` with its
+/// The settings of one AdamW update ([`OptimizerOps::fused_adamw`]): burn's `AdamW` with its
 /// defaults, whose arithmetic the update repeats operation by operation.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamWStep {
@@ -127,11 +132,59 @@ impl AdamWStep {
     }
 }
 
-/// A [`Backend`] with fused tanh and cross-entropy; see the [module docs](self).
+/// A [`Backend`] with every family of makemore's fused operations ([`DeviceOps`],
+/// [`LinearOps`], [`NormOps`], [`AttentionOps`], [`RecurrenceOps`], [`LossOps`],
+/// [`OptimizerOps`], [`SamplingOps`]); implemented for every backend that implements them
+/// all. Models and the trainer are generic over `B: FusedOps`.
 ///
-/// Every method has a default built from burn's operations, so `impl FusedOps for MyBackend {}`
+/// Every method has a default built from burn's operations, so
+/// [`default_fused_ops!(MyBackend)`](default_fused_ops) (each family's `impl … for MyBackend {}`)
 /// is a complete implementation.
-pub trait FusedOps: Backend {
+pub trait FusedOps:
+    DeviceOps
+    + LinearOps
+    + NormOps
+    + AttentionOps
+    + RecurrenceOps
+    + LossOps
+    + OptimizerOps
+    + SamplingOps
+{
+}
+
+impl<B> FusedOps for B where
+    B: DeviceOps
+        + LinearOps
+        + NormOps
+        + AttentionOps
+        + RecurrenceOps
+        + LossOps
+        + OptimizerOps
+        + SamplingOps
+{
+}
+
+/// Implements every family of [`FusedOps`] for a backend type with the default bodies (burn's
+/// operations): `makemore_kernels::default_fused_ops!(MyBackend);`.
+#[macro_export]
+macro_rules! default_fused_ops {
+    ($backend:ty) => {
+        impl $crate::DeviceOps for $backend {}
+        impl $crate::LinearOps for $backend {}
+        impl $crate::NormOps for $backend {}
+        impl $crate::AttentionOps for $backend {}
+        impl $crate::RecurrenceOps for $backend {}
+        impl $crate::LossOps for $backend {}
+        impl $crate::OptimizerOps for $backend {}
+        impl $crate::SamplingOps for $backend {}
+    };
+}
+
+/// What kind of device a backend computes on.
+///
+/// One family of [`FusedOps`]; every method has a default body built from burn's
+/// operations.
+pub trait DeviceOps: Backend {
     /// True for backends on an accelerator (the GPU ones): kernels are compiled per shape
     /// and queued asynchronously, and reading a result back waits for the device. Callers
     /// then keep shapes fixed from call to call (sampling runs every row until the last word
@@ -139,7 +192,13 @@ pub trait FusedOps: Backend {
     fn is_accelerator() -> bool {
         false
     }
+}
 
+/// Linear layers and activations: the embedding lookup, `x·W + b` (with tanh), tanh and GELU, with their backward passes.
+///
+/// One family of [`FusedOps`]; every method has a default body built from burn's
+/// operations.
+pub trait LinearOps: Backend {
     /// Element-wise tanh.
     fn fused_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::float_tanh(x)
@@ -150,36 +209,13 @@ pub trait FusedOps: Backend {
         plain::tanh_backward::<Self>(y, grad)
     }
 
-    /// Mean cross-entropy of `logits` `[rows, classes]` against `targets` `[rows]`, and what
-    /// [`FusedOps::fused_cross_entropy_backward`] needs, `[rows, classes]`: the softmax
-    /// probabilities in the default bodies; a backend that overrides both may save something
-    /// else (the CubeCL kernels save the gradient itself).
-    fn fused_cross_entropy_forward(
-        logits: FloatTensor<Self>,
-        targets: IntTensor<Self>,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        plain::cross_entropy_forward::<Self>(logits, targets)
-    }
-
-    /// Gradient of the mean cross-entropy with respect to the logits, given what
-    /// [`FusedOps::fused_cross_entropy_forward`] saved (the probabilities, in the default
-    /// bodies) and the gradient `grad` (`[1]`) arriving at the loss:
-    /// `(probs − onehot(targets)) · grad / rows`.
-    fn fused_cross_entropy_backward(
-        probs: FloatTensor<Self>,
-        targets: IntTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> FloatTensor<Self> {
-        plain::cross_entropy_backward::<Self>(probs, targets, grad)
-    }
-
     /// The embeddings of each context, concatenated: `table` `[vocab, dim]`, `contexts`
     /// `[rows, block]` → `[rows, block · dim]`.
     fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {
         plain::embedding::<Self>(table, contexts)
     }
 
-    /// Gradient of [`FusedOps::fused_embedding`] with respect to the table, `[vocab, dim]`:
+    /// Gradient of [`LinearOps::fused_embedding`] with respect to the table, `[vocab, dim]`:
     /// each row of `grad` `[rows, block · dim]` added back to the rows it was read from.
     fn fused_embedding_backward(
         contexts: IntTensor<Self>,
@@ -200,7 +236,7 @@ pub trait FusedOps: Backend {
         plain::linear::<Self>(x, w, b, tanh)
     }
 
-    /// Gradients `[dx, dw, db]` of [`FusedOps::fused_linear`] from the gradient `grad` at its
+    /// Gradients `[dx, dw, db]` of [`LinearOps::fused_linear`] from the gradient `grad` at its
     /// output; `y` is that output when the layer ends in tanh.
     fn fused_linear_backward(
         x: FloatTensor<Self>,
@@ -211,10 +247,28 @@ pub trait FusedOps: Backend {
         plain::linear_backward::<Self>(x, w, y, grad)
     }
 
+    /// GPT-2's GELU, element-wise: `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))` (what
+    /// `makemore.py`'s `NewGELU` and burn's `gelu_approximate` compute).
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        plain::gelu::<Self>(x)
+    }
+
+    /// The gradient of [`LinearOps::fused_gelu`] at its input `x`: with `t = tanh(u)`,
+    /// `u = k (x + 0.044715 x³)`, `grad · (0.5 (1 + t) + 0.5 x (1 − t²) k (1 + 3 · 0.044715 x²))`.
+    fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        plain::gelu_backward::<Self>(x, grad)
+    }
+}
+
+/// LayerNorm, alone and followed by tanh, with its backward pass.
+///
+/// One family of [`FusedOps`]; every method has a default body built from burn's
+/// operations.
+pub trait NormOps: LinearOps {
     /// LayerNorm over each row of `x` `[rows, cols]` with scale `gamma` and shift `beta`
     /// (`[cols]`), then tanh: `tanh(γ · (x − mean) / √(var + ε) + β)`, the variance biased,
     /// as burn's `LayerNorm`. Returns the output `y` and what
-    /// [`FusedOps::fused_layer_norm_tanh_backward`] needs besides it: the normalised rows
+    /// [`NormOps::fused_layer_norm_tanh_backward`] needs besides it: the normalised rows
     /// `x̂` `[rows, cols]` and each row's `1 / √(var + ε)` `[rows, 1]`.
     fn fused_layer_norm_tanh(
         x: FloatTensor<Self>,
@@ -225,7 +279,7 @@ pub trait FusedOps: Backend {
         plain::layer_norm_tanh::<Self>(x, gamma, beta, epsilon)
     }
 
-    /// Gradients `[dx, dγ, dβ]` of [`FusedOps::fused_layer_norm_tanh`] from the gradient
+    /// Gradients `[dx, dγ, dβ]` of [`NormOps::fused_layer_norm_tanh`] from the gradient
     /// `grad` at its output `y`, given what the forward pass returned: with
     /// `dz = grad · (1 − y²)` and `d = dz · γ`, `dx = (d − mean(d) − x̂ · mean(d · x̂)) / √(var + ε)`
     /// row by row, `dγ = Σ_rows dz · x̂`, `dβ = Σ_rows dz`.
@@ -240,7 +294,7 @@ pub trait FusedOps: Backend {
     }
 
     /// LayerNorm over each row of `x` `[rows, cols]` (no tanh): `[y, x̂, 1/√(var + ε)]` as
-    /// [`FusedOps::fused_layer_norm_tanh`] returns them.
+    /// [`NormOps::fused_layer_norm_tanh`] returns them.
     fn fused_layer_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -250,8 +304,8 @@ pub trait FusedOps: Backend {
         plain::layer_norm::<Self>(x, gamma, beta, epsilon)
     }
 
-    /// Gradients `[dx, dγ, dβ]` of [`FusedOps::fused_layer_norm`]: those of
-    /// [`FusedOps::fused_layer_norm_tanh_backward`] with `dz = grad`.
+    /// Gradients `[dx, dγ, dβ]` of [`NormOps::fused_layer_norm`]: those of
+    /// [`NormOps::fused_layer_norm_tanh_backward`] with `dz = grad`.
     fn fused_layer_norm_backward(
         x_hat: FloatTensor<Self>,
         rstd: FloatTensor<Self>,
@@ -260,48 +314,20 @@ pub trait FusedOps: Backend {
     ) -> [FloatTensor<Self>; 3] {
         plain::layer_norm_backward::<Self>(x_hat, rstd, gamma, grad)
     }
+}
 
-    /// One categorical draw per row of `probs` `[rows, classes]` with the uniform `u`
-    /// `[rows]` (in `[0, 1)`), `[rows]`: scaled by the row's total (summed in order), `u` is
-    /// compared with `p_0`, `p_1`, … and lowered by each in turn (`u < p_i` picks `i`, else
-    /// `u −= p_i`); the last class when none is picked. The arithmetic of the host's draw
-    /// in sampling, so that the same probabilities and uniforms give the same characters.
-    fn fused_categorical(probs: FloatTensor<Self>, u: FloatTensor<Self>) -> IntTensor<Self> {
-        plain::categorical::<Self>(probs, u)
-    }
-
-    /// One AdamW update of a parameter `w` with gradient `g` and moments `(m, v)` (`None` on
-    /// the first step): the new `[w, m, v]`. The default body is burn 0.21's `AdamW` step,
-    /// tensor operation for tensor operation; a backend's own kernel must give the same bits,
-    /// so that runs with AdamW keep their published losses and resume from older checkpoints.
-    fn fused_adamw<const D: usize>(
-        w: Tensor<Self, D>,
-        g: Tensor<Self, D>,
-        moments: Option<(Tensor<Self, D>, Tensor<Self, D>)>,
-        step: AdamWStep,
-    ) -> [Tensor<Self, D>; 3] {
-        plain::adamw(w, g, moments, step)
-    }
-
-    /// GPT-2's GELU, element-wise: `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))` (what
-    /// `makemore.py`'s `NewGELU` and burn's `gelu_approximate` compute).
-    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        plain::gelu::<Self>(x)
-    }
-
-    /// The gradient of [`FusedOps::fused_gelu`] at its input `x`: with `t = tanh(u)`,
-    /// `u = k (x + 0.044715 x³)`, `grad · (0.5 (1 + t) + 0.5 x (1 − t²) k (1 + 3 · 0.044715 x²))`.
-    fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        plain::gelu_backward::<Self>(x, grad)
-    }
-
+/// Causal self-attention: the causal softmax, and whole multi-head attention (scores, mask, softmax and the product with V), with their backward passes.
+///
+/// One family of [`FusedOps`]; every method has a default body built from burn's
+/// operations.
+pub trait AttentionOps: Backend {
     /// Causal softmax over the last dimension of square attention scores `[.., t, t]`:
     /// row `i` is `softmax(scale · x[i, 0..=i])`, and 0 after position `i`.
     fn fused_causal_softmax(x: FloatTensor<Self>, scale: f64) -> FloatTensor<Self> {
         plain::causal_softmax::<Self>(x, scale)
     }
 
-    /// The gradient of [`FusedOps::fused_causal_softmax`] from its output `y`:
+    /// The gradient of [`AttentionOps::fused_causal_softmax`] from its output `y`:
     /// `scale · y · (grad − Σ_j grad_j y_j)` row by row.
     fn fused_causal_softmax_backward(
         y: FloatTensor<Self>,
@@ -325,7 +351,7 @@ pub trait FusedOps: Backend {
         plain::attention::<Self>(qkv, batch, n_head, mask)
     }
 
-    /// The gradient at `qkv` of [`FusedOps::fused_attention`] from the gradient `grad` at
+    /// The gradient at `qkv` of [`AttentionOps::fused_attention`] from the gradient `grad` at
     /// its output, given its saved weights.
     fn fused_attention_backward(
         qkv: FloatTensor<Self>,
@@ -337,7 +363,13 @@ pub trait FusedOps: Backend {
     ) -> FloatTensor<Self> {
         plain::attention_backward::<Self>(qkv, probs, mask, grad, batch, n_head)
     }
+}
 
+/// A whole RNN or GRU recurrence over a batch of sequences, with its backward pass.
+///
+/// One family of [`FusedOps`]; every method has a default body built from burn's
+/// operations.
+pub trait RecurrenceOps: Backend {
     /// A whole recurrence ([`recurrence`](mod@recurrence)): `[hidden [batch · t, h], gates]`,
     /// the state after every position and what the backward pass reuses (the GRU's `z`, `r`
     /// and `hbar` of every position, `[batch · t, 3h]`; nothing for the RNN). `None` (the
@@ -354,7 +386,7 @@ pub trait FusedOps: Backend {
         None
     }
 
-    /// The gradients `[dx, dstart, dw, db]` of [`FusedOps::fused_recurrence`] from the
+    /// The gradients `[dx, dstart, dw, db]` of [`RecurrenceOps::fused_recurrence`] from the
     /// gradient `grad` at its hidden states, given what the forward pass returned.
     #[allow(clippy::too_many_arguments)]
     fn fused_recurrence_backward(
@@ -367,6 +399,77 @@ pub trait FusedOps: Backend {
         grad: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 4] {
         recurrence::backward::<Self>(shape, x, start, w, hidden, gates, grad)
+    }
+}
+
+/// The cross-entropy loss, with what its backward pass needs.
+///
+/// One family of [`FusedOps`]; every method has a default body built from burn's
+/// operations.
+pub trait LossOps: Backend {
+    /// Mean cross-entropy of `logits` `[rows, classes]` against `targets` `[rows]`, and what
+    /// [`LossOps::fused_cross_entropy_backward`] needs, `[rows, classes]`: the softmax
+    /// probabilities in the default bodies; a backend that overrides both may save something
+    /// else (the CubeCL kernels save the gradient itself).
+    fn fused_cross_entropy_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        plain::cross_entropy_forward::<Self>(logits, targets)
+    }
+
+    /// Gradient of the mean cross-entropy with respect to the logits, given what
+    /// [`LossOps::fused_cross_entropy_forward`] saved (the probabilities, in the default
+    /// bodies) and the gradient `grad` (`[1]`) arriving at the loss:
+    /// `(probs − onehot(targets)) · grad / rows`.
+    fn fused_cross_entropy_backward(
+        probs: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        plain::cross_entropy_backward::<Self>(probs, targets, grad)
+    }
+
+    /// Mean cross-entropy of `logits` against `targets`, `[1]`.
+    fn fused_cross_entropy(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::fused_cross_entropy_forward(logits, targets).0
+    }
+}
+
+/// AdamW's update of one parameter tensor.
+///
+/// One family of [`FusedOps`]; every method has a default body built from burn's
+/// operations.
+pub trait OptimizerOps: Backend {
+    /// One AdamW update of a parameter `w` with gradient `g` and moments `(m, v)` (`None` on
+    /// the first step): the new `[w, m, v]`. The default body is burn 0.21's `AdamW` step,
+    /// tensor operation for tensor operation; a backend's own kernel must give the same bits,
+    /// so that runs with AdamW keep their published losses and resume from older checkpoints.
+    fn fused_adamw<const D: usize>(
+        w: Tensor<Self, D>,
+        g: Tensor<Self, D>,
+        moments: Option<(Tensor<Self, D>, Tensor<Self, D>)>,
+        step: AdamWStep,
+    ) -> [Tensor<Self, D>; 3] {
+        plain::adamw(w, g, moments, step)
+    }
+}
+
+/// Random draws on the device: sampling's categorical draw and dropout masks.
+///
+/// One family of [`FusedOps`]; every method has a default body built from burn's
+/// operations.
+pub trait SamplingOps: Backend {
+    /// One categorical draw per row of `probs` `[rows, classes]` with the uniform `u`
+    /// `[rows]` (in `[0, 1)`), `[rows]`: scaled by the row's total (summed in order), `u` is
+    /// compared with `p_0`, `p_1`, … and lowered by each in turn (`u < p_i` picks `i`, else
+    /// `u −= p_i`); the last class when none is picked. The arithmetic of the host's draw
+    /// in sampling, so that the same probabilities and uniforms give the same characters.
+    fn fused_categorical(probs: FloatTensor<Self>, u: FloatTensor<Self>) -> IntTensor<Self> {
+        plain::categorical::<Self>(probs, u)
     }
 
     /// An inverted-dropout mask of `shape`: unit `i` keeps `1 / keep` when the 64-bit draw
@@ -386,14 +489,6 @@ pub trait FusedOps: Backend {
         let mask = TensorData::new(mask, shape).convert::<Self::FloatElem>();
         Self::float_from_data(mask, device)
     }
-
-    /// Mean cross-entropy of `logits` against `targets`, `[1]`.
-    fn fused_cross_entropy(
-        logits: FloatTensor<Self>,
-        targets: IntTensor<Self>,
-    ) -> FloatTensor<Self> {
-        Self::fused_cross_entropy_forward(logits, targets).0
-    }
 }
 
 /// An autodiff backend whose inner (no-gradient) backend has [`FusedOps`] too: what training
@@ -412,12 +507,12 @@ fn float<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
 }
 
-/// tanh of a tensor through [`FusedOps::fused_tanh`].
+/// tanh of a tensor through [`LinearOps::fused_tanh`].
 pub fn tanh<B: FusedOps, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     float(B::fused_tanh(x.into_primitive().tensor()))
 }
 
-/// The concatenated embeddings of each context through [`FusedOps::fused_embedding`].
+/// The concatenated embeddings of each context through [`LinearOps::fused_embedding`].
 ///
 /// # Shapes
 /// - `table`: `[vocab, dim]`, `contexts`: `[rows, block]`
@@ -430,7 +525,7 @@ pub fn embedding<B: FusedOps>(table: Tensor<B, 2>, contexts: Tensor<B, 2, Int>) 
 }
 
 /// `x·W + b` of a burn [`Linear`](burn::nn::Linear) with a bias, then tanh when `tanh`,
-/// through [`FusedOps::fused_linear`].
+/// through [`LinearOps::fused_linear`].
 ///
 /// # Shapes
 /// - `x`: `[rows, in]`, `weight`: `[in, out]`, `bias`: `[out]`
@@ -449,7 +544,7 @@ pub fn linear<B: FusedOps>(
     ))
 }
 
-/// LayerNorm over each row, then tanh, through [`FusedOps::fused_layer_norm_tanh`].
+/// LayerNorm over each row, then tanh, through [`NormOps::fused_layer_norm_tanh`].
 ///
 /// # Shapes
 /// - `x`: `[rows, cols]`, `gamma` and `beta`: `[cols]`
@@ -469,7 +564,7 @@ pub fn layer_norm_tanh<B: FusedOps>(
     float(y)
 }
 
-/// LayerNorm over each row through [`FusedOps::fused_layer_norm`].
+/// LayerNorm over each row through [`NormOps::fused_layer_norm`].
 pub fn layer_norm<B: FusedOps>(
     x: Tensor<B, 2>,
     gamma: Tensor<B, 1>,
@@ -485,7 +580,7 @@ pub fn layer_norm<B: FusedOps>(
     float(y)
 }
 
-/// One draw per row through [`FusedOps::fused_categorical`].
+/// One draw per row through [`SamplingOps::fused_categorical`].
 ///
 /// # Shapes
 /// - `probs`: `[rows, classes]`, `u`: `[rows]`
@@ -497,7 +592,7 @@ pub fn categorical<B: FusedOps>(probs: Tensor<B, 2>, u: Tensor<B, 1>) -> Tensor<
     ))
 }
 
-/// Mean cross-entropy through [`FusedOps::fused_cross_entropy`]; the same function as
+/// Mean cross-entropy through [`LossOps::fused_cross_entropy`]; the same function as
 /// makemore-model's `cross_entropy` (burn's `log_softmax`, the targets' entries, the mean).
 ///
 /// # Shapes
@@ -514,17 +609,17 @@ pub fn cross_entropy<B: FusedOps>(
     ))
 }
 
-/// GPT-2's GELU through [`FusedOps::fused_gelu`].
+/// GPT-2's GELU through [`LinearOps::fused_gelu`].
 pub fn gelu<B: FusedOps, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     float(B::fused_gelu(x.into_primitive().tensor()))
 }
 
-/// Causal softmax of attention scores `[.., t, t]` through [`FusedOps::fused_causal_softmax`].
+/// Causal softmax of attention scores `[.., t, t]` through [`AttentionOps::fused_causal_softmax`].
 pub fn causal_softmax<B: FusedOps, const D: usize>(x: Tensor<B, D>, scale: f64) -> Tensor<B, D> {
     float(B::fused_causal_softmax(x.into_primitive().tensor(), scale))
 }
 
-/// Causal multi-head self-attention through [`FusedOps::fused_attention`].
+/// Causal multi-head self-attention through [`AttentionOps::fused_attention`].
 ///
 /// # Shapes
 /// - `qkv`: `[batch · t, 3c]`, `mask`: `[batch · n_head · t, t]`
@@ -735,7 +830,7 @@ pub(crate) mod plain {
             .tensor()
     }
 
-    pub fn linear<B: FusedOps>(
+    pub fn linear<B: LinearOps>(
         x: FloatTensor<B>,
         w: FloatTensor<B>,
         b: FloatTensor<B>,
@@ -750,7 +845,7 @@ pub(crate) mod plain {
         }
     }
 
-    pub fn linear_backward<B: FusedOps>(
+    pub fn linear_backward<B: LinearOps>(
         x: FloatTensor<B>,
         w: FloatTensor<B>,
         y: Option<FloatTensor<B>>,
@@ -771,7 +866,7 @@ pub(crate) mod plain {
         ]
     }
 
-    pub fn layer_norm<B: FusedOps>(
+    pub fn layer_norm<B: NormOps>(
         x: FloatTensor<B>,
         gamma: FloatTensor<B>,
         beta: FloatTensor<B>,
@@ -791,7 +886,7 @@ pub(crate) mod plain {
         ]
     }
 
-    pub fn layer_norm_backward<B: FusedOps>(
+    pub fn layer_norm_backward<B: NormOps>(
         x_hat: FloatTensor<B>,
         rstd: FloatTensor<B>,
         gamma: FloatTensor<B>,
@@ -812,7 +907,7 @@ pub(crate) mod plain {
         ]
     }
 
-    pub fn layer_norm_tanh<B: FusedOps>(
+    pub fn layer_norm_tanh<B: NormOps>(
         x: FloatTensor<B>,
         gamma: FloatTensor<B>,
         beta: FloatTensor<B>,
@@ -822,7 +917,7 @@ pub(crate) mod plain {
         [B::fused_tanh(z), x_hat, rstd]
     }
 
-    pub fn layer_norm_tanh_backward<B: FusedOps>(
+    pub fn layer_norm_tanh_backward<B: NormOps>(
         x_hat: FloatTensor<B>,
         rstd: FloatTensor<B>,
         gamma: FloatTensor<B>,

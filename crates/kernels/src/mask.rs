@@ -1,6 +1,6 @@
 //! Dropout masks drawn from a seeded ChaCha8 stream: on the host by the generator, and in
 //! counter form ([`chacha8_block`], [`keep_bound`]) for a device that draws the same mask
-//! itself ([`FusedOps::fused_dropout_mask`](crate::FusedOps::fused_dropout_mask)).
+//! itself ([`SamplingOps::fused_dropout_mask`](crate::SamplingOps::fused_dropout_mask)).
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;

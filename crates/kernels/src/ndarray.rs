@@ -1,6 +1,9 @@
 //! [`FusedOps`] for the ndarray CPU backend (`f32`): the [`kernels`](super::kernels) run on
 //! the tensors' own buffers; inputs of another dtype take the generic path.
 
+use crate::{
+    AttentionOps, DeviceOps, LinearOps, LossOps, NormOps, OptimizerOps, RecurrenceOps, SamplingOps,
+};
 use burn::backend::ndarray::{NdArrayTensor, SharedArray};
 use burn::backend::NdArray;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
@@ -12,7 +15,7 @@ use rayon::prelude::*;
 
 use super::gemm::{matmul, product};
 use super::recurrence::RecurrenceShape;
-use super::{count_fallback, kernels, plain, recurrence_cpu, simd, FusedOps};
+use super::{count_fallback, kernels, plain, recurrence_cpu, simd};
 
 /// The values of an array in row-major order, borrowed when it is laid out that way.
 fn values<'a, E: Copy, D: Dimension>(view: &'a ArrayView<'a, E, D>) -> std::borrow::Cow<'a, [E]> {
@@ -261,114 +264,9 @@ fn layer_norm_forward(
     None
 }
 
-impl FusedOps for NdArray<f32> {
-    fn fused_recurrence(
-        shape: RecurrenceShape,
-        x: FloatTensor<Self>,
-        start: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        b: FloatTensor<Self>,
-    ) -> Option<[FloatTensor<Self>; 2]> {
-        let RecurrenceShape { batch, t, e, h, .. } = shape;
-        let gh = shape.cell.gates() * h;
-        let views = (view2(&x), view2(&start), view2(&w), view1(&b));
-        if let (Some(xv), Some(sv), Some(wv), Some(bv)) = views {
-            if xv.dim() == (batch * t, e)
-                && sv.dim() == (1, h)
-                && wv.dim() == (e + h, gh)
-                && bv.len() == gh
-            {
-                let [hidden, gates] = recurrence_cpu::forward(shape, xv, sv, wv, bv);
-                return Some([tensor(hidden), tensor(gates)]);
-            }
-        }
-        count_fallback();
-        None
-    }
+impl DeviceOps for NdArray<f32> {}
 
-    fn fused_recurrence_backward(
-        shape: RecurrenceShape,
-        x: FloatTensor<Self>,
-        start: FloatTensor<Self>,
-        w: FloatTensor<Self>,
-        hidden: FloatTensor<Self>,
-        gates: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-    ) -> [FloatTensor<Self>; 4] {
-        let views = (
-            view2(&x),
-            view2(&start),
-            view2(&w),
-            view2(&hidden),
-            view2(&gates),
-            view2(&grad),
-        );
-        if let (Some(xv), Some(sv), Some(wv), Some(hv), Some(gv), Some(dv)) = views {
-            if dv.dim() == hv.dim() {
-                let [dx, dstart, dw, db] = recurrence_cpu::backward(shape, xv, sv, wv, hv, gv, dv);
-                let db = db.index_axis_move(Axis(0), 0).into_dyn().into_shared();
-                return [tensor(dx), tensor(dstart), tensor(dw), db.into()];
-            }
-        }
-        count_fallback();
-        super::recurrence::backward::<Self>(shape, x, start, w, hidden, gates, grad)
-    }
-
-    fn fused_adamw<const D: usize>(
-        w: Tensor<Self, D>,
-        g: Tensor<Self, D>,
-        moments: Option<(Tensor<Self, D>, Tensor<Self, D>)>,
-        step: crate::AdamWStep,
-    ) -> [Tensor<Self, D>; 3] {
-        let dims = w.dims();
-        let f32s = |t: &Tensor<Self, D>| match t.clone().into_primitive().tensor() {
-            NdArrayTensor::F32(a) => Some(a),
-            _ => None,
-        };
-        let arrays = (
-            f32s(&w),
-            f32s(&g),
-            moments.as_ref().map(|(m, v)| (f32s(m), f32s(v))),
-        );
-        let (Some(wa), Some(ga), m) = arrays else {
-            count_fallback();
-            return plain::adamw(w, g, moments, step);
-        };
-        let mv = match m {
-            None => None,
-            Some((Some(m), Some(v))) => Some((m, v)),
-            Some(_) => {
-                count_fallback();
-                return plain::adamw(w, g, moments, step);
-            }
-        };
-        let (wv, gv) = (wa.view(), ga.view());
-        let (wv, gv) = (values(&wv), values(&gv));
-        let views = mv.as_ref().map(|(m, v)| (m.view(), v.view()));
-        let slices = views.as_ref().map(|(m, v)| (values(m), values(v)));
-        let n = wv.len();
-        let same = gv.len() == n
-            && slices
-                .as_ref()
-                .is_none_or(|(m, v)| m.len() == n && v.len() == n);
-        if !same {
-            count_fallback();
-            return plain::adamw(w, g, moments, step);
-        }
-        let (mut w_new, mut m_new, mut v_new) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
-        kernels::adamw(
-            &wv,
-            &gv,
-            slices.as_ref().map(|(m, v)| (&m[..], &v[..])),
-            step,
-            (&mut w_new, &mut m_new, &mut v_new),
-        );
-        let wrap = |values: Vec<f32>| {
-            Tensor::from_primitive(TensorPrimitive::Float(from_vec(&dims, values)))
-        };
-        [wrap(w_new), wrap(m_new), wrap(v_new)]
-    }
-
+impl LinearOps for NdArray<f32> {
     fn fused_embedding(table: FloatTensor<Self>, contexts: IntTensor<Self>) -> FloatTensor<Self> {
         if let Some(tv) = view2(&table) {
             if let Some(out) = with_int_view2!(&contexts, |c| embedding(tv, c)) {
@@ -433,6 +331,68 @@ impl FusedOps for NdArray<f32> {
         plain::linear_backward::<Self>(x, w, y, grad)
     }
 
+    fn fused_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match &x {
+            NdArrayTensor::F32(s) => {
+                let view = s.view();
+                let mut out = values(&view).into_owned();
+                kernels::tanh_in_place(&mut out);
+                from_vec(view.shape(), out)
+            }
+            _ => {
+                count_fallback();
+                <Self as FloatTensorOps<Self>>::float_tanh(x)
+            }
+        }
+    }
+
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match &x {
+            NdArrayTensor::F32(s) => {
+                let view = s.view();
+                let mut out = vec![0.0f32; view.len()];
+                kernels::gelu(&values(&view), &mut out);
+                from_vec(view.shape(), out)
+            }
+            _ => {
+                count_fallback();
+                super::plain::gelu::<Self>(x)
+            }
+        }
+    }
+
+    fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        match (&x, &grad) {
+            (NdArrayTensor::F32(xs), NdArrayTensor::F32(gs)) if xs.shape() == gs.shape() => {
+                let (xv, gv) = (xs.view(), gs.view());
+                let mut out = vec![0.0f32; gv.len()];
+                kernels::gelu_backward(&values(&xv), &values(&gv), &mut out);
+                from_vec(gv.shape(), out)
+            }
+            _ => {
+                count_fallback();
+                super::plain::gelu_backward::<Self>(x, grad)
+            }
+        }
+    }
+
+    fn fused_tanh_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        match (&y, &grad) {
+            (NdArrayTensor::F32(ys), NdArrayTensor::F32(gs)) if ys.shape() == gs.shape() => {
+                let (yv, gv) = (ys.view(), gs.view());
+                let mut out = vec![0.0f32; gv.len()];
+                kernels::tanh_backward(&values(&gv), &values(&yv), &mut out);
+                from_vec(gv.shape(), out)
+            }
+            _ => {
+                count_fallback();
+                plain::tanh_backward::<Self>(y, grad)
+            }
+        }
+    }
+}
+
+impl NormOps for NdArray<f32> {
     fn fused_layer_norm(
         x: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
@@ -548,22 +508,9 @@ impl FusedOps for NdArray<f32> {
         count_fallback();
         plain::layer_norm_tanh_backward::<Self>(x_hat, rstd, gamma, y, grad)
     }
+}
 
-    fn fused_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match &x {
-            NdArrayTensor::F32(s) => {
-                let view = s.view();
-                let mut out = values(&view).into_owned();
-                kernels::tanh_in_place(&mut out);
-                from_vec(view.shape(), out)
-            }
-            _ => {
-                count_fallback();
-                <Self as FloatTensorOps<Self>>::float_tanh(x)
-            }
-        }
-    }
-
+impl AttentionOps for NdArray<f32> {
     fn fused_attention(
         qkv: FloatTensor<Self>,
         batch: usize,
@@ -649,36 +596,6 @@ impl FusedOps for NdArray<f32> {
         super::plain::attention_backward::<Self>(qkv, probs, mask, grad, batch, n_head)
     }
 
-    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
-        match &x {
-            NdArrayTensor::F32(s) => {
-                let view = s.view();
-                let mut out = vec![0.0f32; view.len()];
-                kernels::gelu(&values(&view), &mut out);
-                from_vec(view.shape(), out)
-            }
-            _ => {
-                count_fallback();
-                super::plain::gelu::<Self>(x)
-            }
-        }
-    }
-
-    fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        match (&x, &grad) {
-            (NdArrayTensor::F32(xs), NdArrayTensor::F32(gs)) if xs.shape() == gs.shape() => {
-                let (xv, gv) = (xs.view(), gs.view());
-                let mut out = vec![0.0f32; gv.len()];
-                kernels::gelu_backward(&values(&xv), &values(&gv), &mut out);
-                from_vec(gv.shape(), out)
-            }
-            _ => {
-                count_fallback();
-                super::plain::gelu_backward::<Self>(x, grad)
-            }
-        }
-    }
-
     fn fused_causal_softmax(x: FloatTensor<Self>, scale: f64) -> FloatTensor<Self> {
         if let NdArrayTensor::F32(s) = &x {
             let view = s.view();
@@ -719,22 +636,63 @@ impl FusedOps for NdArray<f32> {
         count_fallback();
         super::plain::causal_softmax_backward::<Self>(y, grad, scale)
     }
+}
 
-    fn fused_tanh_backward(y: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        match (&y, &grad) {
-            (NdArrayTensor::F32(ys), NdArrayTensor::F32(gs)) if ys.shape() == gs.shape() => {
-                let (yv, gv) = (ys.view(), gs.view());
-                let mut out = vec![0.0f32; gv.len()];
-                kernels::tanh_backward(&values(&gv), &values(&yv), &mut out);
-                from_vec(gv.shape(), out)
-            }
-            _ => {
-                count_fallback();
-                plain::tanh_backward::<Self>(y, grad)
+impl RecurrenceOps for NdArray<f32> {
+    fn fused_recurrence(
+        shape: RecurrenceShape,
+        x: FloatTensor<Self>,
+        start: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+    ) -> Option<[FloatTensor<Self>; 2]> {
+        let RecurrenceShape { batch, t, e, h, .. } = shape;
+        let gh = shape.cell.gates() * h;
+        let views = (view2(&x), view2(&start), view2(&w), view1(&b));
+        if let (Some(xv), Some(sv), Some(wv), Some(bv)) = views {
+            if xv.dim() == (batch * t, e)
+                && sv.dim() == (1, h)
+                && wv.dim() == (e + h, gh)
+                && bv.len() == gh
+            {
+                let [hidden, gates] = recurrence_cpu::forward(shape, xv, sv, wv, bv);
+                return Some([tensor(hidden), tensor(gates)]);
             }
         }
+        count_fallback();
+        None
     }
 
+    fn fused_recurrence_backward(
+        shape: RecurrenceShape,
+        x: FloatTensor<Self>,
+        start: FloatTensor<Self>,
+        w: FloatTensor<Self>,
+        hidden: FloatTensor<Self>,
+        gates: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 4] {
+        let views = (
+            view2(&x),
+            view2(&start),
+            view2(&w),
+            view2(&hidden),
+            view2(&gates),
+            view2(&grad),
+        );
+        if let (Some(xv), Some(sv), Some(wv), Some(hv), Some(gv), Some(dv)) = views {
+            if dv.dim() == hv.dim() {
+                let [dx, dstart, dw, db] = recurrence_cpu::backward(shape, xv, sv, wv, hv, gv, dv);
+                let db = db.index_axis_move(Axis(0), 0).into_dyn().into_shared();
+                return [tensor(dx), tensor(dstart), tensor(dw), db.into()];
+            }
+        }
+        count_fallback();
+        super::recurrence::backward::<Self>(shape, x, start, w, hidden, gates, grad)
+    }
+}
+
+impl LossOps for NdArray<f32> {
     fn fused_cross_entropy_forward(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
@@ -790,8 +748,67 @@ impl FusedOps for NdArray<f32> {
     }
 }
 
-/// `f64` tensors get the generic implementation (the kernels are `f32`).
-impl FusedOps for NdArray<f64> {}
+impl OptimizerOps for NdArray<f32> {
+    fn fused_adamw<const D: usize>(
+        w: Tensor<Self, D>,
+        g: Tensor<Self, D>,
+        moments: Option<(Tensor<Self, D>, Tensor<Self, D>)>,
+        step: crate::AdamWStep,
+    ) -> [Tensor<Self, D>; 3] {
+        let dims = w.dims();
+        let f32s = |t: &Tensor<Self, D>| match t.clone().into_primitive().tensor() {
+            NdArrayTensor::F32(a) => Some(a),
+            _ => None,
+        };
+        let arrays = (
+            f32s(&w),
+            f32s(&g),
+            moments.as_ref().map(|(m, v)| (f32s(m), f32s(v))),
+        );
+        let (Some(wa), Some(ga), m) = arrays else {
+            count_fallback();
+            return plain::adamw(w, g, moments, step);
+        };
+        let mv = match m {
+            None => None,
+            Some((Some(m), Some(v))) => Some((m, v)),
+            Some(_) => {
+                count_fallback();
+                return plain::adamw(w, g, moments, step);
+            }
+        };
+        let (wv, gv) = (wa.view(), ga.view());
+        let (wv, gv) = (values(&wv), values(&gv));
+        let views = mv.as_ref().map(|(m, v)| (m.view(), v.view()));
+        let slices = views.as_ref().map(|(m, v)| (values(m), values(v)));
+        let n = wv.len();
+        let same = gv.len() == n
+            && slices
+                .as_ref()
+                .is_none_or(|(m, v)| m.len() == n && v.len() == n);
+        if !same {
+            count_fallback();
+            return plain::adamw(w, g, moments, step);
+        }
+        let (mut w_new, mut m_new, mut v_new) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+        kernels::adamw(
+            &wv,
+            &gv,
+            slices.as_ref().map(|(m, v)| (&m[..], &v[..])),
+            step,
+            (&mut w_new, &mut m_new, &mut v_new),
+        );
+        let wrap = |values: Vec<f32>| {
+            Tensor::from_primitive(TensorPrimitive::Float(from_vec(&dims, values)))
+        };
+        [wrap(w_new), wrap(m_new), wrap(v_new)]
+    }
+}
+
+impl SamplingOps for NdArray<f32> {}
+
+// `f64` tensors get the generic implementation (the kernels are `f32`).
+crate::default_fused_ops!(NdArray<f64>);
 
 #[cfg(test)]
 mod tests {

@@ -1,5 +1,5 @@
 //! A whole recurrence (`makemore.py`'s RNN or GRU cell over every position of a batch of
-//! words) as one operation: [`FusedOps::fused_recurrence`] and its backward pass.
+//! words) as one operation: [`RecurrenceOps::fused_recurrence`](crate::RecurrenceOps::fused_recurrence) and its backward pass.
 //!
 //! The cell's linear layers enter stacked: `w` `[n_embd + n_hidden, gates · n_hidden]` holds
 //! the layers' weights side by side (the RNN's one; the GRU's update gate `z`, reset gate `r`
@@ -101,7 +101,7 @@ pub fn recurrence<B: FusedOps>(
     Some(float(hidden))
 }
 
-/// The default body of [`FusedOps::fused_recurrence_backward`] in burn's operations: back
+/// The default body of [`RecurrenceOps::fused_recurrence_backward`](crate::RecurrenceOps::fused_recurrence_backward) in burn's operations: back
 /// through the positions from the last, one step's gradients at a time, then the weights'
 /// gradients as a few products over all positions.
 pub fn backward<B: Backend>(

@@ -22,7 +22,7 @@ pub struct DropoutStep {
 
 /// The masks of one forward pass, drawn one after another from the step's seed. On the CPU
 /// from the generator; on an accelerator by the device itself, from the same stream
-/// ([`FusedOps::fused_dropout_mask`], at the generator's word position, which then moves on
+/// ([`SamplingOps::fused_dropout_mask`](crate::SamplingOps::fused_dropout_mask), at the generator's word position, which then moves on
 /// as if it had drawn them): the same masks either way, and nothing uploaded.
 pub(crate) struct Masks {
     rng: ChaCha8Rng,

@@ -48,7 +48,10 @@ pub use dropout::DropoutStep;
 pub use loss::cross_entropy;
 /// The fused operations ([`makemore_kernels`]): how each backend computes the models.
 pub use makemore_kernels as fused;
-pub use makemore_kernels::{AdamWStep, FusedAutodiff, FusedOps, Kernels};
+pub use makemore_kernels::{
+    AdamWStep, AttentionOps, DeviceOps, FusedAutodiff, FusedOps, Kernels, LinearOps, LossOps,
+    NormOps, OptimizerOps, RecurrenceOps, SamplingOps,
+};
 pub use mlp::Mlp;
 pub use model::Model;
 pub use rnn::{Cell, GruCell, Rnn, RnnCell};

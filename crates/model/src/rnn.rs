@@ -194,6 +194,7 @@ impl<B: FusedOps> Rnn<B> {
 #[cfg(all(test, feature = "ndarray"))]
 mod tests {
     use super::*;
+    use crate::RecurrenceOps;
     use burn::backend::{Autodiff, NdArray};
     use burn::tensor::TensorPrimitive;
 
@@ -320,7 +321,7 @@ mod tests {
             let shape =
                 RecurrenceShape::of(kind, [rows, 8], [8 + h, kind.gates() * h], batch).unwrap();
             let prim = |t: Tensor<Ad, 2>| t.inner().into_primitive().tensor();
-            let [hidden, gates] = <Inner as FusedOps>::fused_recurrence(
+            let [hidden, gates] = <Inner as RecurrenceOps>::fused_recurrence(
                 shape,
                 prim(x.clone()),
                 prim(model.start.val()),

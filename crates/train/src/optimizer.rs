@@ -12,7 +12,7 @@ use crate::checkpoint::{record_bytes, record_from_bytes};
 use crate::{OptimizerKind, TrainError};
 
 /// burn's `AdamW` (defaults β₁ 0.9, β₂ 0.999, ε 1e-5) with its update in one pass per
-/// parameter ([`FusedOps::fused_adamw`]): the same bits as burn's, and the same state type,
+/// parameter ([`OptimizerOps::fused_adamw`](makemore_model::OptimizerOps::fused_adamw)): the same bits as burn's, and the same state type,
 /// so `optimizer.mpk` files are unchanged.
 #[derive(Debug, Clone)]
 pub(crate) struct FusedAdamW {

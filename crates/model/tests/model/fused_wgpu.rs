@@ -144,7 +144,7 @@ fn wgpu_dropout_masks_are_the_host_masks() {
     use burn::prelude::*;
     use burn::tensor::TensorPrimitive;
     use makemore_model::dropout::{chacha8_key, dropout_mask_at};
-    use makemore_model::FusedOps;
+    use makemore_model::SamplingOps;
     if !have_adapter() {
         return;
     }
@@ -156,7 +156,7 @@ fn wgpu_dropout_masks_are_the_host_masks() {
         (3, (1u64 << 32) - 8, 64, 0.75),
     ] {
         let key = chacha8_key(seed);
-        let mask = <Wgpu as FusedOps>::fused_dropout_mask(
+        let mask = <Wgpu as SamplingOps>::fused_dropout_mask(
             burn::tensor::Shape::new([n]),
             key,
             start,
