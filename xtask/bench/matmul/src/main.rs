@@ -42,6 +42,16 @@ const SHAPES: &[Shape] = &[
     shape("wide, batch 128: xᵀ·g (W1)", 192, 128, 512, true, false),
     shape("batch 32: x·W1", 32, 30, 200, false, false),
     shape("batch 32: hᵀ·g", 200, 32, 27, true, false),
+    // makemore.py's Transformer (64 channels), batch 32 words of 16 positions.
+    shape("py Transformer: x·W (q, k, v)", 512, 64, 192, false, false),
+    shape("py Transformer: h·W (MLP out)", 512, 256, 64, false, false),
+    shape("py Transformer: g·Wᵀ (MLP in)", 512, 256, 64, false, true),
+    shape("py Transformer: xᵀ·g (MLP in)", 64, 512, 256, true, false),
+    // transformer-best.json (128 channels), batch 64 words of 16 positions.
+    shape("record Transformer: x·W (q, k, v)", 1024, 128, 384, false, false),
+    shape("record Transformer: h·W (MLP out)", 1024, 512, 128, false, false),
+    shape("record Transformer: g·Wᵀ (MLP in)", 1024, 512, 128, false, true),
+    shape("record Transformer: xᵀ·g (MLP in)", 128, 1024, 512, true, false),
 ];
 
 /// Row and column strides of an `rows × cols` operand stored row-major, or as its
