@@ -1,9 +1,6 @@
 //! [`FusedOps`] for `Autodiff<B>`: forward passes through the inner backend's fused ops,
 //! backward passes written by hand from the saved outputs.
 
-use crate::{
-    AttentionOps, DeviceOps, LinearOps, LossOps, NormOps, OptimizerOps, RecurrenceOps, SamplingOps,
-};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -15,7 +12,10 @@ use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::TensorMetadata;
 
 use super::recurrence::RecurrenceShape;
-use super::FusedOps;
+use super::{
+    AttentionOps, DeviceOps, FusedOps, LinearOps, LossOps, NormOps, OptimizerOps, RecurrenceOps,
+    SamplingOps,
+};
 
 /// tanh whose backward pass uses the saved output `y` (burn's generic one recomputes tanh).
 #[derive(Debug)]

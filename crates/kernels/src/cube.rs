@@ -20,9 +20,6 @@
 //! Inputs whose dtype is not the backend's own (`F` for floats, `I` for indices) take the
 //! generic path and are counted by [`fallbacks`](super::fallbacks).
 
-use crate::{
-    AttentionOps, DeviceOps, LinearOps, LossOps, NormOps, OptimizerOps, RecurrenceOps, SamplingOps,
-};
 use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor, IntTensorOps};
 use burn::tensor::{Shape, TensorMetadata};
 use burn_cubecl::kernel::into_contiguous;
@@ -32,7 +29,10 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElemen
 use cubecl::prelude::*;
 use cubecl::{calculate_cube_count_elemwise, CubeCount, CubeDim};
 
-use super::{count_fallback, float, plain};
+use super::{
+    count_fallback, float, plain, AttentionOps, DeviceOps, LinearOps, LossOps, NormOps,
+    OptimizerOps, RecurrenceOps, SamplingOps,
+};
 
 /// Rows of the embedding gradient that one unit of the scatter sums before the partial
 /// sums are reduced: small enough to give the GPU thousands of units at batch 4096.

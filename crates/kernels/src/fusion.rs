@@ -11,9 +11,6 @@
 //! operations queued before them, on the device; nothing is read back) and their outputs are
 //! registered with fusion as new tensors.
 
-use crate::{
-    AttentionOps, DeviceOps, LinearOps, LossOps, NormOps, OptimizerOps, RecurrenceOps, SamplingOps,
-};
 use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::{Shape, TensorMetadata};
 use burn_fusion::client::GlobalFusionClient;
@@ -21,7 +18,10 @@ use burn_fusion::stream::OperationStreams;
 use burn_fusion::{Fusion, FusionBackend, NoOp};
 use burn_ir::{InitOperationIr, OperationIr, OperationOutput};
 
-use super::FusedOps;
+use super::{
+    AttentionOps, DeviceOps, FusedOps, LinearOps, LossOps, NormOps, OptimizerOps, RecurrenceOps,
+    SamplingOps,
+};
 
 type Client<B> = GlobalFusionClient<<B as FusionBackend>::FusionRuntime>;
 

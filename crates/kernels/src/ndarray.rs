@@ -1,9 +1,6 @@
 //! [`FusedOps`] for the ndarray CPU backend (`f32`): the [`kernels`](super::kernels) run on
 //! the tensors' own buffers; inputs of another dtype take the generic path.
 
-use crate::{
-    AttentionOps, DeviceOps, LinearOps, LossOps, NormOps, OptimizerOps, RecurrenceOps, SamplingOps,
-};
 use burn::backend::ndarray::{NdArrayTensor, SharedArray};
 use burn::backend::NdArray;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps, IntTensor};
@@ -15,7 +12,10 @@ use rayon::prelude::*;
 
 use super::gemm::{matmul, product};
 use super::recurrence::RecurrenceShape;
-use super::{count_fallback, kernels, plain, recurrence_cpu, simd};
+use super::{
+    count_fallback, kernels, plain, recurrence_cpu, simd, AttentionOps, DeviceOps, LinearOps,
+    LossOps, NormOps, OptimizerOps, RecurrenceOps, SamplingOps,
+};
 
 /// The values of an array in row-major order, borrowed when it is laid out that way.
 fn values<'a, E: Copy, D: Dimension>(view: &'a ArrayView<'a, E, D>) -> std::borrow::Cow<'a, [E]> {

@@ -675,10 +675,11 @@ pub fn causal_masks(m: &makemore_model::ModelConfig) -> BTreeMap<String, Vec<usi
 /// little-endian `f32` bytes of a tensor of `shape`.
 fn causal_mask_bytes(shape: &[usize]) -> Vec<u8> {
     let t = shape.last().copied().unwrap_or(0);
+    // No value (and no division) when t = 0: the shape then holds no element.
     let n: usize = shape.iter().product();
     (0..n)
         .flat_map(|k| {
-            let (i, j) = ((k / t.max(1)) % t.max(1), k % t.max(1));
+            let (i, j) = ((k / t) % t, k % t);
             f32::to_le_bytes(if j <= i { 1.0 } else { 0.0 })
         })
         .collect()
@@ -698,12 +699,9 @@ fn with_causal_masks(
     };
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(fail)?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(fail)?;
-    let values: Vec<(String, Vec<usize>, Vec<u8>)> = masks
-        .iter()
-        .map(|(name, shape)| (name.clone(), shape.clone(), causal_mask_bytes(shape)))
-        .collect();
+    let data: Vec<Vec<u8>> = masks.values().map(|s| causal_mask_bytes(s)).collect();
     let mut tensors = st.tensors();
-    for (name, shape, data) in &values {
+    for ((name, shape), data) in masks.iter().zip(&data) {
         let view =
             safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
                 .map_err(fail)?;
