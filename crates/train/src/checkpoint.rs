@@ -94,6 +94,9 @@ pub struct BestSoFar {
 
 /// The subdirectory of a run that holds its best weights (`keep_best`).
 pub const BEST_DIR: &str = "best";
+/// The subdirectory of a run that holds the moving average of its weights (`ema`),
+/// committed with each save of the run.
+pub const EMA_DIR: &str = "ema";
 
 impl TrainingState {
     /// The config the run started with, if the checkpoint recorded it.
@@ -155,6 +158,39 @@ impl Journal {
         }
     }
 
+    /// The journal that names `dir`'s files: its own, or, for a subdirectory committed
+    /// with its run (`RUN/ema`), the run's, with the paths made relative to `dir`.
+    fn read_for(dir: &Path) -> Result<Option<Self>, TrainError> {
+        if let Some(own) = Self::read(dir)? {
+            return Ok(Some(own));
+        }
+        let (Some(parent), Some(sub)) = (dir.parent(), dir.file_name()) else {
+            return Ok(None);
+        };
+        if parent.as_os_str().is_empty() || !parent.join(JOURNAL_FILE).exists() {
+            return Ok(None);
+        }
+        Ok(Self::read(parent)?.map(|j| Self {
+            files: j
+                .files
+                .into_iter()
+                .filter_map(|(name, temp)| {
+                    let name = Path::new(&name)
+                        .strip_prefix(sub)
+                        .ok()?
+                        .to_str()?
+                        .to_string();
+                    let temp = Path::new(&temp)
+                        .strip_prefix(sub)
+                        .ok()?
+                        .to_str()?
+                        .to_string();
+                    Some((name, temp))
+                })
+                .collect(),
+        }))
+    }
+
     /// Where the committed `name` is: its temp file while that still exists, else `name`.
     fn locate(this: Option<&Self>, dir: &Path, name: &str) -> PathBuf {
         this.and_then(|j| j.files.iter().find(|(f, _)| f == name))
@@ -195,11 +231,19 @@ fn remove_if_there(path: &Path) -> Result<(), TrainError> {
 pub(crate) fn recover(dir: &Path, _writer: &RunLock) -> Result<(), TrainError> {
     let _commit = commit_lock(dir)?;
     if let Some(journal) = Journal::read(dir)? {
+        let subdirs = subdirectories(journal.files.iter().map(|(name, _)| name.as_str()));
+        let _sub_commits = subdirs
+            .iter()
+            .map(|sub| commit_lock(&dir.join(sub)))
+            .collect::<Result<Vec<_>, _>>()?;
         for (name, temp) in &journal.files {
             let temp = dir.join(temp);
             if temp.exists() {
                 fs::rename(&temp, dir.join(name)).map_err(|e| TrainError::io(&temp, e))?;
             }
+        }
+        for sub in &subdirs {
+            sync_dir(&dir.join(sub))?;
         }
         sync_dir(dir)?;
         remove_if_there(&dir.join(JOURNAL_FILE))?;
@@ -275,7 +319,7 @@ impl Checkpoint {
         }
         let _reading =
             Lock::shared(&dir.join(COMMIT_LOCK_FILE)).map_err(|e| lock_error(&dir, e))?;
-        let journal = Journal::read(&dir)?;
+        let journal = Journal::read_for(&dir)?;
         let config_path = dir.join(CONFIG_FILE);
         let config = TrainingConfig::from_checkpoint_json(&read_text(&config_path)?)
             .map_err(|e| TrainError::checkpoint(&config_path, e.to_string()))?;
@@ -340,12 +384,14 @@ impl Checkpoint {
                     remove_if_there(&dir.join(name))?;
                     remove_if_there(&dir.join(format!("{name}.tmp")))?;
                 }
-                let best = dir.join(BEST_DIR);
-                match fs::remove_dir_all(&best) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(TrainError::io(best, e))
+                for sub in [BEST_DIR, EMA_DIR] {
+                    let sub = dir.join(sub);
+                    match fs::remove_dir_all(&sub) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(TrainError::io(sub, e))
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
             }
         }
@@ -765,35 +811,36 @@ pub(crate) fn write_run_files(
     write_atomic(&dir.join(VOCAB_FILE), vocab.to_json().as_bytes())
 }
 
-/// Saves weights, optimiser state and training state as one commit (see the module docs).
-/// Only the run's writer calls it.
-pub(crate) fn save_commit(
-    dir: &Path,
-    model: &[u8],
-    optimizer: Option<&[u8]>,
-    state: &TrainingState,
-) -> Result<(), TrainError> {
-    let state_json = serde_json::to_string_pretty(state).map_err(|e| {
-        TrainError::checkpoint(dir.join(STATE_FILE), format!("cannot serialise: {e}"))
-    })?;
-    let mut files: Vec<(&str, &[u8])> = vec![(MODEL_FILE, model)];
-    if let Some(opt) = optimizer {
-        files.push((OPTIMIZER_FILE, opt));
-    }
-    files.push((STATE_FILE, state_json.as_bytes()));
+/// The JSON of `state` for `state.json` in `dir`.
+pub(crate) fn state_json(dir: &Path, state: &TrainingState) -> Result<String, TrainError> {
+    serde_json::to_string_pretty(state)
+        .map_err(|e| TrainError::checkpoint(dir.join(STATE_FILE), format!("cannot serialise: {e}")))
+}
+
+/// Saves `files` (`(path relative to dir, bytes)`: the weights, the optimiser state, the
+/// training state, and those of a subdirectory such as [`EMA_DIR`]) as one commit (see the
+/// module docs). Only the run's writer calls it.
+pub(crate) fn save_commit(dir: &Path, files: &[(&str, &[u8])]) -> Result<(), TrainError> {
     // Written and synced aside, before readers are kept out.
     let mut pending = Vec::with_capacity(files.len());
-    for (name, bytes) in files {
+    for &(name, bytes) in files {
         let path = dir.join(name);
         pending.push(Pending::write(&path, bytes).map_err(|e| TrainError::io(path, e))?);
     }
+    let subdirs = subdirectories(files.iter().map(|&(name, _)| name));
     let _commit = commit_lock(dir)?;
+    // Readers of a subdirectory (`RUN/ema`) hold its own lock: kept out too.
+    let _sub_commits = subdirs
+        .iter()
+        .map(|sub| commit_lock(&dir.join(sub)))
+        .collect::<Result<Vec<_>, _>>()?;
     let journal = Journal {
         files: pending
             .iter()
-            .map(|p| {
-                let name = p.target().file_name().unwrap_or_default();
-                (name.to_string_lossy().into_owned(), p.temp_name())
+            .zip(files)
+            .map(|(p, &(name, _))| {
+                let temp = Path::new(name).with_file_name(p.temp_name());
+                (name.to_string(), temp.to_string_lossy().into_owned())
             })
             .collect(),
     };
@@ -810,9 +857,24 @@ pub(crate) fn save_commit(
     for (temp, target) in kept {
         fs::rename(&temp, &target).map_err(|e| TrainError::io(&temp, e))?;
     }
+    for sub in &subdirs {
+        sync_dir(&dir.join(sub))?;
+    }
     sync_dir(dir)?;
     remove_if_there(&dir.join(JOURNAL_FILE))?;
     sync_dir(dir)
+}
+
+/// The distinct subdirectories that the relative paths `names` are in.
+fn subdirectories<'a>(names: impl Iterator<Item = &'a str>) -> Vec<PathBuf> {
+    let mut subs: Vec<PathBuf> = names
+        .filter_map(|name| Path::new(name).parent())
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .collect();
+    subs.sort();
+    subs.dedup();
+    subs
 }
 
 /// Makes the renames in `dir` durable. A file system that cannot sync a directory says so

@@ -72,6 +72,26 @@ pub struct TrainingConfig {
     /// `best/` beside the last checkpoint, as `makemore.py` keeps its best model.
     #[serde(default)]
     pub keep_best: bool,
+    /// An exponential moving average of the weights, kept in `ema/` beside the live ones
+    /// (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema: Option<EmaConfig>,
+}
+
+/// An exponential moving average of the weights (Polyak averaging): after every step,
+/// `ema = decay · ema + (1 − decay) · weights`, starting from the initial weights. The run
+/// keeps it in `ema/`, a checkpoint that `eval` and `sample` read, committed together with
+/// each save of the run, and evaluates it on dev at every `eval_every`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmaConfig {
+    /// Weight of the average kept at each step, in (0, 1): 0.999 averages over about the
+    /// last 1,000 steps.
+    pub decay: f64,
+    /// With `keep_best`, `best/` keeps the averaged weights when their dev loss is the
+    /// lowest so far (instead of the live ones).
+    #[serde(default)]
+    pub best: bool,
 }
 
 impl Default for TrainingConfig {
@@ -89,6 +109,7 @@ impl Default for TrainingConfig {
             eval_every: 10_000,
             checkpoint_every: 10_000,
             keep_best: false,
+            ema: None,
         }
     }
 }
@@ -136,6 +157,16 @@ impl TrainingConfig {
         }
         if self.keep_best && self.eval_every == 0 {
             return bad("keep_best needs eval_every > 0: the best weights are chosen at each dev evaluation".into());
+        }
+        if let Some(ema) = self.ema {
+            if !(ema.decay > 0.0 && ema.decay < 1.0) {
+                return bad(format!("ema decay must be in (0, 1), got {}", ema.decay));
+            }
+            if ema.best && !self.keep_best {
+                return bad(
+                    "ema best needs keep_best: it chooses which weights best/ keeps".into(),
+                );
+            }
         }
         self.split.validate()?;
         Ok(())

@@ -195,6 +195,18 @@ fn render() -> String {
     let top: serde_json::Value =
         serde_json::from_str(&sample.to_json()).unwrap_or(serde_json::Value::Null);
     md.push_str(&format!("Top-level fields: {}.\n\n", json_keys(&top)));
+    let with_ema = config(ModelKind::Mlp, |c| {
+        c.ema = Some(crate::EmaConfig {
+            decay: 0.999,
+            best: false,
+        })
+    });
+    let with_ema: serde_json::Value =
+        serde_json::from_str(&with_ema.to_json()).unwrap_or(serde_json::Value::Null);
+    md.push_str(&format!(
+        "With a moving average of the weights (`--ema`), also `ema`: {}.\n\n",
+        json_keys(&with_ema["ema"])
+    ));
     md.push_str("`model` fields, by kind (the fields a kind does not use are left out):\n\n");
     md.push_str("| kind | fields |\n|---|---|\n");
     for kind in kinds {

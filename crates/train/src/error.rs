@@ -11,6 +11,9 @@ pub enum TrainError {
     /// A sampling or evaluation option that cannot work; names the option.
     #[error("{0}")]
     Option(String),
+    /// Models that cannot be scored or sampled as one ensemble; says why.
+    #[error("ensemble: {0}")]
+    Ensemble(String),
     /// A data problem.
     #[error(transparent)]
     Data(#[from] makemore_data::DataError),

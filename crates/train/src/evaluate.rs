@@ -1,4 +1,5 @@
 use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
 use makemore_data::{ContextBatcher, SplitName, Tokens};
 use makemore_model::{FusedOps, Model};
 
@@ -26,21 +27,55 @@ pub fn evaluate<B: FusedOps>(model: &Model<B>, tokens: &Tokens, device: &B::Devi
     if tokens.characters() == 0 {
         return None;
     }
+    let mut total = 0.0f64;
+    for_each_chunk(model, tokens, device, |logits, targets, n| {
+        let loss: f32 = model.loss(logits, targets).into_scalar().elem();
+        total += f64::from(loss) * n as f64;
+    });
+    Some(total / tokens.characters() as f64)
+}
+
+/// The log-probability that `model` gives each character of `tokens` (each character of each
+/// word and its end, word by word: the same characters, in the same order, for windows and
+/// sequences), with the characters. What an ensemble's members are scored by.
+pub fn target_log_probs<B: FusedOps>(
+    model: &Model<B>,
+    tokens: &Tokens,
+    device: &B::Device,
+) -> (Vec<u32>, Vec<f32>) {
+    let n = tokens.characters();
+    let (mut chars, mut log_probs) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for_each_chunk(model, tokens, device, |logits, targets, rows| {
+        let picked = log_softmax(logits, 1).gather(1, targets.clone().reshape([rows, 1]));
+        let values = picked.into_data().convert::<f32>();
+        log_probs.extend(values.iter::<f32>());
+        let targets = targets.into_data().convert::<i64>();
+        chars.extend(targets.iter::<i64>().map(|c| c as u32));
+    });
+    (chars, log_probs)
+}
+
+/// Runs `f(logits, targets, rows)` on the chunks of `tokens`: each character to predict once,
+/// in order, as `evaluate` counts them.
+fn for_each_chunk<B: FusedOps>(
+    model: &Model<B>,
+    tokens: &Tokens,
+    device: &B::Device,
+    mut f: impl FnMut(Tensor<B, 2>, Tensor<B, 1, Int>, usize),
+) {
     let row_len = tokens.row_len();
     let per_row = tokens.targets_per_row();
     let chunk = eval_chunk(model.activation_floats(row_len));
-    let mut total = 0.0f64;
     let (mut kept, mut positions) = (Vec::new(), Vec::new());
     for (inputs, targets) in tokens
         .inputs()
         .chunks(chunk * row_len)
         .zip(tokens.targets().chunks(chunk * per_row))
     {
-        let (loss, n): (f32, usize) = match tokens {
+        match tokens {
             Tokens::Windows(_) => {
                 let batch = ContextBatcher::from_flat::<B>(inputs, targets, device);
-                let loss = model.loss(model.forward(batch.inputs), batch.targets);
-                (loss.into_scalar().elem(), targets.len())
+                f(model.forward(batch.inputs), batch.targets, targets.len());
             }
             Tokens::Sequences(_) => {
                 unmasked(targets, &mut kept, &mut positions);
@@ -55,13 +90,10 @@ pub fn evaluate<B: FusedOps>(model: &Model<B>, tokens: &Tokens, device: &B::Devi
                 let y = Tensor::<B, 1, Int>::from_data(TensorData::new(y, [n]), device);
                 let p =
                     Tensor::<B, 1, Int>::from_data(TensorData::new(positions.clone(), [n]), device);
-                let loss = model.loss(model.forward(x).select(0, p), y);
-                (loss.into_scalar().elem(), n)
+                f(model.forward(x).select(0, p), y, n);
             }
-        };
-        total += f64::from(loss) * n as f64;
+        }
     }
-    Some(total / tokens.characters() as f64)
 }
 
 /// [`evaluate`] on one part of a prepared corpus.

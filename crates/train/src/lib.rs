@@ -34,6 +34,8 @@ mod checkpoint;
 mod config;
 #[cfg(test)]
 mod doc_tables;
+mod ema;
+mod ensemble;
 mod error;
 mod evaluate;
 mod lock;
@@ -50,12 +52,13 @@ mod step;
 mod trainer;
 
 pub use checkpoint::{
-    BestSoFar, Checkpoint, TrainingState, BEST_DIR, COMMIT_LOCK_FILE, CONFIG_FILE, JOURNAL_FILE,
-    METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, VOCAB_FILE,
+    BestSoFar, Checkpoint, TrainingState, BEST_DIR, COMMIT_LOCK_FILE, CONFIG_FILE, EMA_DIR,
+    JOURNAL_FILE, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, VOCAB_FILE,
 };
-pub use config::{OptimizerKind, TrainingConfig};
+pub use config::{EmaConfig, OptimizerKind, TrainingConfig};
+pub use ensemble::{score_ensemble, EnsembleLoss, EnsembleSpec, MemberSpec};
 pub use error::TrainError;
-pub use evaluate::{evaluate, evaluate_split};
+pub use evaluate::{evaluate, evaluate_split, target_log_probs};
 pub use lock::{RunLock, LOCK_FILE};
 pub use lr_find::{lowest_smoothed_loss, lr_find, suggest_lr, LrFindPoint, LR_SUGGESTION_RULE};
 pub use memory::{available_memory, check_memory, check_run_memory, MemoryNeed};
@@ -63,7 +66,7 @@ pub use metrics::{read_metrics, MetricsRow, MetricsWriter};
 pub use overrides::{OptimizerChoice, ScheduleKind, TrainingOverrides};
 pub use prepare::{corpus_digest, prepare, prepare_with_vocab, PreparedData};
 pub use resume::check_resume;
-pub use sample::{sample, Origin, Sample, SampleOptions};
+pub use sample::{sample, sample_ensemble, Origin, Sample, SampleOptions};
 pub use schedule::LrSchedule;
 pub use trainer::{
     check_data_fits, sized_config, train, TrainEvent, TrainSummary, Trained, Trainer,

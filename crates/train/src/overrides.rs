@@ -4,7 +4,7 @@
 use makemore_data::SplitRatios;
 use makemore_model::{InitScheme, Kernels, ModelKind, NormKind};
 
-use crate::{LrSchedule, OptimizerKind, TrainError, TrainingConfig};
+use crate::{EmaConfig, LrSchedule, OptimizerKind, TrainError, TrainingConfig};
 
 /// A learning-rate schedule's kind, without its rates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +110,10 @@ pub struct TrainingOverrides {
     pub epsilon: Option<f64>,
     /// Keep the weights with the best dev loss in `best/`.
     pub keep_best: Option<bool>,
+    /// Decay of a moving average of the weights (`ema/`); 0 turns it off.
+    pub ema: Option<f64>,
+    /// With `keep_best`, keep the averaged weights in `best/` when theirs is the best dev loss.
+    pub ema_best: Option<bool>,
     /// Seed of the minibatch sampler.
     pub batch_seed: Option<u64>,
     /// Train, dev and test fractions.
@@ -235,6 +239,25 @@ impl TrainingOverrides {
             OptimizerKind::Sgd => {}
         }
         set(&mut config.keep_best, self.keep_best);
+        match self.ema {
+            Some(0.0) => config.ema = None,
+            Some(decay) => {
+                let best = config.ema.is_some_and(|e| e.best);
+                config.ema = Some(EmaConfig { decay, best });
+            }
+            None => {}
+        }
+        if let Some(best) = self.ema_best {
+            match &mut config.ema {
+                Some(e) => e.best = best,
+                None if best => {
+                    return Err(TrainError::Config(
+                        "ema_best needs a moving average of the weights (--ema DECAY)".into(),
+                    ))
+                }
+                None => {}
+            }
+        }
         Ok(())
     }
 

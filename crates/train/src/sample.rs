@@ -136,19 +136,50 @@ pub fn sample<B: FusedOps>(
     options: &SampleOptions,
     device: &B::Device,
 ) -> Result<Vec<Sample>, TrainError> {
+    sample_ensemble(&[(model, 1.0, block_size)], vocab, split, options, device)
+}
+
+/// [`sample`] from an ensemble: `(model, weight, block_size)` of each member; each character
+/// is drawn from the members' next-character probabilities averaged with the weights (each
+/// member's at `options.temperature`). One member of any weight draws what [`sample`] draws.
+pub fn sample_ensemble<B: FusedOps>(
+    members: &[(&Model<B>, f64, usize)],
+    vocab: &Vocab,
+    split: Option<&Split>,
+    options: &SampleOptions,
+    device: &B::Device,
+) -> Result<Vec<Sample>, TrainError> {
     options.validate(vocab)?;
+    let total: f64 = members.iter().map(|m| m.1).sum();
+    if members.is_empty() || members.iter().any(|m| !(m.1.is_finite() && m.1 > 0.0)) {
+        return Err(TrainError::Ensemble(
+            "needs at least one member, each with a finite weight > 0".into(),
+        ));
+    }
     let prefix = vocab.encode(&options.prefix)?;
+    let members: Vec<Member<'_, B>> = members
+        .iter()
+        .map(|&(model, weight, block_size)| Member {
+            model,
+            weight: (weight / total) as f32,
+            block_size,
+            sequence: model.as_mlp().is_none(),
+        })
+        .collect();
+    let mut options = options.clone();
     // A sequence model reads the word so far after its boundary, at most `block_size`
     // positions: it writes words of up to `block_size - 1` characters.
-    let sequence = model.as_mlp().is_none();
-    let mut options = options.clone();
-    if sequence {
-        options.max_len = options.max_len.min(block_size.saturating_sub(1)).max(1);
+    if let Some(longest) = members
+        .iter()
+        .filter(|m| m.sequence)
+        .map(|m| m.block_size.saturating_sub(1))
+        .min()
+    {
+        options.max_len = options.max_len.min(longest).max(1);
         if prefix.len() >= options.max_len {
             return Err(TrainError::Option(format!(
-                "prefix: {} characters leave no room in this model's words of at most {}",
+                "prefix: {} characters leave no room in this model's words of at most {longest}",
                 prefix.len(),
-                block_size.saturating_sub(1)
             )));
         }
     }
@@ -157,10 +188,8 @@ pub fn sample<B: FusedOps>(
     let mut out = Vec::with_capacity(options.n);
     let mut attempts = 0usize;
     let batch = Batch {
-        model,
+        members: &members,
         vocab,
-        block_size,
-        sequence,
         prefix: &prefix,
         options,
         device,
@@ -169,7 +198,7 @@ pub fn sample<B: FusedOps>(
         let want = options.n - out.len();
         // On a GPU the draws happen there too (no read-back per character); the words are
         // the ones the host would draw from the same probabilities.
-        let words = if B::is_accelerator() && options.top_k.is_none() {
+        let words = if B::is_accelerator() && options.top_k.is_none() && members.len() == 1 {
             batch.draw_on_device(want, &mut rng)?
         } else {
             batch.draw(want, &mut rng)?
@@ -193,20 +222,17 @@ pub fn sample<B: FusedOps>(
     Ok(out)
 }
 
-/// What one batch of words is drawn with.
-struct Batch<'a, B: FusedOps> {
+/// One model of what words are drawn from.
+struct Member<'a, B: FusedOps> {
     model: &'a Model<B>,
-    vocab: &'a Vocab,
+    /// Its share of the probabilities (the weights sum to 1).
+    weight: f32,
     block_size: usize,
     /// The model reads whole words (its context grows), not windows.
     sequence: bool,
-    /// Every word starts with these characters.
-    prefix: &'a [usize],
-    options: &'a SampleOptions,
-    device: &'a B::Device,
 }
 
-impl<B: FusedOps> Batch<'_, B> {
+impl<B: FusedOps> Member<'_, B> {
     /// Positions of the context of a word of `len` characters.
     fn context_len(&self, len: usize) -> usize {
         if self.sequence {
@@ -234,16 +260,28 @@ impl<B: FusedOps> Batch<'_, B> {
             });
         }
     }
+}
 
+/// What one batch of words is drawn with.
+struct Batch<'a, B: FusedOps> {
+    /// The models (one, or an ensemble's).
+    members: &'a [Member<'a, B>],
+    vocab: &'a Vocab,
+    /// Every word starts with these characters.
+    prefix: &'a [usize],
+    options: &'a SampleOptions,
+    device: &'a B::Device,
+}
+
+impl<B: FusedOps> Batch<'_, B> {
     /// `n` words, each draw made on the host from the probabilities read back.
     fn draw(&self, n: usize, rng: &mut ChaCha8Rng) -> Result<Vec<(String, bool)>, TrainError> {
         let Batch {
-            model,
+            members,
             vocab,
             prefix,
             options,
             device,
-            ..
         } = *self;
         let mut words: Vec<Vec<usize>> = vec![prefix.to_vec(); n];
         let mut done = vec![false; n];
@@ -258,21 +296,34 @@ impl<B: FusedOps> Batch<'_, B> {
                 break;
             }
             let rows = if fixed_rows { &all } else { &active };
-            // Unfinished words are all as long (one character a step): one context length.
-            let t = self.context_len(words[active[0]].len());
-            let mut contexts = Vec::with_capacity(rows.len() * t);
-            for &i in rows {
-                if self.sequence && words[i].len() + 1 != t {
-                    // A finished row (kept for a fixed shape): any context of the length.
-                    contexts.extend(std::iter::repeat_n(0, t));
+            let mut probs: Vec<f32> = Vec::new();
+            for member in members {
+                // Unfinished words are all as long (one character a step): one context length.
+                let t = member.context_len(words[active[0]].len());
+                let mut contexts = Vec::with_capacity(rows.len() * t);
+                for &i in rows {
+                    if member.sequence && words[i].len() + 1 != t {
+                        // A finished row (kept for a fixed shape): any context of the length.
+                        contexts.extend(std::iter::repeat_n(0, t));
+                    } else {
+                        member.context_of(&words[i], &mut contexts);
+                    }
+                }
+                let x = Tensor::<B, 2, Int>::from_data(
+                    TensorData::new(contexts, [rows.len(), t]),
+                    device,
+                );
+                let logits = member.model.next_logits(x) / options.temperature;
+                let p: Vec<f32> = read_back(softmax(logits, 1), "the probabilities")?;
+                if members.len() == 1 {
+                    probs = p;
                 } else {
-                    self.context_of(&words[i], &mut contexts);
+                    probs.resize(p.len(), 0.0);
+                    for (sum, p) in probs.iter_mut().zip(p) {
+                        *sum += member.weight * p;
+                    }
                 }
             }
-            let x =
-                Tensor::<B, 2, Int>::from_data(TensorData::new(contexts, [rows.len(), t]), device);
-            let logits = model.next_logits(x) / options.temperature;
-            let probs: Vec<f32> = read_back(softmax(logits, 1), "the probabilities")?;
             let v = vocab.len();
             for (k, &i) in active.iter().enumerate() {
                 let row = if fixed_rows { i } else { k };
@@ -307,14 +358,15 @@ impl<B: FusedOps> Batch<'_, B> {
         rng: &mut ChaCha8Rng,
     ) -> Result<Vec<(String, bool)>, TrainError> {
         let Batch {
-            model,
+            members,
             vocab,
-            block_size,
             prefix,
             options,
             device,
-            ..
         } = *self;
+        // One model: an ensemble draws on the host.
+        let member = &members[0];
+        let (model, block_size) = (member.model, member.block_size);
         /// Steps between two checks of whether every word has ended.
         const CHECK_EVERY: usize = 8;
         // A word draws until it ends or reaches max_len characters; at least once.
@@ -326,10 +378,10 @@ impl<B: FusedOps> Batch<'_, B> {
             (0..n * steps).map(|_| copy.random::<f32>()).collect()
         };
         let uniforms = Tensor::<B, 1>::from_data(TensorData::new(uniforms, [n * steps]), device);
-        let t0 = self.context_len(prefix.len());
+        let t0 = member.context_len(prefix.len());
         let mut context: Vec<i64> = Vec::with_capacity(n * t0);
         for _ in 0..n {
-            self.context_of(prefix, &mut context);
+            member.context_of(prefix, &mut context);
         }
         let mut context = Tensor::<B, 2, Int>::from_data(TensorData::new(context, [n, t0]), device);
         let mut active = Tensor::<B, 1, Int>::ones([n], device);
@@ -354,7 +406,7 @@ impl<B: FusedOps> Batch<'_, B> {
             };
             // A window slides; a word grows.
             let [_, t] = context.dims();
-            let kept = if self.sequence { 0..t } else { 1..block_size };
+            let kept = if member.sequence { 0..t } else { 1..block_size };
             context = Tensor::cat(
                 vec![context.slice([0..n, kept]), ix.clone().reshape([n, 1])],
                 1,
@@ -481,11 +533,15 @@ mod tests {
             let prefix = vocab.encode(prefix).unwrap();
             let mut host_rng = ChaCha8Rng::seed_from_u64(5);
             let mut device_rng = host_rng.clone();
-            let batch = Batch {
+            let members = [Member {
                 model,
-                vocab: &vocab,
+                weight: 1.0,
                 block_size,
                 sequence,
+            }];
+            let batch = Batch {
+                members: &members,
+                vocab: &vocab,
                 prefix: &prefix,
                 options: &options,
                 device: &device,

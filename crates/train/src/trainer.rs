@@ -8,7 +8,8 @@ use makemore_data::MinibatchSampler;
 use makemore_model::{FusedAutodiff, Model};
 use serde::Serialize;
 
-use crate::checkpoint::{self, Checkpoint, TrainingState, METRICS_FILE};
+use crate::checkpoint::{self, Checkpoint, TrainingState, EMA_DIR, METRICS_FILE};
+use crate::ema::Ema;
 use crate::optimizer::TrainOptimizer;
 use crate::resume::check_resume;
 use crate::step::{
@@ -45,6 +46,8 @@ pub enum TrainEvent {
         step: u64,
         /// Dev loss.
         dev_loss: f64,
+        /// Dev loss of the moving average of the weights, when the run keeps one.
+        ema_dev_loss: Option<f64>,
     },
     /// A checkpoint was committed.
     Checkpoint {
@@ -66,6 +69,8 @@ pub struct TrainSummary {
     pub train_loss: f64,
     /// Full dev-split loss (`None` for an empty dev split).
     pub dev_loss: Option<f64>,
+    /// Dev loss of the moving average of the weights (`ema/`), when the run keeps one.
+    pub ema_dev_loss: Option<f64>,
     /// Trainable parameters.
     pub params: usize,
     /// Seconds spent in training steps (this process and earlier ones of the run).
@@ -81,6 +86,8 @@ struct Run<'a, B: FusedAutodiff> {
     optim: TrainOptimizer<B>,
     metrics: MetricsWriter,
     state: TrainingState,
+    /// The moving average of the weights, and its last dev loss.
+    ema: Option<(Ema<B::InnerBackend>, Option<f64>)>,
 }
 
 /// Trains (or, with `resume`, continues) a run whose checkpoints go to `dir`, and returns the
@@ -229,9 +236,11 @@ impl<'a> Trainer<'a> {
         let resume = match self.resume {
             Some(ckpt) => {
                 checkpoint::recover(self.dir, &lock)?;
-                let best = self.dir.join(checkpoint::BEST_DIR);
-                if best.is_dir() {
-                    checkpoint::recover(&best, &lock)?;
+                for sub in [checkpoint::BEST_DIR, EMA_DIR] {
+                    let sub = self.dir.join(sub);
+                    if sub.is_dir() {
+                        checkpoint::recover(&sub, &lock)?;
+                    }
                 }
                 let ckpt = Checkpoint::open(&ckpt.dir)?;
                 check_resume(&ckpt, self.data, &config)?;
@@ -324,18 +333,24 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         device: &'a B::Device,
     ) -> Result<Self, TrainError> {
         checkpoint::write_run_files(dir, config, &data.vocab)?;
+        if config.ema.is_some() {
+            checkpoint::write_run_files(&dir.join(EMA_DIR), config, &data.vocab)?;
+        }
         let started_config = serde_json::to_value(config).map_err(|e| {
             TrainError::checkpoint(
                 dir.join(checkpoint::STATE_FILE),
                 format!("cannot record the config: {e}"),
             )
         })?;
+        let model = config.model.init::<B>(device);
+        let ema = config.ema.map(|e| (Ema::new(model.valid(), e.decay), None));
         let mut run = Self {
             data,
             config,
             dir,
             device,
-            model: config.model.init::<B>(device),
+            model,
+            ema,
             optim: TrainOptimizer::new(config.optimizer),
             metrics: MetricsWriter::create(&dir.join(METRICS_FILE))?,
             state: TrainingState {
@@ -385,12 +400,31 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
             ckpt.state.metrics_bytes,
             ckpt.state.step,
         )?;
+        let ema = match config.ema {
+            Some(e) => {
+                let saved = Checkpoint::open(dir.join(EMA_DIR))?;
+                // Committed with every save of the run: a different step is a damaged run.
+                if saved.state.step != ckpt.state.step {
+                    return Err(TrainError::Resume {
+                        path: saved.dir.clone(),
+                        reason: format!(
+                            "holds the average of step {}, the run is at step {}",
+                            saved.state.step, ckpt.state.step
+                        ),
+                    });
+                }
+                let model = saved.load_model::<B::InnerBackend>(device)?;
+                Some((Ema::new(model, e.decay), saved.state.dev_loss))
+            }
+            None => None,
+        };
         Ok(Self {
             data,
             config,
             dir,
             device,
             model,
+            ema,
             optim,
             metrics,
             state: ckpt.state,
@@ -398,8 +432,14 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
     }
 
     /// With `keep_best`, saves the weights as `best/` (a checkpoint `eval` and `sample`
-    /// read) when `dev_loss` is the lowest so far.
+    /// read) when their dev loss is the lowest so far: the live weights with `dev_loss`, or
+    /// with `ema.best` the averaged ones with theirs.
     fn keep_if_best(&mut self, dev_loss: f64) -> Result<(), TrainError> {
+        let averaged = match (&self.ema, self.config.ema) {
+            (Some((ema, Some(loss))), Some(c)) if c.best => Some((ema.model(), *loss)),
+            _ => None,
+        };
+        let dev_loss = averaged.map_or(dev_loss, |(_, loss)| loss);
         if !self.config.keep_best || self.state.best.is_some_and(|b| b.dev_loss <= dev_loss) {
             return Ok(());
         }
@@ -416,18 +456,62 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
             best: Some(best),
             ..self.state.clone()
         };
-        let model = checkpoint::model_bytes(&self.model.valid(), &self.config.model, state.step)?;
+        let model = match averaged {
+            Some((ema, _)) => checkpoint::model_bytes(ema, &self.config.model, state.step)?,
+            None => checkpoint::model_bytes(&self.model.valid(), &self.config.model, state.step)?,
+        };
         checkpoint::write_run_files(&dir, self.config, &self.data.vocab)?;
-        checkpoint::save_commit(&dir, &model, None, &state)?;
+        let state_json = checkpoint::state_json(&dir, &state)?;
+        checkpoint::save_commit(
+            &dir,
+            &[
+                (checkpoint::MODEL_FILE, &model),
+                (checkpoint::STATE_FILE, state_json.as_bytes()),
+            ],
+        )?;
         self.state.best = Some(best);
         Ok(())
     }
 
+    /// Commits the weights, the optimiser state, the moving average (`ema/`) and the state
+    /// as one save.
     fn save(&mut self) -> Result<(), TrainError> {
         self.state.metrics_bytes = self.metrics.sync()?;
         let model = checkpoint::model_bytes(&self.model, &self.config.model, self.state.step)?;
         let optim = self.optim.state_bytes()?;
-        checkpoint::save_commit(self.dir, &model, optim.as_deref(), &self.state)
+        let ema = match &self.ema {
+            Some((ema, dev_loss)) => {
+                let state = TrainingState {
+                    metrics_bytes: 0,
+                    train_loss: None,
+                    dev_loss: *dev_loss,
+                    // Read by eval and sample; not a run to resume.
+                    finished: true,
+                    best: None,
+                    ..self.state.clone()
+                };
+                let bytes = checkpoint::model_bytes(ema.model(), &self.config.model, state.step)?;
+                let json = checkpoint::state_json(&self.dir.join(EMA_DIR), &state)?;
+                Some((bytes, json))
+            }
+            None => None,
+        };
+        let state = checkpoint::state_json(self.dir, &self.state)?;
+        let (ema_model, ema_state) = (
+            format!("{EMA_DIR}/{}", checkpoint::MODEL_FILE),
+            format!("{EMA_DIR}/{}", checkpoint::STATE_FILE),
+        );
+        let mut files: Vec<(&str, &[u8])> = vec![(checkpoint::MODEL_FILE, &model)];
+        if let Some(optim) = &optim {
+            files.push((checkpoint::OPTIMIZER_FILE, optim));
+        }
+        if let Some((bytes, json)) = &ema {
+            files.push((&ema_model, bytes));
+            files.push((&ema_state, json.as_bytes()));
+        }
+        // The run's state last, as before the average was part of a save.
+        files.push((checkpoint::STATE_FILE, state.as_bytes()));
+        checkpoint::save_commit(self.dir, &files)
     }
 
     fn go(
@@ -466,6 +550,9 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
                 self.device,
             );
             self.model = model;
+            if let Some((ema, _)) = &mut self.ema {
+                ema.update(&self.model.valid());
+            }
             self.state.step += 1;
             let done = self.state.step;
             pending.push(done, lr, loss);
@@ -477,6 +564,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
                 && done < config.steps;
             if eval_due {
                 let dev_loss = evaluate(&self.model.valid(), &self.data.dev, self.device);
+                self.evaluate_ema();
                 self.flush(&mut pending, dev_loss, on_event)?;
                 if let Some(d) = dev_loss {
                     self.keep_if_best(d)?;
@@ -507,6 +595,9 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         let inner_device = self.device;
         let train_loss = evaluate(&valid, &self.data.train, inner_device).unwrap_or(f64::NAN);
         let dev_loss = evaluate(&valid, &self.data.dev, inner_device);
+        if finished {
+            self.evaluate_ema();
+        }
         // The last step's row of metrics.csv carries the final dev loss, as every
         // `eval_every`-th row carries its own.
         if finished {
@@ -528,9 +619,17 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
             finished,
             train_loss,
             dev_loss,
+            ema_dev_loss: self.ema.as_ref().and_then(|(_, loss)| *loss),
             params,
             train_secs: self.state.elapsed_secs,
         })
+    }
+
+    /// Evaluates the moving average of the weights on dev, if the run keeps one.
+    fn evaluate_ema(&mut self) {
+        if let Some((ema, loss)) = &mut self.ema {
+            *loss = evaluate(ema.model(), &self.data.dev, self.device);
+        }
     }
 
     /// Reads back the losses of the steps since the last flush (one device round trip),
@@ -566,6 +665,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
                 on_event(&TrainEvent::Eval {
                     step: done,
                     dev_loss,
+                    ema_dev_loss: self.ema.as_ref().and_then(|(_, loss)| *loss),
                 });
             }
         }

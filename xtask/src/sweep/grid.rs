@@ -39,6 +39,11 @@
 //! `runs` keeps the runs already drawn (and their results). Drawn numbers are rounded to
 //! three significant digits.
 //!
+//! **TPE.** With `method = "tpe"` in `[search]`, the first `startup` points (default 8) are
+//! random search's and each further generation of `batch` points (default 4) is proposed by
+//! Tree-structured Parzen Estimators told the dev losses of every run before it
+//! ([`Grid::expand_tpe`], `tpe.rs`); the same records give the same proposals.
+//!
 //! **Successive halving.** A `[halving]` table stops hopeless runs early:
 //!
 //! ```toml
@@ -92,8 +97,38 @@ pub struct Search {
     /// Seed of the draws.
     #[serde(default)]
     pub seed: u64,
+    /// How points are chosen: independent random draws, or TPE proposals.
+    #[serde(default)]
+    pub method: Method,
+    /// TPE: points drawn at random before the first proposal (the first generation).
+    #[serde(default = "default_startup")]
+    pub startup: usize,
+    /// TPE: proposals asked together from the results of every earlier generation.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
     /// Config path → range.
     pub ranges: BTreeMap<String, Range>,
+}
+
+/// How a `[search]` chooses its points.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Each point drawn independently (it depends only on the seed and its index).
+    #[default]
+    Random,
+    /// Tree-structured Parzen Estimator proposals (the `tpe` crate), in generations: after
+    /// `startup` random points, each generation of `batch` points is asked from the dev
+    /// losses of all the runs before it, once they have all ended.
+    Tpe,
+}
+
+fn default_startup() -> usize {
+    8
+}
+
+fn default_batch() -> usize {
+    4
 }
 
 /// Where a searched value is drawn from.
@@ -147,7 +182,7 @@ impl Range {
     }
 
     /// The value of draw `u` in [0, 1).
-    fn value(&self, u: f64) -> Value {
+    pub(super) fn value(&self, u: f64) -> Value {
         let round = |x: f64| -> Value {
             if x == 0.0 {
                 return Value::from(0.0);
@@ -167,9 +202,18 @@ impl Range {
     }
 }
 
+/// Random search's point `index`: each range's value at its own draw.
+fn random_point(search: &Search, index: usize) -> BTreeMap<String, Value> {
+    search
+        .ranges
+        .iter()
+        .map(|(path, range)| (path.clone(), range.value(draw(search.seed, index, path))))
+        .collect()
+}
+
 /// A uniform number in [0, 1) that depends only on `seed`, `index` and `path`
 /// (SplitMix64 over their digest).
-fn draw(seed: u64, index: usize, path: &str) -> f64 {
+pub(super) fn draw(seed: u64, index: usize, path: &str) -> f64 {
     let digest = Sha256::digest(format!("{seed}/{index}/{path}").as_bytes());
     let mut z = u64::from_le_bytes(digest[..8].try_into().unwrap_or_default());
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -245,6 +289,14 @@ impl Grid {
             if search.runs == 0 {
                 bail!("[search] runs must be at least 1");
             }
+            if search.method == Method::Tpe {
+                if search.startup == 0 || search.batch == 0 {
+                    bail!("[search] startup and batch must be at least 1");
+                }
+                if !self.axes.is_empty() || !self.seeds.is_empty() {
+                    bail!("[search] method = \"tpe\" proposes whole points: put every value to search in a range, with no [axes] or seeds (the search's own seed is [search] seed)");
+                }
+            }
             for (path, range) in &search.ranges {
                 range.check(path)?;
                 if self.axes.contains_key(path) {
@@ -269,15 +321,30 @@ impl Grid {
         Ok(())
     }
 
-    /// Expands the grid over `defaults` (a full config as JSON) in a stable order; the runs'
-    /// ids cover `corpus_sha256`, the digest of the corpus they train on.
-    pub fn expand(&self, defaults: &Value, corpus_sha256: &str) -> Result<Vec<RunSpec>> {
+    /// The grid's base merged into `defaults`.
+    fn base_config(&self, defaults: &Value) -> Result<Value> {
         let mut base = defaults.clone();
         merge(
             &mut base,
             &toml_to_json(&toml::Value::Table(self.base.clone())),
             "",
         )?;
+        Ok(base)
+    }
+
+    /// How many runs the grid has (a TPE search's proposals included before they are made).
+    pub fn run_count(&self, defaults: &Value) -> Result<usize> {
+        match &self.search {
+            Some(s) if s.method == Method::Tpe => Ok(s.runs),
+            _ => Ok(self.expand(defaults, "")?.len()),
+        }
+    }
+
+    /// Expands the grid over `defaults` (a full config as JSON) in a stable order; the runs'
+    /// ids cover `corpus_sha256`, the digest of the corpus they train on. A TPE search is
+    /// expanded by [`Grid::expand_tpe`].
+    pub fn expand(&self, defaults: &Value, corpus_sha256: &str) -> Result<Vec<RunSpec>> {
+        let base = self.base_config(defaults)?;
         let mut points: Vec<BTreeMap<String, Value>> = vec![BTreeMap::new()];
         for (axis, values) in &self.axes {
             let mut next = Vec::with_capacity(points.len() * values.len());
@@ -295,9 +362,7 @@ impl Grid {
             for p in &points {
                 for i in 0..search.runs {
                     let mut q = p.clone();
-                    for (path, range) in &search.ranges {
-                        q.insert(path.clone(), range.value(draw(search.seed, i, path)));
-                    }
+                    q.extend(random_point(search, i));
                     next.push(q);
                 }
             }
@@ -311,41 +376,94 @@ impl Grid {
         let mut runs = Vec::new();
         for p in &points {
             for seed in &seeds {
-                let mut config = base.clone();
-                for (path, v) in p {
-                    set_path(&mut config, path, v.clone())?;
-                }
-                let mut point = p.clone();
-                if let Some(s) = seed {
-                    set_path(&mut config, "model.init_seed", Value::from(*s))?;
-                    set_path(&mut config, "batch_seed", Value::from(*s))?;
-                    point.insert("seed".into(), Value::from(*s));
-                }
-                // The id hashes what the grid says (base and this point) and the corpus's
-                // content, not the defaults it was merged into: a newer makemore with more
-                // config fields keeps the ids of a sweep in progress, and another corpus
-                // (or an edited file at the same path) gives other runs. The full config is
-                // recorded with each result.
-                let spec = serde_json::json!({
-                    "base": toml_to_json(&toml::Value::Table(self.base.clone())),
-                    "point": point,
-                    "corpus_sha256": corpus_sha256,
-                });
-                let digest = Sha256::digest(spec.to_string().as_bytes());
-                let id: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-                if let Some(h) = &self.halving {
-                    let steps = config["steps"].as_u64().unwrap_or(0);
-                    if h.rungs.last().is_some_and(|&r| r >= steps) {
-                        bail!(
-                            "[halving] rungs {:?} must all be below the runs' steps ({steps})",
-                            h.rungs
-                        );
-                    }
-                }
-                runs.push(RunSpec { id, point, config });
+                runs.push(self.spec(&base, p, *seed, corpus_sha256, None)?);
             }
         }
         Ok(runs)
+    }
+
+    /// The runs of a TPE search that can be proposed now: the `startup` random points, then
+    /// each generation asked from the dev losses of every run before it, as long as
+    /// `outcome` knows them all. `outcome(id)` is `None` while the run has not ended, and
+    /// `Some(None)` for one that ended without a loss (failed for good: not told).
+    /// The same outcomes give the same proposals, whoever asks and however often.
+    pub fn expand_tpe(
+        &self,
+        defaults: &Value,
+        corpus_sha256: &str,
+        outcome: &dyn Fn(&str) -> Option<Option<f64>>,
+    ) -> Result<Vec<RunSpec>> {
+        let Some(search) = self.search.as_ref().filter(|s| s.method == Method::Tpe) else {
+            bail!("not a TPE search");
+        };
+        let base = self.base_config(defaults)?;
+        let mut runs: Vec<RunSpec> = Vec::new();
+        while runs.len() < search.runs {
+            let index = runs.len();
+            let point = if index < search.startup {
+                random_point(search, index)
+            } else {
+                // Every proposal of a generation is asked from the runs before it.
+                let generation = index - (index - search.startup) % search.batch;
+                let mut told = Vec::with_capacity(generation);
+                for r in &runs[..generation] {
+                    match outcome(&r.id) {
+                        None => return Ok(runs),
+                        Some(Some(loss)) if loss.is_finite() => told.push((&r.point, loss)),
+                        Some(_) => {}
+                    }
+                }
+                super::tpe::propose(search, &told, index)?
+            };
+            runs.push(self.spec(&base, &point, None, corpus_sha256, Some(index))?);
+        }
+        Ok(runs)
+    }
+
+    /// The run of `point` (and `seed`) over `base`. A TPE `proposal`'s index is part of its
+    /// id: two proposals of the same values are two runs.
+    fn spec(
+        &self,
+        base: &Value,
+        p: &BTreeMap<String, Value>,
+        seed: Option<u64>,
+        corpus_sha256: &str,
+        proposal: Option<usize>,
+    ) -> Result<RunSpec> {
+        let mut config = base.clone();
+        for (path, v) in p {
+            set_path(&mut config, path, v.clone())?;
+        }
+        let mut point = p.clone();
+        if let Some(s) = seed {
+            set_path(&mut config, "model.init_seed", Value::from(s))?;
+            set_path(&mut config, "batch_seed", Value::from(s))?;
+            point.insert("seed".into(), Value::from(s));
+        }
+        // The id hashes what the grid says (base and this point) and the corpus's content,
+        // not the defaults it was merged into: a newer makemore with more config fields
+        // keeps the ids of a sweep in progress, and another corpus (or an edited file at the
+        // same path) gives other runs. The full config is recorded with each result.
+        let mut spec = serde_json::json!({
+            "base": toml_to_json(&toml::Value::Table(self.base.clone())),
+            "point": point,
+            "corpus_sha256": corpus_sha256,
+        });
+        if let Some(i) = proposal {
+            spec["proposal"] = Value::from(i);
+        }
+        let digest = Sha256::digest(spec.to_string().as_bytes());
+        let id: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        if let Some(h) = &self.halving {
+            let steps = config["steps"].as_u64().unwrap_or(0);
+            if h.rungs.last().is_some_and(|&r| r >= steps) {
+                bail!(
+                    "[halving] rungs {:?} must all be below the runs' steps ({steps})",
+                    h.rungs
+                );
+            }
+        }
+        Ok(RunSpec { id, point, config })
     }
 }
 

@@ -36,17 +36,17 @@ pub struct Phases<'a> {
 }
 
 impl Phases<'_> {
-    /// The whole sweep: every rung of `halving` (if any), then the runs that go on, to the end.
-    pub fn run(&self, halving: Option<&Halving>) -> Result<Ended> {
-        let plan = self.pool.plan;
-        let mut alive: Vec<&Run> = plan.runs.iter().collect();
+    /// The whole sweep of `runs` (the grid's, or a generation of a TPE search): every rung
+    /// of `halving` (if any), then the runs that go on, to the end.
+    pub fn run(&self, halving: Option<&Halving>, runs: &[Run]) -> Result<Ended> {
+        let mut alive: Vec<&Run> = runs.iter().collect();
         let mut tally = Tally::default();
         for &rung in halving.map_or(&[][..], |h| &h.rungs) {
             tally += self.phase(&alive, Some(rung))?;
             if self.pool.stop.requested() {
                 return Ok(Ended::Stopped(tally));
             }
-            if !self.wait_for_rung(&alive, rung, &mut tally)? {
+            if !self.wait_for(&alive, Some(rung), &mut tally)? {
                 return Ok(Ended::Stopped(tally));
             }
             let keep = halving.map_or(alive.len(), |h| h.survivors(alive.len()));
@@ -117,18 +117,26 @@ impl Phases<'_> {
         !held(plan.claim_path(run.id())) && !held(plan.run_dir(run.id()).join(".lock"))
     }
 
-    /// Waits until every run of `alive` has reported at `rung`, taking on idle ones with
-    /// `--steal`; false when a stop came first.
-    fn wait_for_rung(&self, alive: &[&Run], rung: u64, tally: &mut Tally) -> Result<bool> {
+    /// Waits until every run of `alive` has reported at `phase`: at a rung, its result
+    /// there; at the end (a TPE generation), its end ([`Records::search_outcome`]). Takes on
+    /// idle ones with `--steal`; false when a stop came first.
+    pub fn wait_for(&self, alive: &[&Run], phase: Phase, tally: &mut Tally) -> Result<bool> {
         let plan = self.pool.plan;
         let mut last_activity = Instant::now();
         let mut said = None;
+        let name = match phase {
+            Some(rung) => format!("rung {rung}"),
+            None => "this TPE generation".into(),
+        };
         loop {
             let records = Records::read(&plan.out)?;
             let missing: Vec<&Run> = alive
                 .iter()
                 .copied()
-                .filter(|r| !records.reported_at_rung(r.id(), rung))
+                .filter(|r| match phase {
+                    Some(rung) => !records.reported_at_rung(r.id(), rung),
+                    None => records.search_outcome(r.id()).is_none(),
+                })
                 .collect();
             if missing.is_empty() {
                 return Ok(true);
@@ -136,8 +144,11 @@ impl Phases<'_> {
             let (busy, idle): (Vec<&Run>, Vec<&Run>) =
                 missing.iter().copied().partition(|r| !self.idle(r));
             if self.steal && !idle.is_empty() {
-                *tally += self.phase(alive, Some(rung))?;
-                continue;
+                let t = self.phase(alive, phase)?;
+                *tally += t;
+                if t.trained > 0 {
+                    continue;
+                }
             }
             if !busy.is_empty() {
                 last_activity = Instant::now();
@@ -145,7 +156,7 @@ impl Phases<'_> {
             let news = (missing.len(), busy.len());
             if said != Some(news) {
                 eprintln!(
-                    "rung {rung}: waiting for {} of other shards to report ({} being trained, {} not started)",
+                    "{name}: waiting for {} of other shards to report ({} being trained, {} not started)",
                     runs(missing.len()),
                     busy.len(),
                     idle.len()
@@ -158,7 +169,7 @@ impl Phases<'_> {
                     .map(|r| format!("{} (index {})", r.id(), r.index))
                     .collect();
                 bail!(
-                    "rung {rung}: no process has trained {} for {} s: {}. Start the shards that own them, or run every shard with --steal over a shared sweep directory (a throttled Slurm array needs it). This shard's runs are checkpointed; the same command continues",
+                    "{name}: no process has trained {} for {} s: {}. Start the shards that own them, or run every shard with --steal over a shared sweep directory (a throttled Slurm array needs it). This shard's runs are checkpointed; the same command continues",
                     if idle.len() == 1 { "this run" } else { "these runs" },
                     self.wait_limit.as_secs(),
                     ids.join(", ")
@@ -299,7 +310,7 @@ echo "{{\"params\":7,\"steps\":${{until:-200}},\"interrupted\":false,\"train_los
             steal: false,
             wait_limit: Duration::from_secs(5),
         };
-        let Ended::Done(tally) = phases.run(plan.grid.halving.as_ref()).unwrap() else {
+        let Ended::Done(tally) = phases.run(plan.grid.halving.as_ref(), &plan.runs).unwrap() else {
             panic!("stopped");
         };
         assert_eq!(tally.failed, 1);
@@ -309,7 +320,7 @@ echo "{{\"params\":7,\"steps\":${{until:-200}},\"interrupted\":false,\"train_los
         assert_eq!((count(Status::Ok), count(Status::Stopped)), (1, 3));
         assert_eq!(records.final_of(best.id()).unwrap().status, Status::Ok);
         // The same records give every later start (or another shard) the same decision.
-        let again = phases.run(plan.grid.halving.as_ref()).unwrap();
+        let again = phases.run(plan.grid.halving.as_ref(), &plan.runs).unwrap();
         assert!(matches!(again, Ended::Done(t) if t.trained == 0));
     }
 }

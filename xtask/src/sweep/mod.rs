@@ -21,6 +21,7 @@ mod pool;
 mod records;
 mod slurm;
 mod status;
+mod tpe;
 
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
@@ -36,7 +37,7 @@ pub use records::{Record, Records, Status};
 use grid::Grid;
 use halving::{Ended, Phases};
 use plan::{Plan, Shard};
-use pool::Pool;
+use pool::{Pool, Tally};
 use records::Appender;
 
 /// `cargo xtask sweep`: train a grid of configurations, restartable and shardable.
@@ -103,6 +104,38 @@ pub struct SweepArgs {
     pub no_submit: bool,
 }
 
+/// Trains `runs` (the grid's, or one TPE generation) through every rung. A TPE generation is
+/// told only once every run in it has ended: this process retries its own failures at once
+/// (up to [`RUNG_TRIES`](records::RUNG_TRIES) tries), and waits for other shards' runs.
+fn run_generation(phases: &Phases<'_>, plan: &Plan, runs: &[plan::Run]) -> Result<Ended> {
+    let halving = plan.grid.halving.as_ref();
+    let mut tally = Tally::default();
+    for _ in 0..records::RUNG_TRIES {
+        match phases.run(halving, runs)? {
+            Ended::Stopped(t) => {
+                tally += t;
+                return Ok(Ended::Stopped(tally));
+            }
+            Ended::Done(t) => tally += t,
+        }
+        let records = Records::read(&plan.out)?;
+        let retry = plan.is_tpe()
+            && runs
+                .iter()
+                .any(|r| plan.owns(r) && records.search_outcome(r.id()).is_none());
+        if !retry {
+            break;
+        }
+    }
+    if plan.is_tpe() {
+        let alive: Vec<&plan::Run> = runs.iter().collect();
+        if !phases.wait_for(&alive, None, &mut tally)? {
+            return Ok(Ended::Stopped(tally));
+        }
+    }
+    Ok(Ended::Done(tally))
+}
+
 /// Runs `cargo xtask sweep`.
 pub fn run(args: SweepArgs) -> Result<()> {
     let grid = Grid::read(&args.grid)?;
@@ -118,7 +151,7 @@ pub fn run(args: SweepArgs) -> Result<()> {
     let defaults = crate::makemore::default_config(&bin)?;
     if args.slurm {
         // The number of runs does not depend on the corpus; its digest is the tasks' to take.
-        let runs = grid.expand(&defaults, "")?.len();
+        let runs = grid.run_count(&defaults)?;
         return slurm::submit(&slurm::Submission {
             grid: &args.grid,
             out: &out,
@@ -141,10 +174,10 @@ pub fn run(args: SweepArgs) -> Result<()> {
         return status::print(&plan);
     }
     slurm::announce_task();
-    sweep(&plan, &bin, &args)
+    sweep(plan, &bin, &args)
 }
 
-fn sweep(plan: &Plan, bin: &Path, args: &SweepArgs) -> Result<()> {
+fn sweep(mut plan: Plan, bin: &Path, args: &SweepArgs) -> Result<()> {
     plan.write_configs()?;
     let results_path = plan.results_path();
     // One process per results file (shards have their own).
@@ -164,10 +197,16 @@ fn sweep(plan: &Plan, bin: &Path, args: &SweepArgs) -> Result<()> {
     let settled = mine.iter().filter(|r| records.settled(r.id())).count();
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let jobs = args.jobs.map_or(cores, NonZeroUsize::get);
+    let to_propose = plan.to_propose();
     eprintln!(
-        "sweep {}: {} in the grid{}, {} already done, {} to run, {} at a time -> {}",
+        "sweep {}: {} in the grid{}{}, {} already done, {} to run, {} at a time -> {}",
         plan.grid_path.display(),
-        plan::runs(plan.runs.len()),
+        plan::runs(plan.runs.len() + to_propose),
+        if to_propose > 0 {
+            format!(" ({} still to be proposed by TPE)", to_propose)
+        } else {
+            String::new()
+        },
         plan.shard
             .map(|s| format!(", shard {s}"))
             .unwrap_or_default(),
@@ -177,7 +216,7 @@ fn sweep(plan: &Plan, bin: &Path, args: &SweepArgs) -> Result<()> {
         results_path.display()
     );
     let everything_settled = plan.runs.iter().all(|r| records.settled(r.id()));
-    if settled == mine.len() && (!args.steal || everything_settled) {
+    if settled == mine.len() && (!args.steal || everything_settled) && to_propose == 0 {
         eprintln!(
             "nothing to do; `cargo xtask report {}` renders the results",
             plan.out.display()
@@ -186,20 +225,48 @@ fn sweep(plan: &Plan, bin: &Path, args: &SweepArgs) -> Result<()> {
     }
     let stop = StopSignal::install().context("cannot install the signal handlers")?;
     let results = Appender::open(&results_path)?;
-    let pool = Pool {
-        plan,
-        bin,
-        jobs,
-        stop: &stop,
-        results: &results,
-    };
-    let phases = Phases {
-        pool: &pool,
-        steal: args.steal,
-        wait_limit: Duration::from_secs(args.wait_limit),
-    };
     let started = Instant::now();
-    match phases.run(plan.grid.halving.as_ref())? {
+    let mut tally = Tally::default();
+    // The grid's runs at once; a TPE search's generation by generation, each proposed from
+    // the records of every run before it.
+    let mut from = 0;
+    let ended = loop {
+        let pool = Pool {
+            plan: &plan,
+            bin,
+            jobs,
+            stop: &stop,
+            results: &results,
+        };
+        let phases = Phases {
+            pool: &pool,
+            steal: args.steal,
+            wait_limit: Duration::from_secs(args.wait_limit),
+        };
+        let generation = &plan.runs[from..];
+        match run_generation(&phases, &plan, generation)? {
+            Ended::Stopped(t) => {
+                tally += t;
+                break Ended::Stopped(tally);
+            }
+            Ended::Done(t) => tally += t,
+        }
+        if !plan.is_tpe() {
+            break Ended::Done(tally);
+        }
+        from = plan.runs.len();
+        let added = plan.propose(&Records::read(&plan.out)?)?;
+        if added == 0 {
+            break Ended::Done(tally);
+        }
+        plan.write_configs()?;
+        eprintln!(
+            "TPE: {} proposed from the results of {}",
+            plan::runs(added),
+            plan::runs(from)
+        );
+    };
+    match ended {
         Ended::Done(t) => {
             eprintln!(
                 "sweep finished: {} trainings (rungs included), {} failed, in {:.0} s; `cargo xtask report {}` renders the results",
@@ -219,5 +286,103 @@ fn sweep(plan: &Plan, bin: &Path, args: &SweepArgs) -> Result<()> {
             slurm::requeue_after_warning(stop.signal())?;
             std::process::exit(i32::from(stop.exit_code().unwrap_or(130)));
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+#[allow(clippy::unwrap_used)] // a test fails by panicking
+mod tests {
+    use super::*;
+    use plan::write_script;
+
+    /// A stand-in for `makemore train` whose dev loss is the config's `lr`.
+    fn fake_makemore(dir: &Path) -> PathBuf {
+        let bin = dir.join("makemore");
+        write_script(
+            &bin,
+            r#"#!/bin/sh
+cfg=""; until=""
+while [ $# -gt 0 ]; do case "$1" in --config) cfg="$2"; shift;; --until) until="$2"; shift;; esac; shift; done
+lr=$(tr -d ' \n' < "$cfg" | sed 's/.*"lr":\([^,}]*\).*/\1/')
+echo "{\"params\":7,\"steps\":${until:-200},\"interrupted\":false,\"train_loss\":1.0,\"dev_loss\":$lr,\"train_secs\":0.1}"
+"#,
+        );
+        bin
+    }
+
+    const GRID: &str = "[search]\nmethod = \"tpe\"\nruns = 10\nseed = 3\nstartup = 4\nbatch = 3\nranges.lr = { log_uniform = [0.001, 1.0] }\n";
+
+    /// A TPE sweep trains its generations one after the other, two at a time, and its
+    /// proposals are a function of its records: a restart after a kill -9 (here: the last
+    /// generation's records gone) proposes the same runs again.
+    #[test]
+    fn a_tpe_sweep_trains_every_generation_and_a_restart_proposes_the_same_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = fake_makemore(dir.path());
+        let defaults = serde_json::json!({"steps": 200, "lr": 0});
+        let plan = Plan::for_test(dir.path(), GRID, defaults.clone());
+        assert_eq!((plan.runs.len(), plan.to_propose()), (4, 6));
+        let out = plan.out.clone();
+        let args = SweepArgs {
+            grid: dir.path().join("g.toml"),
+            jobs: NonZeroUsize::new(2),
+            shard: None,
+            steal: false,
+            wait_limit: 5,
+            out: Some(out.clone()),
+            bin: None,
+            status: false,
+            slurm: false,
+            shards: None,
+            throttle: None,
+            sbatch_args: Vec::new(),
+            no_submit: false,
+        };
+        sweep(plan, &bin, &args).unwrap();
+        let records = Records::read(&out).unwrap();
+        let mut ids: Vec<(usize, String)> = records
+            .finals()
+            .values()
+            .map(|r| {
+                assert_eq!(r.status, Status::Ok);
+                (r.index, r.id.clone())
+            })
+            .collect();
+        ids.sort();
+        assert_eq!(ids.len(), 10);
+        // The proposals found better runs than the random start (the loss is lr itself).
+        let lr = |r: &Record| r.config["lr"].as_f64().unwrap();
+        let mut by_index: Vec<&Record> = records.finals().into_values().collect();
+        by_index.sort_by_key(|r| r.index);
+        let best = |rs: &[&Record]| rs.iter().map(|r| lr(r)).fold(f64::INFINITY, f64::min);
+        assert!(
+            best(&by_index[4..]) < best(&by_index[..4]),
+            "{:?}",
+            by_index.iter().map(|r| lr(r)).collect::<Vec<_>>()
+        );
+        // The same records give the same plan.
+        let again = Plan::for_test(dir.path(), GRID, defaults.clone());
+        let planned: Vec<(usize, String)> = again
+            .runs
+            .iter()
+            .map(|r| (r.index, r.id().to_string()))
+            .collect();
+        assert_eq!(planned, ids);
+        // Without the last generation's records, the same last generation is proposed.
+        let results = out.join("results.jsonl");
+        let text = std::fs::read_to_string(&results).unwrap();
+        let kept: String = text
+            .lines()
+            .filter(|l| serde_json::from_str::<Record>(l).unwrap().index < 7)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&results, kept).unwrap();
+        let restarted = Plan::for_test(dir.path(), GRID, defaults);
+        let planned: Vec<(usize, String)> = restarted
+            .runs
+            .iter()
+            .map(|r| (r.index, r.id().to_string()))
+            .collect();
+        assert_eq!(planned, ids);
     }
 }

@@ -118,6 +118,8 @@ pub struct Plan {
     pub data: Option<PathBuf>,
     /// The SHA-256 of the corpus's words (part of every run's id).
     pub corpus_sha256: String,
+    /// The binary's default config, which the grid is expanded over.
+    defaults: Value,
 }
 
 impl Plan {
@@ -138,21 +140,65 @@ impl Plan {
             }
         }
         let corpus_sha256 = digest(data.as_deref())?;
-        let runs = grid
-            .expand(defaults, &corpus_sha256)?
-            .into_iter()
-            .enumerate()
-            .map(|(index, spec)| Run { index, spec })
-            .collect();
-        Ok(Self {
+        let mut plan = Self {
             grid_path: grid_path.to_path_buf(),
             grid,
             out: out.to_path_buf(),
-            runs,
+            runs: Vec::new(),
             shard,
             data,
             corpus_sha256,
-        })
+            defaults: defaults.clone(),
+        };
+        let records = if plan.is_tpe() {
+            super::records::Records::read(out)?
+        } else {
+            super::records::Records(Vec::new())
+        };
+        plan.propose(&records)?;
+        Ok(plan)
+    }
+
+    /// True for a TPE search, whose runs are proposed generation by generation.
+    pub fn is_tpe(&self) -> bool {
+        self.grid
+            .search
+            .as_ref()
+            .is_some_and(|s| s.method == super::grid::Method::Tpe)
+    }
+
+    /// Expands the grid: all its runs, or a TPE search's runs that `records` let it propose
+    /// (each generation once every run before it has ended). Returns how many runs were
+    /// added; the runs already planned stay as they are (the same records propose them).
+    pub fn propose(&mut self, records: &super::records::Records) -> Result<usize> {
+        let specs = if self.is_tpe() {
+            self.grid
+                .expand_tpe(&self.defaults, &self.corpus_sha256, &|id| {
+                    records.search_outcome(id)
+                })?
+        } else {
+            self.grid.expand(&self.defaults, &self.corpus_sha256)?
+        };
+        let before = self.runs.len();
+        if specs.len() < before || specs.iter().zip(&self.runs).any(|(s, r)| s.id != r.id()) {
+            bail!("the sweep's records changed under it: proposals already made are no longer the ones its records give (were results*.jsonl edited?)");
+        }
+        self.runs.extend(
+            specs
+                .into_iter()
+                .enumerate()
+                .skip(before)
+                .map(|(index, spec)| Run { index, spec }),
+        );
+        Ok(self.runs.len() - before)
+    }
+
+    /// How many more runs a TPE search will propose (0 for other grids).
+    pub fn to_propose(&self) -> usize {
+        match &self.grid.search {
+            Some(s) if self.is_tpe() => s.runs.saturating_sub(self.runs.len()),
+            _ => 0,
+        }
     }
 
     /// Says, once, when records in the sweep directory come from another corpus (or from

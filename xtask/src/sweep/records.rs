@@ -217,6 +217,17 @@ impl Records {
         })
     }
 
+    /// What a model-based search is told of a run: `None` while it has not ended (it is
+    /// trained, or retried after a failure), `Some(loss)` once it has: its dev loss (at the
+    /// rung where halving stopped it, or its kept best), or `None` for a run that failed
+    /// [`RUNG_TRIES`] times (not told).
+    pub fn search_outcome(&self, id: &str) -> Option<Option<f64>> {
+        if self.settled(id) {
+            return Some(self.final_of(id).and_then(|r| r.dev_loss));
+        }
+        (self.failures(id, None) >= RUNG_TRIES).then_some(None)
+    }
+
     /// The run's last record of `phase` (a rung's, or a final one).
     pub fn of_phase(&self, id: &str, phase: Phase) -> Option<&Record> {
         self.0.iter().rev().find(|r| r.id == id && r.rung == phase)

@@ -94,9 +94,16 @@ pub fn print(plan: &Plan) -> Result<()> {
     println!(
         "sweep {} ({} runs) in {}",
         plan.grid_path.display(),
-        plan.runs.len(),
+        plan.runs.len() + plan.to_propose(),
         plan.out.display()
     );
+    if plan.to_propose() > 0 {
+        println!(
+            "TPE: {} proposed so far; {} more to come, each generation once the runs before it have ended",
+            plan.runs.len(),
+            plan.to_propose()
+        );
+    }
     println!(
         "done {} (finished {}, stopped by halving {}), running {}, failed {}, pending {} (at a rung {}, interrupted {}, not started {})",
         count(|s| matches!(s, Standing::Ok | Standing::Stopped(_))),

@@ -6,17 +6,23 @@ use anyhow::{Context, Result};
 use clap::Args;
 use makemore_data::Split;
 use makemore_model::FusedAutodiff;
-use makemore_train::{sample, Checkpoint, SampleOptions};
+use makemore_train::{sample_ensemble, Checkpoint, SampleOptions};
 
 use crate::backend::{dispatch, WithBackend};
 use crate::corpus;
 
 /// `makemore sample`: make more words, each marked as in train / in dev / in test / new.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("models").required(true).multiple(true)))]
 pub struct SampleArgs {
-    /// Checkpoint directory (a run's --out).
-    #[arg(long, value_name = "DIR")]
-    pub checkpoint: PathBuf,
+    /// Checkpoint directory (a run's --out). Repeat it to draw from an ensemble of equal
+    /// weights: each character from the models' probabilities averaged.
+    #[arg(long, value_name = "DIR", group = "models")]
+    pub checkpoint: Vec<PathBuf>,
+    /// An ensemble's file (see `makemore eval --help`); its members come after any
+    /// --checkpoint.
+    #[arg(long, value_name = "FILE", group = "models")]
+    pub ensemble: Option<PathBuf>,
     /// Number of words.
     #[arg(short, long, default_value_t = 20)]
     pub n: usize,
@@ -49,23 +55,43 @@ pub struct SampleArgs {
 
 struct SampleJob {
     args: SampleArgs,
-    ckpt: Checkpoint,
+    /// The models with their weights (one, or an ensemble's).
+    members: Vec<(Checkpoint, f64)>,
     split: Split,
 }
 
 /// Runs `makemore sample`.
 pub fn run(args: SampleArgs) -> Result<()> {
-    let ckpt = Checkpoint::open(&args.checkpoint).context("cannot sample")?;
-    let words = corpus::load_words(corpus::of_run(args.corpus.data.as_ref(), &ckpt)?.as_ref())?;
+    let members = match super::eval::ensemble_of(&args.checkpoint, args.ensemble.as_deref())? {
+        Some(spec) => spec.open().context("cannot sample from the ensemble")?,
+        None => vec![(
+            Checkpoint::open(&args.checkpoint[0]).context("cannot sample")?,
+            1.0,
+        )],
+    };
+    let ckpt = &members[0].0;
+    let words = corpus::load_words(corpus::of_run(args.corpus.data.as_ref(), ckpt)?.as_ref())?;
     let split = Split::new(words, ckpt.config.split_seed, ckpt.config.split)?;
-    dispatch(args.device.backend, SampleJob { args, ckpt, split })
+    dispatch(
+        args.device.backend,
+        SampleJob {
+            args,
+            members,
+            split,
+        },
+    )
 }
 
 impl WithBackend for SampleJob {
     type Output = ();
 
     fn run<B: FusedAutodiff>(self, device: B::Device, _device_name: &str) -> Result<()> {
-        let SampleJob { args, ckpt, split } = self;
+        let SampleJob {
+            args,
+            members,
+            split,
+        } = self;
+        let vocab = &members[0].0.vocab;
         let options = SampleOptions {
             n: args.n,
             seed: args.seed,
@@ -75,16 +101,19 @@ impl WithBackend for SampleJob {
             max_len: args.max_len,
             only_new: args.only_new,
         };
-        options.validate(&ckpt.vocab)?;
-        let model = ckpt.load_model::<B::InnerBackend>(&device)?;
-        let samples = sample(
-            &model,
-            &ckpt.vocab,
-            ckpt.config.model.block_size,
-            Some(&split),
-            &options,
-            &device,
-        )?;
+        options.validate(vocab)?;
+        let models = members
+            .iter()
+            .map(|(c, w)| {
+                Ok((
+                    c.load_model::<B::InnerBackend>(&device)?,
+                    *w,
+                    c.config.model.block_size,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let refs: Vec<_> = models.iter().map(|(m, w, b)| (m, *w, *b)).collect();
+        let samples = sample_ensemble(&refs, vocab, Some(&split), &options, &device)?;
         for s in &samples {
             if args.json {
                 println!("{}", serde_json::to_string(s)?);

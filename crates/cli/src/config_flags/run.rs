@@ -18,6 +18,15 @@ pub struct RunFlags {
     /// DIR/best/, a checkpoint that eval and sample read.
     #[arg(long, help_heading = "Training")]
     pub keep_best: Option<bool>,
+    /// Keep an exponential moving average of the weights in DIR/ema/ (a checkpoint that eval
+    /// and sample read), updated after every step with this decay (0.999: about the last
+    /// 1,000 steps) and evaluated on dev with the live weights; 0 turns it off.
+    #[arg(long, value_name = "DECAY", help_heading = "Training")]
+    pub ema: Option<f64>,
+    /// With --keep-best true, keep the averaged weights in DIR/best/ when their dev loss is the
+    /// lowest so far (instead of the live weights).
+    #[arg(long, help_heading = "Training")]
+    pub ema_best: Option<bool>,
     /// Seed of the minibatch sampler.
     #[arg(long, help_heading = "Training")]
     pub batch_seed: Option<u64>,
@@ -55,6 +64,8 @@ impl RunFlags {
         o.steps = self.steps;
         o.batch_size = self.batch_size;
         o.keep_best = self.keep_best;
+        o.ema = self.ema;
+        o.ema_best = self.ema_best;
         o.batch_seed = self.batch_seed;
         o.split_seed = self.split_seed;
         o.eval_every = self.eval_every;

@@ -6,6 +6,7 @@
 mod backends;
 mod common;
 mod data_cli;
+mod ensemble_cli;
 mod experiments_cli;
 mod live_run_cli;
 mod reliability_cli;

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
 mod commit_protocol;
+mod ema;
 mod fuzz_loaders;
 mod resume;

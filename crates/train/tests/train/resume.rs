@@ -14,7 +14,7 @@ use makemore_train::{
 
 type B = Autodiff<NdArray<f32>>;
 
-fn words() -> Vec<String> {
+pub(crate) fn words() -> Vec<String> {
     let text = "emma olivia ava isabella sophia charlotte mia amelia harper evelyn abigail emily \
                 elizabeth mila ella avery sofia camila aria scarlett victoria madison luna grace chloe";
     text.split_whitespace().map(str::to_string).collect()
@@ -31,7 +31,7 @@ fn config(optimizer: OptimizerKind) -> TrainingConfig {
     c
 }
 
-fn weights(dir: &Path) -> Vec<Vec<f32>> {
+pub(crate) fn weights(dir: &Path) -> Vec<Vec<f32>> {
     let ckpt = Checkpoint::open(dir).unwrap();
     let model = ckpt
         .load_model::<NdArray<f32>>(&Default::default())
@@ -42,7 +42,8 @@ fn weights(dir: &Path) -> Vec<Vec<f32>> {
     out
 }
 
-struct Collect<'a>(&'a mut Vec<Vec<f32>>);
+/// Collects every float tensor of a module, flattened, in visiting order.
+pub(crate) struct Collect<'a>(pub(crate) &'a mut Vec<Vec<f32>>);
 impl<B2: burn::prelude::Backend> burn::module::ModuleVisitor<B2> for Collect<'_> {
     fn visit_float<const D: usize>(
         &mut self,
@@ -67,7 +68,7 @@ fn assert_trained(dir: &Path, c: &TrainingConfig) {
     }
 }
 
-fn run_straight(dir: &Path, c: &TrainingConfig) {
+pub(crate) fn run_straight(dir: &Path, c: &TrainingConfig) {
     let data = prepare(words(), c).unwrap();
     let stop = AtomicBool::new(false);
     let s = train::<B>(
@@ -85,7 +86,7 @@ fn run_straight(dir: &Path, c: &TrainingConfig) {
     assert!(!s.interrupted);
 }
 
-fn run_interrupted(dir: &Path, c: &TrainingConfig, stop_after: u64) {
+pub(crate) fn run_interrupted(dir: &Path, c: &TrainingConfig, stop_after: u64) {
     run_interrupted_and_edited(dir, c, stop_after, &|_| {});
 }
 
@@ -385,7 +386,7 @@ fn resume_refuses_a_different_config_naming_the_fields() {
 }
 
 /// makemore.py's models at small sizes (dropout on, AdamW with makemore.py's betas).
-fn sequence_config(kind: makemore_model::ModelKind) -> TrainingConfig {
+pub(crate) fn sequence_config(kind: makemore_model::ModelKind) -> TrainingConfig {
     let mut c = config(OptimizerKind::Adamw {
         weight_decay: 0.01,
         beta_2: 0.99,
@@ -574,7 +575,7 @@ fn keep_best_keeps_the_lowest_dev_loss_and_it_evaluates_so() {
         &Default::default(),
         &AtomicBool::new(false),
         &mut |e: &TrainEvent| {
-            if let TrainEvent::Eval { step, dev_loss } = e {
+            if let TrainEvent::Eval { step, dev_loss, .. } = e {
                 evals.push((*step, *dev_loss));
             }
         },

@@ -23,6 +23,8 @@ struct Summary {
     finished: bool,
     train_loss: f64,
     dev_loss: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ema_dev_loss: Option<f64>,
     train_secs: f64,
     samples: Vec<String>,
 }
@@ -84,9 +86,14 @@ impl WithBackend for TrainJob {
                 bar.set_position(*step);
                 bar.set_message(format!("loss {loss:.4}"));
             }
-            TrainEvent::Eval { step, dev_loss } => {
-                bar.println(format!("step {step:>7}  dev loss {dev_loss:.4}"))
-            }
+            TrainEvent::Eval {
+                step,
+                dev_loss,
+                ema_dev_loss,
+            } => bar.println(match ema_dev_loss {
+                Some(ema) => format!("step {step:>7}  dev loss {dev_loss:.4}  ema {ema:.4}"),
+                None => format!("step {step:>7}  dev loss {dev_loss:.4}"),
+            }),
             _ => {}
         };
         let mut trainer = Trainer::new(&data, &config, &dir)
@@ -129,6 +136,7 @@ impl WithBackend for TrainJob {
             finished: summary.finished,
             train_loss: summary.train_loss,
             dev_loss: summary.dev_loss,
+            ema_dev_loss: summary.ema_dev_loss,
             train_secs: summary.train_secs,
             samples: samples.iter().map(|s| s.word.clone()).collect(),
         };
@@ -167,6 +175,12 @@ impl WithBackend for TrainJob {
         match summary.dev_loss {
             Some(d) => println!("dev loss     {d:.4}"),
             None => println!("dev loss     n/a (empty dev split)"),
+        }
+        if let Some(d) = summary.ema_dev_loss {
+            println!(
+                "ema dev loss {d:.4} ({})",
+                dir.join(makemore_train::EMA_DIR).display()
+            );
         }
         println!("checkpoint   {}", dir.display());
         if !samples.is_empty() {
