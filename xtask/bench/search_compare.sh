@@ -22,7 +22,7 @@ for method in random tpe; do
         -e "s|^data = .*|data = \"$PWD/../shared/data/names.txt\"|" "$grid" > "$g"
     cargo xtask sweep "$g" --bin "$bin" --out "$out/$method-$seed" --jobs 2 >&2
     best[$method-$seed]=$(cat "$out/$method-$seed"/results*.jsonl \
-      | sed -n 's/.*"dev_loss":\([0-9.]*\).*/\1/p' | sort -g | head -1)
+      | sed -n 's/.*"dev_loss":\([0-9.]*\).*/\1/p' | sort -g | head -1 | xargs printf '%.4f')
   done
 done
 echo "| method | seed 1 | seed 2 | seed 3 | median best dev |"
