@@ -62,6 +62,21 @@ impl<B: FusedOps> Backward<B, 1> for CausalSoftmax {
     }
 }
 
+/// The running mean over positions, whose backward pass needs only the length.
+#[derive(Debug)]
+struct CausalMean;
+
+impl<B: FusedOps> Backward<B, 1> for CausalMean {
+    type State = usize;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let t = ops.state;
+        unary::<B, _>(ops.parents, ops.node, grads, |grad| {
+            B::fused_causal_mean_backward(grad, t)
+        });
+    }
+}
+
 /// Hands each tracked parent its gradient (the others' are dropped).
 fn register<B: FusedOps, const N: usize>(
     parents: impl IntoIterator<Item = Option<NodeId>>,
@@ -359,6 +374,17 @@ impl<B: FusedOps, C: CheckpointStrategy> AttentionOps for Autodiff<B, C> {
                 prep.finish((y.clone(), scale), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::fused_causal_softmax(x.primitive, scale)),
+        }
+    }
+
+    fn fused_causal_mean(x: FloatTensor<Self>, t: usize) -> FloatTensor<Self> {
+        match CausalMean
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(t, B::fused_causal_mean(x.primitive, t)),
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_causal_mean(x.primitive, t)),
         }
     }
 }

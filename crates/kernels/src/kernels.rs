@@ -195,6 +195,63 @@ pub fn causal_softmax_backward(y: &[f32], grad: &[f32], t: usize, scale: f32, ou
         });
 }
 
+/// `word(out, x, sum)` on each sequence of `t` rows of `c` values (`sum`: `c` zeros), the
+/// sequences split over rayon's threads when there are many values.
+fn per_sequence(
+    x: &[f32],
+    t: usize,
+    c: usize,
+    out: &mut [f32],
+    word: impl Fn(&mut [f32], &[f32], &mut [f32]) + Sync,
+) {
+    let width = (t * c).max(1);
+    let piece = units_per_piece(out.len() / width, width) * width;
+    out.par_chunks_mut(piece)
+        .zip(x.par_chunks(piece))
+        .for_each(|(out, x)| {
+            simd::vectorized(
+                #[inline(always)]
+                || {
+                    let mut sum = vec![0.0f32; c];
+                    for (o, x) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
+                        sum.fill(0.0);
+                        word(o, x, &mut sum);
+                    }
+                },
+            )
+        });
+}
+
+/// The running mean over each sequence's positions: `x` holds sequences of `t` rows of `c`
+/// values, and row `i` of a sequence becomes `(x_0 + … + x_i) · (1 / (i + 1))`, summed in
+/// that order (burn's `cumsum`, then the scale: the same bits as the generic path).
+pub fn causal_mean(x: &[f32], t: usize, c: usize, out: &mut [f32]) {
+    per_sequence(x, t, c, out, |o, x, sum| {
+        for (i, (o, x)) in o.chunks_exact_mut(c).zip(x.chunks_exact(c)).enumerate() {
+            let inv = 1.0 / (i + 1) as f32;
+            for ((o, s), &v) in o.iter_mut().zip(&mut *sum).zip(x) {
+                *s += v;
+                *o = *s * inv;
+            }
+        }
+    });
+}
+
+/// The gradient of [`causal_mean`]: row `j` of a sequence gets `Σ_{i ≥ j} grad_i · (1 / (i + 1))`,
+/// summed from the last position back (the generic path's reversed `cumsum`).
+pub fn causal_mean_backward(grad: &[f32], t: usize, c: usize, out: &mut [f32]) {
+    per_sequence(grad, t, c, out, |o, g, sum| {
+        let rows = o.chunks_exact_mut(c).zip(g.chunks_exact(c)).enumerate();
+        for (i, (o, g)) in rows.rev() {
+            let inv = 1.0 / (i + 1) as f32;
+            for ((o, s), &v) in o.iter_mut().zip(&mut *sum).zip(g) {
+                *s += v * inv;
+                *o = *s;
+            }
+        }
+    });
+}
+
 /// The shape of one attention call: `batch` words of `t` positions, `c` channels in
 /// `heads` heads.
 #[derive(Debug, Clone, Copy)]

@@ -363,6 +363,19 @@ pub trait AttentionOps: Backend {
     ) -> FloatTensor<Self> {
         plain::attention_backward::<Self>(qkv, probs, mask, grad, batch, n_head)
     }
+
+    /// The running mean over each sequence's positions (`makemore.py`'s causal bag of
+    /// words): `x` `[sequences · t, c]`, and row `i` of a sequence becomes the mean of its
+    /// rows `0..=i`, summed in order and then scaled by `1 / (i + 1)`.
+    fn fused_causal_mean(x: FloatTensor<Self>, t: usize) -> FloatTensor<Self> {
+        plain::causal_mean::<Self>(x, t)
+    }
+
+    /// The gradient of [`AttentionOps::fused_causal_mean`]: row `j` of a sequence gets
+    /// `Σ_{i ≥ j} grad_i / (i + 1)`, summed from the last position back.
+    fn fused_causal_mean_backward(grad: FloatTensor<Self>, t: usize) -> FloatTensor<Self> {
+        plain::causal_mean_backward::<Self>(grad, t)
+    }
 }
 
 /// A whole RNN or GRU recurrence over a batch of sequences, with its backward pass.
@@ -524,6 +537,18 @@ pub fn embedding<B: FusedOps>(table: Tensor<B, 2>, contexts: Tensor<B, 2, Int>) 
     ))
 }
 
+/// The rows `rows` of `x`, in that order (burn's `select` on the first dimension), through
+/// [`LinearOps::fused_embedding`]: one gather forward and one scatter-add backward, where
+/// burn's generic `select` goes value by value.
+///
+/// # Shapes
+/// - `x`: `[n, c]`, `rows`: `[m]`
+/// - returns: `[m, c]`
+pub fn gather_rows<B: FusedOps>(x: Tensor<B, 2>, rows: Tensor<B, 1, Int>) -> Tensor<B, 2> {
+    let [m] = rows.dims();
+    embedding(x, rows.reshape([m, 1]))
+}
+
 /// `x·W + b` of a burn [`Linear`](burn::nn::Linear) with a bias, then tanh when `tanh`,
 /// through [`LinearOps::fused_linear`].
 ///
@@ -617,6 +642,16 @@ pub fn gelu<B: FusedOps, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
 /// Causal softmax of attention scores `[.., t, t]` through [`AttentionOps::fused_causal_softmax`].
 pub fn causal_softmax<B: FusedOps, const D: usize>(x: Tensor<B, D>, scale: f64) -> Tensor<B, D> {
     float(B::fused_causal_softmax(x.into_primitive().tensor(), scale))
+}
+
+/// The running mean over each sequence's positions through
+/// [`AttentionOps::fused_causal_mean`].
+///
+/// # Shapes
+/// - `x`: `[sequences · t, c]`
+/// - returns: `[sequences · t, c]`
+pub fn causal_mean<B: FusedOps>(x: Tensor<B, 2>, t: usize) -> Tensor<B, 2> {
+    float(B::fused_causal_mean(x.into_primitive().tensor(), t))
 }
 
 /// Causal multi-head self-attention through [`AttentionOps::fused_attention`].
@@ -760,6 +795,29 @@ pub(crate) mod plain {
             dqkv.into_primitive().tensor(),
             burn::tensor::Shape::new([batch * t, 3 * n_head * hs]),
         )
+    }
+
+    /// `1 / (i + 1)` at position `i`, `[1, t, 1]`.
+    fn inverse_counts<B: Backend>(t: usize, device: &B::Device) -> Tensor<B, 3> {
+        let w: Vec<f32> = (0..t).map(|i| 1.0 / (i + 1) as f32).collect();
+        Tensor::from_data(TensorData::new(w, [1, t, 1]), device)
+    }
+
+    pub fn causal_mean<B: Backend>(x: FloatTensor<B>, t: usize) -> FloatTensor<B> {
+        let shape = x.shape();
+        let c = shape[1];
+        let x: Tensor<B, 3> = shaped(x, [shape[0] / t, t, c]);
+        let device = x.device();
+        back(x.cumsum(1) * inverse_counts::<B>(t, &device), shape)
+    }
+
+    pub fn causal_mean_backward<B: Backend>(grad: FloatTensor<B>, t: usize) -> FloatTensor<B> {
+        let shape = grad.shape();
+        let c = shape[1];
+        let g: Tensor<B, 3> = shaped(grad, [shape[0] / t, t, c]);
+        let device = g.device();
+        let scaled = g * inverse_counts::<B>(t, &device);
+        back(scaled.flip([1]).cumsum(1).flip([1]), shape)
     }
 
     pub fn causal_softmax<B: Backend>(x: FloatTensor<B>, scale: f64) -> FloatTensor<B> {

@@ -636,6 +636,32 @@ impl AttentionOps for NdArray<f32> {
         count_fallback();
         super::plain::causal_softmax_backward::<Self>(y, grad, scale)
     }
+
+    fn fused_causal_mean(x: FloatTensor<Self>, t: usize) -> FloatTensor<Self> {
+        sequence_kernel(&x, t, kernels::causal_mean).unwrap_or_else(|| {
+            count_fallback();
+            super::plain::causal_mean::<Self>(x, t)
+        })
+    }
+
+    fn fused_causal_mean_backward(grad: FloatTensor<Self>, t: usize) -> FloatTensor<Self> {
+        sequence_kernel(&grad, t, kernels::causal_mean_backward).unwrap_or_else(|| {
+            count_fallback();
+            super::plain::causal_mean_backward::<Self>(grad, t)
+        })
+    }
+}
+
+/// `kernel(x, t, c, out)` on `x` `[sequences · t, c]` into a new tensor of its shape;
+/// `None` for other dtypes, ranks or lengths.
+fn sequence_kernel(
+    x: &NdArrayTensor,
+    t: usize,
+    kernel: fn(&[f32], usize, usize, &mut [f32]),
+) -> Option<NdArrayTensor> {
+    let xv = view2(x)?;
+    let [rows, c] = [xv.nrows(), xv.ncols()];
+    (t > 0 && rows % t == 0).then(|| build(&[rows, c], |out| kernel(&values(&xv), t, c, out)))
 }
 
 impl RecurrenceOps for NdArray<f32> {
@@ -863,5 +889,56 @@ mod tests {
         assert!(embedding(table.view(), bad.view())[[0, 0]].is_nan());
         let dt = embedding_backward(bad.view(), array![[1.0f32, 1.0, 1.0, 1.0]].view(), 3);
         assert_eq!(dt.sum(), 2.0);
+    }
+
+    /// The running mean over positions: the kernel gives the generic path's bits, forward
+    /// and backward, on one and on three threads; it is the mean of the rows so far (f64),
+    /// and its backward pass is its transpose (`⟨mean(x), g⟩ = ⟨x, mean'(g)⟩`).
+    #[test]
+    fn causal_mean_is_the_generic_path_bit_for_bit_and_its_backward_is_its_transpose() {
+        // 153,600 values: more than `kernels::PARALLEL_MIN`, so three threads split them.
+        let (words, t, c) = (150, 16, 64);
+        let x: Vec<f32> = (0..words * t * c)
+            .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 1.7)
+            .collect();
+        let g: Vec<f32> = (0..words * t * c)
+            .map(|i| (i * 104_729 % 997) as f32 / 498.5 - 1.0)
+            .collect();
+        let tensor = |v: &[f32]| from_vec(&[words * t, c], v.to_vec());
+        let floats = |t: NdArrayTensor| -> Vec<f32> {
+            Tensor::<NdArray<f32>, 2>::from_primitive(TensorPrimitive::Float(t))
+                .into_data()
+                .to_vec()
+                .unwrap()
+        };
+        let plain_y = floats(plain::causal_mean::<NdArray<f32>>(tensor(&x), t));
+        let plain_dx = floats(plain::causal_mean_backward::<NdArray<f32>>(tensor(&g), t));
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let y = pool.install(|| floats(NdArray::<f32>::fused_causal_mean(tensor(&x), t)));
+            let dx =
+                pool.install(|| floats(NdArray::<f32>::fused_causal_mean_backward(tensor(&g), t)));
+            assert_eq!(y, plain_y, "{threads} threads");
+            assert_eq!(dx, plain_dx, "{threads} threads");
+        }
+        let (mut lhs, mut rhs) = (0f64, 0f64);
+        for w in 0..words {
+            for i in 0..t {
+                for k in 0..c {
+                    let at = |j: usize| (w * t + j) * c + k;
+                    let mean = (0..=i).map(|j| f64::from(x[at(j)])).sum::<f64>() / (i + 1) as f64;
+                    assert!((f64::from(plain_y[at(i)]) - mean).abs() < 1e-5);
+                    lhs += f64::from(plain_y[at(i)]) * f64::from(g[at(i)]);
+                    rhs += f64::from(x[at(i)]) * f64::from(plain_dx[at(i)]);
+                }
+            }
+        }
+        assert!(
+            (lhs - rhs).abs() < 1e-6 * lhs.abs().max(1.0),
+            "{lhs} vs {rhs}"
+        );
     }
 }

@@ -60,16 +60,14 @@ impl ModelConfig {
     }
 }
 
-/// `[1, t, t]`: row `i` averages positions `0..=i` (`makemore.py`'s softmax over a causal
-/// mask of zeros).
-fn causal_mean<B: Backend>(t: usize, device: &B::Device) -> Tensor<B, 3> {
-    let mut w = vec![0f32; t * t];
-    for i in 0..t {
-        for j in 0..=i {
-            w[i * t + j] = 1.0 / (i + 1) as f32;
-        }
+/// `layer(x)` for `x` `[rows, in]` through the fused linear layer (tanh after it when
+/// `tanh`).
+fn dense<B: FusedOps>(layer: &Linear<B>, x: Tensor<B, 2>, tanh: bool) -> Tensor<B, 2> {
+    match &layer.bias {
+        Some(bias) => fused::linear(x, layer.weight.val(), bias.val(), tanh),
+        None if tanh => fused::tanh(x.matmul(layer.weight.val())),
+        None => x.matmul(layer.weight.val()),
     }
-    Tensor::from_data(TensorData::new(w, [1, t, t]), device)
 }
 
 impl<B: FusedOps> Bow<B> {
@@ -82,19 +80,19 @@ impl<B: FusedOps> Bow<B> {
     ) -> Tensor<B, 2> {
         let [b, t] = idx.dims();
         let device = idx.device();
+        let e = self.wte.weight.dims()[1];
         let pos = Tensor::<B, 1, Int>::arange(0..t as i64, &device).reshape([1, t]);
-        let x = self.wte.forward(idx) + self.wpe.forward(pos);
-        let [_, _, e] = x.dims();
-        let avg = causal_mean::<B>(t, &device)
-            .expand([b, t, t])
-            .matmul(x.clone());
-        let x = x + avg;
+        // Each word's positions as rows: the token embeddings [b, t, e] plus the positions'.
+        let tokens = fused::embedding(self.wte.weight.val(), idx).reshape([b, t, e]);
+        let positions = fused::embedding(self.wpe.weight.val(), pos).reshape([1, t, e]);
+        let x = (tokens + positions).reshape([b * t, e]);
+        let x = x.clone() + fused::causal_mean(x, t);
         let m = &self.context_block.mlp;
-        let mut hidden = fused::tanh(m.c_fc.forward(x.clone()));
+        let mut hidden = dense(&m.c_fc, x.clone(), true);
         if let Some(masks) = masks {
             hidden = masks.apply(hidden);
         }
-        let x = x + m.c_proj.forward(hidden);
-        self.lm_head.forward(x.reshape([b * t, e]))
+        let x = x + dense(&m.c_proj, hidden, false);
+        dense(&self.lm_head, x, false)
     }
 }

@@ -90,7 +90,11 @@ fn for_each_chunk<B: FusedOps>(
                 let y = Tensor::<B, 1, Int>::from_data(TensorData::new(y, [n]), device);
                 let p =
                     Tensor::<B, 1, Int>::from_data(TensorData::new(positions.clone(), [n]), device);
-                f(model.forward(x).select(0, p), y, n);
+                f(
+                    makemore_model::fused::gather_rows(model.forward(x), p),
+                    y,
+                    n,
+                );
             }
         }
     }

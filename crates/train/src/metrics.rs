@@ -5,14 +5,27 @@ use std::path::{Path, PathBuf};
 use crate::TrainError;
 
 /// Appends one CSV row per step: `step,lr,loss,dev_loss` (dev_loss empty between
-/// evaluations), which `pandas.read_csv` reads as is.
+/// evaluations), which `pandas.read_csv` reads as is. A run that keeps a moving average of
+/// its weights (`--ema`) has a fifth column, `ema_dev_loss`: the average's dev loss, on the
+/// rows that have a `dev_loss`.
 pub struct MetricsWriter {
     path: PathBuf,
     out: BufWriter<File>,
     bytes: u64,
+    ema: bool,
 }
 
 const HEADER: &str = "step,lr,loss,dev_loss\n";
+const HEADER_EMA: &str = "step,lr,loss,dev_loss,ema_dev_loss\n";
+
+/// The header of a file with (`true`) or without the moving average's column.
+fn header(ema: bool) -> &'static str {
+    if ema {
+        HEADER_EMA
+    } else {
+        HEADER
+    }
+}
 
 /// One row of `metrics.csv`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,6 +38,8 @@ pub struct MetricsRow {
     pub loss: f64,
     /// Full dev-split loss, on the steps where it was evaluated.
     pub dev_loss: Option<f64>,
+    /// Dev loss of the moving average of the weights, on those steps, in a run with `--ema`.
+    pub ema_dev_loss: Option<f64>,
 }
 
 /// Reads a `metrics.csv` that [`MetricsWriter`] wrote; an error names the file and line.
@@ -39,7 +54,7 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>, TrainError> {
             TrainError::checkpoint(
                 path,
                 format!(
-                    "line {}: expected step,lr,loss,dev_loss, got {line:?}",
+                    "line {}: expected step,lr,loss,dev_loss[,ema_dev_loss], got {line:?}",
                     i + 1
                 ),
             )
@@ -50,8 +65,14 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricsRow>, TrainError> {
     Ok(rows)
 }
 
-/// Checks that the first `bytes` of the file are the header and one row per step `1..=step`.
-fn check_prefix(path: &Path, file: &mut File, bytes: u64, step: u64) -> Result<(), TrainError> {
+/// Checks that the first `bytes` of the file are a header and one row per step `1..=step`,
+/// and returns whether that header has the moving average's column (`None` for no bytes).
+fn check_prefix(
+    path: &Path,
+    file: &mut File,
+    bytes: u64,
+    step: u64,
+) -> Result<Option<bool>, TrainError> {
     use std::io::Read;
     let mut prefix = Vec::new();
     file.seek(SeekFrom::Start(0))
@@ -65,12 +86,14 @@ fn check_prefix(path: &Path, file: &mut File, bytes: u64, step: u64) -> Result<(
     };
     let text = std::str::from_utf8(&prefix).map_err(|_| changed("is not text".into()))?;
     if bytes == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let mut lines = text.split_inclusive('\n');
-    if lines.next() != Some(HEADER) {
-        return Err(changed("does not start with its header".into()));
-    }
+    let ema = match lines.next() {
+        Some(HEADER) => false,
+        Some(HEADER_EMA) => true,
+        _ => return Err(changed("does not start with its header".into())),
+    };
     let mut expected = 1;
     for (i, line) in lines.enumerate() {
         let row = line
@@ -92,41 +115,50 @@ fn check_prefix(path: &Path, file: &mut File, bytes: u64, step: u64) -> Result<(
             expected - 1
         )));
     }
-    Ok(())
+    Ok(Some(ema))
 }
 
 fn parse_row(f: &[&str]) -> Option<MetricsRow> {
-    let [step, lr, loss, dev] = f[..] else {
-        return None;
+    let optional = |v: &str| match v {
+        "" => Some(None),
+        v => v.parse().ok().map(Some),
+    };
+    let (step, lr, loss, dev, ema) = match f[..] {
+        [step, lr, loss, dev] => (step, lr, loss, dev, ""),
+        [step, lr, loss, dev, ema] => (step, lr, loss, dev, ema),
+        _ => return None,
     };
     Some(MetricsRow {
         step: step.parse().ok()?,
         lr: lr.parse().ok()?,
         loss: loss.parse().ok()?,
-        dev_loss: match dev {
-            "" => None,
-            d => Some(d.parse().ok()?),
-        },
+        dev_loss: optional(dev)?,
+        ema_dev_loss: optional(ema)?,
     })
 }
 
 impl MetricsWriter {
-    /// Starts a new file (truncating any old one).
-    pub fn create(path: &Path) -> Result<Self, TrainError> {
+    /// Starts a new file (truncating any old one), with the moving average's column when
+    /// `ema`.
+    pub fn create(path: &Path, ema: bool) -> Result<Self, TrainError> {
         let file = File::create(path).map_err(|e| TrainError::io(path, e))?;
         let mut w = Self {
             path: path.to_path_buf(),
             out: BufWriter::new(file),
             bytes: 0,
+            ema,
         };
-        w.write(HEADER)?;
+        w.write(header(ema))?;
         Ok(w)
     }
 
     /// Reopens a file for a resumed run at `step`, dropping whatever was written after
     /// `bytes` (rows of steps that the resumed run will redo). What stays must be the
-    /// checkpoint's rows: one per step, `1..=step`; a file changed since is refused.
-    pub fn resume(path: &Path, bytes: u64, step: u64) -> Result<Self, TrainError> {
+    /// checkpoint's rows: one per step, `1..=step`; a file changed since is refused. The
+    /// rows keep the columns of the file's header (a run with `--ema` started by a makemore
+    /// from before the `ema_dev_loss` column goes on without it); `ema` says which columns
+    /// an empty file gets.
+    pub fn resume(path: &Path, bytes: u64, step: u64, ema: bool) -> Result<Self, TrainError> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -141,15 +173,20 @@ impl MetricsWriter {
                 format!("is {len} bytes, shorter than the {bytes} the checkpoint recorded"),
             ));
         }
-        check_prefix(path, &mut file, bytes, step)?;
+        let found = check_prefix(path, &mut file, bytes, step)?;
         file.set_len(bytes).map_err(|e| TrainError::io(path, e))?;
         file.seek(SeekFrom::End(0))
             .map_err(|e| TrainError::io(path, e))?;
-        Ok(Self {
+        let mut w = Self {
             path: path.to_path_buf(),
             out: BufWriter::new(file),
             bytes,
-        })
+            ema: found.unwrap_or(ema),
+        };
+        if found.is_none() {
+            w.write(header(ema))?;
+        }
+        Ok(w)
     }
 
     fn write(&mut self, s: &str) -> Result<(), TrainError> {
@@ -160,16 +197,23 @@ impl MetricsWriter {
         Ok(())
     }
 
-    /// One row.
+    /// One row; `ema_dev_loss` goes in the fifth column of a file that has it.
     pub fn row(
         &mut self,
         step: u64,
         lr: f64,
         loss: f32,
         dev_loss: Option<f64>,
+        ema_dev_loss: Option<f64>,
     ) -> Result<(), TrainError> {
-        let dev = dev_loss.map(|d| format!("{d:.6}")).unwrap_or_default();
-        self.write(&format!("{step},{lr},{loss:.6},{dev}\n"))
+        let cell = |v: Option<f64>| v.map(|d| format!("{d:.6}")).unwrap_or_default();
+        let dev = cell(dev_loss);
+        if self.ema {
+            let ema = cell(ema_dev_loss);
+            self.write(&format!("{step},{lr},{loss:.6},{dev},{ema}\n"))
+        } else {
+            self.write(&format!("{step},{lr},{loss:.6},{dev}\n"))
+        }
     }
 
     /// Flushes to disk and returns the byte length, recorded with a checkpoint.
@@ -194,9 +238,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("makemore-metrics-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("metrics.csv");
-        let mut w = MetricsWriter::create(&path).unwrap();
-        w.row(1, 0.1, 3.25, None).unwrap();
-        w.row(2, 0.01, 2.5, Some(2.75)).unwrap();
+        let mut w = MetricsWriter::create(&path, false).unwrap();
+        w.row(1, 0.1, 3.25, None, None).unwrap();
+        w.row(2, 0.01, 2.5, Some(2.75), Some(2.5)).unwrap();
         w.sync().unwrap();
         let rows = read_metrics(&path).unwrap();
         assert_eq!(
@@ -206,13 +250,15 @@ mod tests {
                     step: 1,
                     lr: 0.1,
                     loss: 3.25,
-                    dev_loss: None
+                    dev_loss: None,
+                    ema_dev_loss: None,
                 },
                 MetricsRow {
                     step: 2,
                     lr: 0.01,
                     loss: 2.5,
-                    dev_loss: Some(2.75)
+                    dev_loss: Some(2.75),
+                    ema_dev_loss: None,
                 },
             ]
         );
@@ -222,6 +268,42 @@ mod tests {
         std::fs::write(&path, "step,lr,loss,dev_loss\n1,0.1\n").unwrap();
         let e = read_metrics(&path).unwrap_err().to_string();
         assert!(e.contains("line 2"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// With `--ema` the average's dev loss is a fifth column; a resume keeps the columns of
+    /// the file it finds, so a run started without the column goes on without it.
+    #[test]
+    fn the_moving_average_has_its_own_column_and_a_resume_keeps_the_files_columns() {
+        let dir = std::env::temp_dir().join(format!("makemore-metrics-ema-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.csv");
+        let mut w = MetricsWriter::create(&path, true).unwrap();
+        w.row(1, 0.1, 3.25, None, None).unwrap();
+        w.row(2, 0.1, 3.0, Some(2.75), Some(2.625)).unwrap();
+        let bytes = w.sync().unwrap();
+        drop(w);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "step,lr,loss,dev_loss,ema_dev_loss\n1,0.1,3.250000,,\n2,0.1,3.000000,2.750000,2.625000\n"
+        );
+        let mut w = MetricsWriter::resume(&path, bytes, 2, false).unwrap();
+        w.row(3, 0.1, 2.5, Some(2.5), Some(2.25)).unwrap();
+        w.sync().unwrap();
+        let rows = read_metrics(&path).unwrap();
+        assert_eq!(rows[2].ema_dev_loss, Some(2.25));
+        assert_eq!(rows[1].ema_dev_loss, Some(2.625));
+        assert_eq!(rows[0].dev_loss, None);
+        // A file of four columns (no average, or a makemore from before the column) stays so.
+        std::fs::write(&path, "step,lr,loss,dev_loss\n1,0.1,3.25,\n").unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        let mut w = MetricsWriter::resume(&path, len, 1, true).unwrap();
+        w.row(2, 0.1, 3.0, Some(2.75), Some(2.5)).unwrap();
+        w.sync().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with("\n2,0.1,3.000000,2.750000\n"), "{text}");
+        assert_eq!(read_metrics(&path).unwrap()[1].ema_dev_loss, None);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -234,7 +234,7 @@ pub(crate) fn train_step<B: FusedAutodiff>(
     let logits = model.forward_train(batch.inputs, dropout);
     // A sequence model predicts every position; the loss counts those with a target.
     let logits = match batch.positions {
-        Some(p) => logits.select(0, p),
+        Some(p) => makemore_model::fused::gather_rows(logits, p),
         None => logits,
     };
     let loss = model.loss(logits, batch.targets);

@@ -352,7 +352,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
             model,
             ema,
             optim: TrainOptimizer::new(config.optimizer),
-            metrics: MetricsWriter::create(&dir.join(METRICS_FILE))?,
+            metrics: MetricsWriter::create(&dir.join(METRICS_FILE), config.ema.is_some())?,
             state: TrainingState {
                 step: 0,
                 metrics_bytes: 0,
@@ -399,6 +399,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
             &dir.join(METRICS_FILE),
             ckpt.state.metrics_bytes,
             ckpt.state.step,
+            config.ema.is_some(),
         )?;
         let ema = match config.ema {
             Some(e) => {
@@ -655,7 +656,9 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
                 });
             }
             let dev_loss = if i + 1 == last { dev_loss } else { None };
-            self.metrics.row(done, lr, loss, dev_loss)?;
+            let ema_dev_loss = self.ema.as_ref().and_then(|(_, loss)| *loss);
+            self.metrics
+                .row(done, lr, loss, dev_loss, dev_loss.and(ema_dev_loss))?;
             on_event(&TrainEvent::Step {
                 step: done,
                 lr,

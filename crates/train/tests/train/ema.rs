@@ -65,6 +65,19 @@ fn the_average_resumes_exactly_and_best_keeps_it() {
     if best.state.step == c.steps {
         assert_eq!(weights(&a.path().join(BEST_DIR)), avg);
     }
+    // metrics.csv has the average's dev loss beside the live one at every evaluation, the
+    // interrupted run's file the same bytes as the straight one's.
+    let rows = makemore_train::read_metrics(&a.path().join("metrics.csv")).unwrap();
+    let evaluated: Vec<_> = rows.iter().filter(|r| r.dev_loss.is_some()).collect();
+    assert_eq!(evaluated.len() as u64, c.steps / c.eval_every);
+    assert!(evaluated.iter().all(|r| r.ema_dev_loss.is_some()));
+    assert!(rows
+        .iter()
+        .all(|r| r.dev_loss.is_some() || r.ema_dev_loss.is_none()));
+    let last = rows.last().unwrap().ema_dev_loss.unwrap();
+    assert!((last - ema.state.dev_loss.unwrap()).abs() < 1e-6, "{last}");
+    let metrics = |d: &Path| std::fs::read(d.join("metrics.csv")).unwrap();
+    assert_eq!(metrics(a.path()), metrics(b.path()));
 }
 
 #[test]
