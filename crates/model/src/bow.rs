@@ -5,6 +5,7 @@ use burn::module::Module;
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
+use crate::dense::dense;
 use crate::dropout::Masks;
 use crate::init::NormalStream;
 use crate::{fused, FusedOps, ModelConfig};
@@ -57,16 +58,6 @@ impl ModelConfig {
             },
             lm_head: rng.torch_linear(e, v, true, device),
         }
-    }
-}
-
-/// `layer(x)` for `x` `[rows, in]` through the fused linear layer (tanh after it when
-/// `tanh`).
-fn dense<B: FusedOps>(layer: &Linear<B>, x: Tensor<B, 2>, tanh: bool) -> Tensor<B, 2> {
-    match &layer.bias {
-        Some(bias) => fused::linear(x, layer.weight.val(), bias.val(), tanh),
-        None if tanh => fused::tanh(x.matmul(layer.weight.val())),
-        None => x.matmul(layer.weight.val()),
     }
 }
 

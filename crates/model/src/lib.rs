@@ -29,6 +29,7 @@
 mod bigram;
 mod bow;
 mod config;
+mod dense;
 pub mod device;
 pub mod dropout;
 mod init;

@@ -5,6 +5,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Embedding, Linear};
 use burn::prelude::*;
 
+use crate::dense::dense;
 use crate::dropout::Masks;
 use crate::fused::CellKind;
 use crate::init::NormalStream;
@@ -89,15 +90,6 @@ impl ModelConfig {
 /// fused tanh.
 fn sigmoid<B: FusedOps>(x: Tensor<B, 2>) -> Tensor<B, 2> {
     fused::tanh(x * 0.5) * 0.5 + 0.5
-}
-
-/// `layer(x)` (then tanh) through the fused linear layer, as the MLP's layers run.
-fn dense<B: FusedOps>(layer: &Linear<B>, x: Tensor<B, 2>, tanh: bool) -> Tensor<B, 2> {
-    match &layer.bias {
-        Some(bias) => fused::linear(x, layer.weight.val(), bias.val(), tanh),
-        None if tanh => fused::tanh(layer.forward(x)),
-        None => layer.forward(x),
-    }
 }
 
 impl<B: FusedOps> Cell<B> {

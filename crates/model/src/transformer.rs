@@ -10,6 +10,7 @@ use burn::module::Module;
 use burn::nn::{Embedding, LayerNorm, Linear};
 use burn::prelude::*;
 
+use crate::dense::dense;
 use crate::dropout::Masks;
 use crate::init::NormalStream;
 use crate::{fused, FusedOps, ModelConfig};
@@ -116,14 +117,6 @@ fn norm<B: FusedOps>(norm: &LayerNorm<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
     }
 }
 
-/// `layer(x)` for `x` `[rows, in]` through the fused linear layer.
-fn dense<B: FusedOps>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
-    match &layer.bias {
-        Some(bias) => fused::linear(x, layer.weight.val(), bias.val(), false),
-        None => x.matmul(layer.weight.val()),
-    }
-}
-
 impl<B: FusedOps> Transformer<B> {
     /// Logits at every position of every word, `[words * positions, vocab]`. Dropout, when
     /// given, applies to the embeddings, the attention weights and each residual branch.
@@ -147,11 +140,15 @@ impl<B: FusedOps> Transformer<B> {
         }
         for block in &body.h {
             let nh = block.attn.n_head;
-            let qkv = dense(&block.attn.c_attn, norm(&block.ln_1, x.clone()));
+            let qkv = dense(&block.attn.c_attn, norm(&block.ln_1, x.clone()), false);
             let weights = masks
                 .as_deref_mut()
                 .map(|m| m.draw([b * nh * t, t], &device));
-            let mut y = dense(&block.attn.c_proj, fused::attention(qkv, b, nh, weights));
+            let mut y = dense(
+                &block.attn.c_proj,
+                fused::attention(qkv, b, nh, weights),
+                false,
+            );
             if let Some(masks) = masks.as_deref_mut() {
                 y = masks.apply(y);
             }
@@ -159,13 +156,14 @@ impl<B: FusedOps> Transformer<B> {
             let m = &block.mlp;
             let mut y = dense(
                 &m.c_proj,
-                fused::gelu(dense(&m.c_fc, norm(&block.ln_2, x.clone()))),
+                fused::gelu(dense(&m.c_fc, norm(&block.ln_2, x.clone()), false)),
+                false,
             );
             if let Some(masks) = masks.as_deref_mut() {
                 y = masks.apply(y);
             }
             x = x + y;
         }
-        dense(&self.lm_head, norm(&body.ln_f, x))
+        dense(&self.lm_head, norm(&body.ln_f, x), false)
     }
 }

@@ -645,6 +645,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
     ) -> Result<(), TrainError> {
         let steps = pending.take()?;
         let last = steps.len();
+        let ema_dev_loss = self.ema.as_ref().and_then(|(_, loss)| *loss);
         for (i, (done, lr, loss)) in steps.into_iter().enumerate() {
             if !loss.is_finite() {
                 return Err(TrainError::NonFinite {
@@ -656,7 +657,6 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
                 });
             }
             let dev_loss = if i + 1 == last { dev_loss } else { None };
-            let ema_dev_loss = self.ema.as_ref().and_then(|(_, loss)| *loss);
             self.metrics
                 .row(done, lr, loss, dev_loss, dev_loss.and(ema_dev_loss))?;
             on_event(&TrainEvent::Step {
@@ -668,7 +668,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
                 on_event(&TrainEvent::Eval {
                     step: done,
                     dev_loss,
-                    ema_dev_loss: self.ema.as_ref().and_then(|(_, loss)| *loss),
+                    ema_dev_loss,
                 });
             }
         }
