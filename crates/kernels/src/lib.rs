@@ -38,6 +38,8 @@
 //! ```
 
 mod autodiff;
+#[cfg(feature = "ndarray")]
+mod buffer;
 #[cfg(feature = "cubecl")]
 mod cube;
 #[cfg(feature = "cubecl")]

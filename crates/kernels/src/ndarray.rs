@@ -10,7 +10,8 @@ use ndarray::{
 };
 use rayon::prelude::*;
 
-use super::gemm::{matmul, product};
+use super::buffer::zeros;
+use super::gemm::{affine, product};
 use super::recurrence::RecurrenceShape;
 use super::{
     count_fallback, kernels, plain, recurrence_cpu, simd, AttentionOps, DeviceOps, LinearOps,
@@ -36,7 +37,7 @@ fn from_vec(shape: &[usize], values: Vec<f32>) -> NdArrayTensor {
 
 /// A new `f32` tensor of `shape` filled by `fill`.
 fn build(shape: &[usize], fill: impl FnOnce(&mut [f32])) -> NdArrayTensor {
-    let mut out = vec![0.0f32; shape.iter().product()];
+    let mut out = zeros(shape.iter().product());
     fill(&mut out);
     from_vec(shape, out)
 }
@@ -72,25 +73,24 @@ fn view1(t: &NdArrayTensor) -> Option<ArrayView1<'_, f32>> {
     }
 }
 
+/// `values` (row-major, `rows · cols` of them) as a matrix.
+fn matrix(rows: usize, cols: usize, values: Vec<f32>) -> Array2<f32> {
+    match Array2::from_shape_vec((rows, cols), values) {
+        Ok(m) => m,
+        // Every caller passes exactly `rows · cols` values.
+        Err(e) => unreachable!("{e}"),
+    }
+}
+
 /// Wraps a finished array as a tensor.
 fn tensor(a: Array2<f32>) -> NdArrayTensor {
     a.into_dyn().into_shared().into()
 }
 
-/// `x·w + b`, then tanh when asked: one matrix product into rows that start as the bias.
+/// `x·w + b`, then tanh when asked: one matrix product into rows that start as the bias
+/// (written by each thread into its own piece of the output, see [`affine`]).
 fn linear(x: ArrayView2<f32>, w: ArrayView2<f32>, b: ArrayView1<f32>, tanh: bool) -> Array2<f32> {
-    let rows = x.nrows();
-    // The bias rows, written once (not zeros first), then the product added to them.
-    let bias = values(&b);
-    let mut filled = Vec::with_capacity(rows * bias.len());
-    for _ in 0..rows {
-        filled.extend_from_slice(&bias);
-    }
-    let mut y = match Array2::from_shape_vec((rows, bias.len()), filled) {
-        Ok(y) => y,
-        Err(e) => unreachable!("{e}"),
-    };
-    matmul(x, w, 1.0, y.view_mut());
+    let mut y = affine(x, w, &values(&b));
     if tanh {
         if let Some(values) = y.as_slice_mut() {
             kernels::tanh_in_place(values);
@@ -111,7 +111,7 @@ fn linear_backward(
 ) -> [Array2<f32>; 3] {
     let pre = match y {
         Some(y) => {
-            let mut pre = Array2::zeros(grad.dim());
+            let mut pre = matrix(grad.nrows(), grad.ncols(), zeros(grad.len()));
             match (pre.as_slice_mut(), grad.as_slice(), y.as_slice()) {
                 (Some(p), Some(g), Some(y)) => kernels::tanh_backward(g, y, p),
                 _ => ndarray::Zip::from(&mut pre)
@@ -169,7 +169,7 @@ fn embedding<T: Copy + TryInto<usize>>(
 ) -> Array2<f32> {
     let (rows, block) = contexts.dim();
     let (vocab, dim) = table.dim();
-    let mut out = Array2::zeros((rows, block * dim));
+    let mut out = matrix(rows, block * dim, zeros(rows * block * dim));
     let (Some(dst), false) = (out.as_slice_mut(), dim == 0) else {
         return out;
     };
@@ -192,7 +192,7 @@ fn embedding_backward<T: Copy + TryInto<usize>>(
 ) -> Array2<f32> {
     let block = contexts.ncols();
     let dim = grad.ncols() / block.max(1);
-    let mut table = Array2::zeros((vocab, dim));
+    let mut table = matrix(vocab, dim, zeros(vocab * dim));
     let (Some(dst), false) = (table.as_slice_mut(), dim == 0) else {
         return table;
     };
@@ -244,9 +244,9 @@ fn layer_norm_forward(
         if gv.len() == cols && bv.len() == cols {
             let (xs, g, b) = (values(&xv), values(&gv), values(&bv));
             let (mut y, mut x_hat, mut rstd) = (
-                vec![0f32; rows * cols],
-                vec![0f32; rows * cols],
-                vec![0f32; rows],
+                zeros(rows * cols),
+                zeros(rows * cols),
+                zeros(rows),
             );
             let eps = epsilon as f32;
             if tanh {
@@ -350,7 +350,7 @@ impl LinearOps for NdArray<f32> {
         match &x {
             NdArrayTensor::F32(s) => {
                 let view = s.view();
-                let mut out = vec![0.0f32; view.len()];
+                let mut out = zeros(view.len());
                 kernels::gelu(&values(&view), &mut out);
                 from_vec(view.shape(), out)
             }
@@ -365,7 +365,7 @@ impl LinearOps for NdArray<f32> {
         match (&x, &grad) {
             (NdArrayTensor::F32(xs), NdArrayTensor::F32(gs)) if xs.shape() == gs.shape() => {
                 let (xv, gv) = (xs.view(), gs.view());
-                let mut out = vec![0.0f32; gv.len()];
+                let mut out = zeros(gv.len());
                 kernels::gelu_backward(&values(&xv), &values(&gv), &mut out);
                 from_vec(gv.shape(), out)
             }
@@ -380,7 +380,7 @@ impl LinearOps for NdArray<f32> {
         match (&y, &grad) {
             (NdArrayTensor::F32(ys), NdArrayTensor::F32(gs)) if ys.shape() == gs.shape() => {
                 let (yv, gv) = (ys.view(), gs.view());
-                let mut out = vec![0.0f32; gv.len()];
+                let mut out = zeros(gv.len());
                 kernels::tanh_backward(&values(&gv), &values(&yv), &mut out);
                 from_vec(gv.shape(), out)
             }
@@ -416,9 +416,9 @@ impl NormOps for NdArray<f32> {
             let (rows, cols) = xh.dim();
             if r.dim() == (rows, 1) && gm.len() == cols && gv.dim() == xh.dim() {
                 let (xh, r, gm, gv) = (values(&xh), values(&r), values(&gm), values(&gv));
-                let mut dx = vec![0f32; rows * cols];
-                let mut dz = Array2::zeros((rows, cols));
-                let mut dzx = Array2::zeros((rows, cols));
+                let mut dx = zeros(rows * cols);
+                let mut dz = matrix(rows, cols, zeros(rows * cols));
+                let mut dzx = matrix(rows, cols, zeros(rows * cols));
                 if let (Some(dz_s), Some(dzx_s)) = (dz.as_slice_mut(), dzx.as_slice_mut()) {
                     kernels::layer_norm_tanh_backward(
                         &xh, &r, &gm, None, &gv, cols, &mut dx, dz_s, dzx_s,
@@ -444,9 +444,9 @@ impl NormOps for NdArray<f32> {
             if gv.len() == cols && bv.len() == cols {
                 let (x, g, b) = (values(&xv), values(&gv), values(&bv));
                 let (mut y, mut x_hat, mut rstd) = (
-                    vec![0f32; rows * cols],
-                    vec![0f32; rows * cols],
-                    vec![0f32; rows],
+                    zeros(rows * cols),
+                    zeros(rows * cols),
+                    zeros(rows),
                 );
                 let eps = epsilon as f32;
                 kernels::layer_norm_tanh(&x, cols, &g, &b, eps, &mut y, &mut x_hat, &mut rstd);
@@ -484,9 +484,9 @@ impl NormOps for NdArray<f32> {
             {
                 let (xh, r, gm) = (values(&xh), values(&r), values(&gm));
                 let (yv, gv) = (values(&yv), values(&gv));
-                let mut dx = vec![0f32; rows * cols];
-                let mut dz = Array2::zeros((rows, cols));
-                let mut dzx = Array2::zeros((rows, cols));
+                let mut dx = zeros(rows * cols);
+                let mut dz = matrix(rows, cols, zeros(rows * cols));
+                let mut dzx = matrix(rows, cols, zeros(rows * cols));
                 if let (Some(dz_s), Some(dzx_s)) = (dz.as_slice_mut(), dzx.as_slice_mut()) {
                     kernels::layer_norm_tanh_backward(
                         &xh,
@@ -540,8 +540,8 @@ impl AttentionOps for NdArray<f32> {
                     .as_ref()
                     .is_none_or(|m| m.len() == batch * n_head * t * t);
             if fits {
-                let mut y = vec![0f32; rows * shape.c];
-                let mut probs = vec![0f32; batch * n_head * t * t];
+                let mut y = zeros(rows * shape.c);
+                let mut probs = zeros(batch * n_head * t * t);
                 kernels::attention(
                     &values(&qv),
                     shape,
@@ -580,7 +580,7 @@ impl AttentionOps for NdArray<f32> {
                 .and_then(view2)
                 .map(|m| values(&m).into_owned());
             if gv.dim() == (rows, shape.c) && mask.is_none() == mask_values.is_none() {
-                let mut dqkv = vec![0f32; rows * c3];
+                let mut dqkv = zeros(rows * c3);
                 kernels::attention_backward(
                     &values(&qv),
                     &values(&pv),
@@ -603,7 +603,7 @@ impl AttentionOps for NdArray<f32> {
             if let [.., a, b] = shape {
                 if a == b {
                     let t = *b;
-                    let mut out = vec![0.0f32; view.len()];
+                    let mut out = zeros(view.len());
                     kernels::causal_softmax(&values(&view), t, scale as f32, &mut out);
                     return from_vec(shape, out);
                 }
@@ -622,7 +622,7 @@ impl AttentionOps for NdArray<f32> {
             let (yv, gv) = (ys.view(), gs.view());
             if yv.shape() == gv.shape() {
                 let t = *yv.shape().last().unwrap_or(&1);
-                let mut out = vec![0.0f32; gv.len()];
+                let mut out = zeros(gv.len());
                 kernels::causal_softmax_backward(
                     &values(&yv),
                     &values(&gv),
@@ -816,7 +816,7 @@ impl OptimizerOps for NdArray<f32> {
             count_fallback();
             return plain::adamw(w, g, moments, step);
         }
-        let (mut w_new, mut m_new, mut v_new) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+        let (mut w_new, mut m_new, mut v_new) = (zeros(n), zeros(n), zeros(n));
         kernels::adamw(
             &wv,
             &gv,

@@ -9,7 +9,7 @@
 
 use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Zip};
 
-use super::gemm::{matmul, product};
+use super::gemm::{affine, matmul, product};
 use super::kernels::tanh;
 use super::ndarray::column_sums;
 use super::recurrence::{CellKind, RecurrenceShape};
@@ -50,11 +50,7 @@ pub fn forward(
     let (gh, rows) = (cell.gates() * h, batch * t);
     let (wx, wh) = split(sh, w);
     // The inputs' share of every pre-activation, bias included: one product.
-    let mut pre = Array2::zeros((rows, gh));
-    for mut row in pre.rows_mut() {
-        row.assign(&b);
-    }
-    matmul(x, wx, 1.0, pre.view_mut());
+    let pre = affine(x, wx, &b.to_vec());
     let mut hidden = Array2::zeros((rows, h));
     let mut gates = match cell {
         CellKind::Gru => Array2::zeros((rows, gh)),
