@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use burn::prelude::*;
 use makemore_data::{MinibatchSampler, SplitName};
+use makemore_model::threads::Polling;
 use makemore_model::FusedAutodiff;
 
 use crate::optimizer::TrainOptimizer;
@@ -43,6 +44,7 @@ pub fn time_training<B: FusedAutodiff>(
     let mut model = config.model.init::<B>(device);
     let mut optim = TrainOptimizer::new(config.optimizer);
     let mut bufs = StepBuffers::default();
+    let mut polling = Polling::default();
     let train = StepExamples::<B>::new(&data.train, device);
     let mut last_loss = None;
     let mut start = Instant::now();
@@ -53,15 +55,17 @@ pub fn time_training<B: FusedAutodiff>(
             start = Instant::now();
         }
         let lr = config.schedule.lr(step.saturating_sub(warmup), steps);
-        let (next, loss) = train_step(
-            model,
-            &mut optim,
-            &train,
-            &sampler,
-            &StepSettings::new(&config, step, lr),
-            &mut bufs,
-            device,
-        );
+        let (next, loss) = polling.run(|| {
+            train_step(
+                model,
+                &mut optim,
+                &train,
+                &sampler,
+                &StepSettings::new(&config, step, lr),
+                &mut bufs,
+                device,
+            )
+        });
         model = next;
         last_loss = Some(loss);
     }

@@ -5,6 +5,7 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use makemore_data::MinibatchSampler;
+use makemore_model::threads::Polling;
 use makemore_model::{FusedAutodiff, Model};
 use serde::Serialize;
 
@@ -531,6 +532,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         let sampler = MinibatchSampler::new(config.batch_seed);
         let train = StepExamples::<B>::new(&self.data.train, self.device);
         let mut bufs = StepBuffers::default();
+        let mut polling = Polling::default();
         let mut pending = PendingLosses::default();
         let mut interrupted = false;
         let mut clock = Instant::now();
@@ -541,15 +543,17 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
             }
             let step = self.state.step;
             let lr = config.schedule.lr(step, config.steps);
-            let (model, loss) = train_step(
-                self.model.clone(),
-                &mut self.optim,
-                &train,
-                &sampler,
-                &StepSettings::new(config, step, lr),
-                &mut bufs,
-                self.device,
-            );
+            let (model, loss) = polling.run(|| {
+                train_step(
+                    self.model.clone(),
+                    &mut self.optim,
+                    &train,
+                    &sampler,
+                    &StepSettings::new(config, step, lr),
+                    &mut bufs,
+                    self.device,
+                )
+            });
             self.model = model;
             if let Some((ema, _)) = &mut self.ema {
                 ema.update(&self.model.valid());
