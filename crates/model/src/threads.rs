@@ -11,8 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 ///
 /// Call it once, first thing, from the thread that will train. Optional, but it saves time
 /// on small machines: the calling thread then does its share of each split operation instead
-/// of waiting for the pool, and no thread is left spinning beside it. Fails when the global
-/// pool was already started (by an earlier call, or by anything that used rayon).
+/// of waiting for the pool, and [`Polling`] keeps the other threads busy only for a thread of
+/// the pool. Fails when the global pool was already started (by an earlier call, or by
+/// anything that used rayon).
 pub fn join_thread_pool(threads: Option<NonZeroUsize>) -> Result<(), rayon::ThreadPoolBuildError> {
     let mut builder = rayon::ThreadPoolBuilder::new().use_current_thread();
     if let Some(n) = threads {
