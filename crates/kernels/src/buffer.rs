@@ -32,10 +32,7 @@ mod tests {
     #[test]
     fn zeros_are_zeros() {
         for threads in [1, 3] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-            let Ok(pool) = pool else {
-                panic!("a thread pool")
-            };
+            let pool = crate::test_pool(threads);
             for n in [0, 1, 17, (1 << 17) + 3, 1 << 19] {
                 let v = pool.install(|| super::zeros(n));
                 assert_eq!(v.len(), n);

@@ -155,10 +155,7 @@ mod tests {
     /// transposed operands, shapes that are cut into pieces and empty inner dimensions.
     #[test]
     fn product_equals_matmul_into_zeros() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build();
-        let Ok(pool) = pool else {
-            panic!("a thread pool")
-        };
+        let pool = crate::test_pool(3);
         for &(m, k, n) in &[(3, 5, 7), (300, 70, 90), (64, 0, 20), (40, 300, 200)] {
             let a = Array2::from_shape_fn((k, m), |(i, j)| ((i * 31 + j * 7) % 13) as f32 - 6.0);
             let b = Array2::from_shape_fn((k, n), |(i, j)| ((i * 5 + j * 11) % 17) as f32 * 0.1);
@@ -172,10 +169,7 @@ mod tests {
             let mut rows = Array2::from_shape_fn((m, n), |(_, j)| bias[j]);
             pool.install(|| matmul(a, b, 1.0, rows.view_mut()));
             for threads in [1, 3] {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-                let Ok(pool) = pool else {
-                    panic!("a thread pool")
-                };
+                let pool = crate::test_pool(threads);
                 let new = pool.install(|| affine(a, b, &bias));
                 assert_eq!(new, rows, "{m}×{k}×{n} with a bias, {threads} thread(s)");
             }

@@ -57,6 +57,16 @@ mod recurrence_cpu;
 #[cfg(feature = "ndarray")]
 mod simd;
 
+/// A rayon pool of `threads` threads, for the CPU kernels' tests that a result does not
+/// depend on the thread count.
+#[cfg(all(test, feature = "ndarray"))]
+pub(crate) fn test_pool(threads: usize) -> rayon::ThreadPool {
+    match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool,
+        Err(e) => panic!("a pool of {threads} threads: {e}"),
+    }
+}
+
 pub use recurrence::{recurrence, CellKind, RecurrenceShape};
 
 /// The README's example, compiled and run as a doctest.

@@ -854,10 +854,7 @@ mod tests {
     #[test]
     fn column_sums_add_rows_in_order() {
         for threads in [1, 3] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build();
-            let Ok(pool) = pool else {
-                panic!("a thread pool")
-            };
+            let pool = crate::test_pool(threads);
             for (rows, cols) in [(5, 3), (700, 200), (3000, 64), (4, 0)] {
                 let a = Array2::from_shape_fn((rows, cols), |(i, j)| {
                     ((i * 37 + j * 11) % 101) as f32 * 0.013 - 0.6
@@ -947,10 +944,7 @@ mod tests {
         let plain_y = floats(plain::causal_mean::<NdArray<f32>>(tensor(&x), t));
         let plain_dx = floats(plain::causal_mean_backward::<NdArray<f32>>(tensor(&g), t));
         for threads in [1, 3] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = crate::test_pool(threads);
             let y = pool.install(|| floats(NdArray::<f32>::fused_causal_mean(tensor(&x), t)));
             let dx =
                 pool.install(|| floats(NdArray::<f32>::fused_causal_mean_backward(tensor(&g), t)));
