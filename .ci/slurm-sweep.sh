@@ -4,10 +4,12 @@
 # array, with one task requeued while it trains. Checks: every run ended once, one final
 # record per run, and the winner's weights are byte for byte a straight run's.
 #
-#   .ci/slurm-sweep.sh [MAKEMORE_BIN]     (root; installs the packages if missing)
+#   .ci/slurm-sweep.sh [MAKEMORE_BIN [XTASK_BIN]]   (root; installs the packages if missing;
+#                                                  without XTASK_BIN, `cargo xtask`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$(realpath "${1:-target/debug/makemore}")
+if [ -n "${2:-}" ]; then XTASK=$(realpath "$2"); else XTASK="cargo xtask"; fi
 WORK=$(realpath -m target/ci-slurm)
 T0=$(date +%s)
 say() { echo "--- [$(( $(date +%s) - T0 )) s] $*"; }
@@ -73,8 +75,8 @@ for _ in $(seq 100); do sinfo -h -o %T 2>/dev/null | grep -q idle && break; slee
 sinfo
 
 OUT=$WORK/sweep
-say "cargo xtask sweep examples/grids/quick-halving.toml --slurm --shards 4 --throttle 2"
-cargo xtask sweep examples/grids/quick-halving.toml --slurm --shards 4 --throttle 2 \
+say "xtask sweep examples/grids/quick-halving.toml --slurm --shards 4 --throttle 2"
+$XTASK sweep examples/grids/quick-halving.toml --slurm --shards 4 --throttle 2 \
   --bin "$BIN" --out "$OUT" --sbatch-arg=--cpus-per-task=1 --sbatch-arg=--time=10 | tee "$WORK/submit.txt"
 JOB=$(tail -1 "$WORK/submit.txt")
 cat "$OUT/slurm/sweep.sbatch"
@@ -104,7 +106,7 @@ if [ -n "$(squeue -h -j "$JOB" -o %i)" ]; then
 fi
 say "the array finished"
 for f in "$OUT"/slurm/*.out; do echo "== $f"; cat "$f"; done
-cargo xtask sweep examples/grids/quick-halving.toml --out "$OUT" --bin "$BIN" --status
+$XTASK sweep examples/grids/quick-halving.toml --out "$OUT" --bin "$BIN" --status
 
 say "checks"
 grep -q "restart 1" "$OUT"/slurm/*.out || { echo "error: no task says it was restarted"; exit 1; }
