@@ -34,5 +34,8 @@ fn an_unknown_verb_is_a_usage_error() {
         .expect("run xtask");
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("unrecognized subcommand 'frobnicate'"), "{stderr}");
+    assert!(
+        stderr.contains("unrecognized subcommand 'frobnicate'"),
+        "{stderr}"
+    );
 }

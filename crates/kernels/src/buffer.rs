@@ -36,7 +36,10 @@ mod tests {
             for n in [0, 1, 17, (1 << 17) + 3, 1 << 19] {
                 let v = pool.install(|| super::zeros(n));
                 assert_eq!(v.len(), n);
-                assert!(v.iter().all(|&x| x.to_bits() == 0), "{n} values, {threads} threads");
+                assert!(
+                    v.iter().all(|&x| x.to_bits() == 0),
+                    "{n} values, {threads} threads"
+                );
             }
         }
     }

@@ -153,7 +153,9 @@ pub(super) fn column_sums(a: ArrayView2<f32>) -> Array1<f32> {
                     // Row-major: each row's piece is a slice of the buffer (no view per row).
                     Some(all) => {
                         for row in all.chunks_exact(cols) {
-                            out.iter_mut().zip(&row[cut.clone()]).for_each(|(o, &x)| *o += x);
+                            out.iter_mut()
+                                .zip(&row[cut.clone()])
+                                .for_each(|(o, &x)| *o += x);
                         }
                     }
                     None => {
@@ -251,11 +253,8 @@ fn layer_norm_forward(
         let (rows, cols) = xv.dim();
         if gv.len() == cols && bv.len() == cols {
             let (xs, g, b) = (values(&xv), values(&gv), values(&bv));
-            let (mut y, mut x_hat, mut rstd) = (
-                zeros(rows * cols),
-                zeros(rows * cols),
-                zeros(rows),
-            );
+            let (mut y, mut x_hat, mut rstd) =
+                (zeros(rows * cols), zeros(rows * cols), zeros(rows));
             let eps = epsilon as f32;
             if tanh {
                 kernels::layer_norm_tanh(&xs, cols, &g, &b, eps, &mut y, &mut x_hat, &mut rstd);
@@ -451,11 +450,8 @@ impl NormOps for NdArray<f32> {
             let (rows, cols) = xv.dim();
             if gv.len() == cols && bv.len() == cols {
                 let (x, g, b) = (values(&xv), values(&gv), values(&bv));
-                let (mut y, mut x_hat, mut rstd) = (
-                    zeros(rows * cols),
-                    zeros(rows * cols),
-                    zeros(rows),
-                );
+                let (mut y, mut x_hat, mut rstd) =
+                    (zeros(rows * cols), zeros(rows * cols), zeros(rows));
                 let eps = epsilon as f32;
                 kernels::layer_norm_tanh(&x, cols, &g, &b, eps, &mut y, &mut x_hat, &mut rstd);
                 return [
