@@ -271,6 +271,51 @@ fn layer_norm_forward(
     None
 }
 
+/// The gradients `[dx, dγ, dβ]` of [`layer_norm_forward`] (through tanh when its output `y`
+/// is given), or `None` when the kernel does not take the tensors.
+fn layer_norm_backward(
+    x_hat: &NdArrayTensor,
+    rstd: &NdArrayTensor,
+    gamma: &NdArrayTensor,
+    y: Option<&NdArrayTensor>,
+    grad: &NdArrayTensor,
+) -> Option<[NdArrayTensor; 3]> {
+    let (xh, r, gm, gv) = (view2(x_hat)?, view2(rstd)?, view1(gamma)?, view2(grad)?);
+    let yv = match y {
+        Some(y) => Some(view2(y)?),
+        None => None,
+    };
+    let (rows, cols) = xh.dim();
+    let fits = r.dim() == (rows, 1)
+        && gm.len() == cols
+        && gv.dim() == xh.dim()
+        && yv.is_none_or(|y| y.dim() == xh.dim());
+    if !fits {
+        return None;
+    }
+    let (xh, r, gm, gv) = (values(&xh), values(&r), values(&gm), values(&gv));
+    let yv = yv.as_ref().map(values);
+    let mut dx = zeros(rows * cols);
+    let mut dz = matrix(rows, cols, zeros(rows * cols));
+    let mut dzx = matrix(rows, cols, zeros(rows * cols));
+    if let (Some(dz_s), Some(dzx_s)) = (dz.as_slice_mut(), dzx.as_slice_mut()) {
+        kernels::layer_norm_tanh_backward(
+            &xh,
+            &r,
+            &gm,
+            yv.as_deref(),
+            &gv,
+            cols,
+            &mut dx,
+            dz_s,
+            dzx_s,
+        );
+    }
+    let dgamma = column_sums(dzx.view()).into_dyn().into_shared().into();
+    let dbeta = column_sums(dz.view()).into_dyn().into_shared().into();
+    Some([from_vec(&[rows, cols], dx), dgamma, dbeta])
+}
+
 impl DeviceOps for NdArray<f32> {}
 
 impl LinearOps for NdArray<f32> {
@@ -418,26 +463,10 @@ impl NormOps for NdArray<f32> {
         gamma: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3] {
-        let views = (view2(&x_hat), view2(&rstd), view1(&gamma), view2(&grad));
-        if let (Some(xh), Some(r), Some(gm), Some(gv)) = views {
-            let (rows, cols) = xh.dim();
-            if r.dim() == (rows, 1) && gm.len() == cols && gv.dim() == xh.dim() {
-                let (xh, r, gm, gv) = (values(&xh), values(&r), values(&gm), values(&gv));
-                let mut dx = zeros(rows * cols);
-                let mut dz = matrix(rows, cols, zeros(rows * cols));
-                let mut dzx = matrix(rows, cols, zeros(rows * cols));
-                if let (Some(dz_s), Some(dzx_s)) = (dz.as_slice_mut(), dzx.as_slice_mut()) {
-                    kernels::layer_norm_tanh_backward(
-                        &xh, &r, &gm, None, &gv, cols, &mut dx, dz_s, dzx_s,
-                    );
-                }
-                let dgamma = column_sums(dzx.view()).into_dyn().into_shared().into();
-                let dbeta = column_sums(dz.view()).into_dyn().into_shared().into();
-                return [from_vec(&[rows, cols], dx), dgamma, dbeta];
-            }
-        }
-        count_fallback();
-        plain::layer_norm_backward::<Self>(x_hat, rstd, gamma, grad)
+        layer_norm_backward(&x_hat, &rstd, &gamma, None, &grad).unwrap_or_else(|| {
+            count_fallback();
+            plain::layer_norm_backward::<Self>(x_hat, rstd, gamma, grad)
+        })
     }
 
     fn fused_layer_norm_tanh(
@@ -446,23 +475,10 @@ impl NormOps for NdArray<f32> {
         beta: FloatTensor<Self>,
         epsilon: f64,
     ) -> [FloatTensor<Self>; 3] {
-        if let (Some(xv), Some(gv), Some(bv)) = (view2(&x), view1(&gamma), view1(&beta)) {
-            let (rows, cols) = xv.dim();
-            if gv.len() == cols && bv.len() == cols {
-                let (x, g, b) = (values(&xv), values(&gv), values(&bv));
-                let (mut y, mut x_hat, mut rstd) =
-                    (zeros(rows * cols), zeros(rows * cols), zeros(rows));
-                let eps = epsilon as f32;
-                kernels::layer_norm_tanh(&x, cols, &g, &b, eps, &mut y, &mut x_hat, &mut rstd);
-                return [
-                    from_vec(&[rows, cols], y),
-                    from_vec(&[rows, cols], x_hat),
-                    from_vec(&[rows, 1], rstd),
-                ];
-            }
-        }
-        count_fallback();
-        plain::layer_norm_tanh::<Self>(x, gamma, beta, epsilon)
+        layer_norm_forward(&x, &gamma, &beta, epsilon, true).unwrap_or_else(|| {
+            count_fallback();
+            plain::layer_norm_tanh::<Self>(x, gamma, beta, epsilon)
+        })
     }
 
     fn fused_layer_norm_tanh_backward(
@@ -472,45 +488,10 @@ impl NormOps for NdArray<f32> {
         y: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> [FloatTensor<Self>; 3] {
-        let views = (
-            view2(&x_hat),
-            view2(&rstd),
-            view1(&gamma),
-            view2(&y),
-            view2(&grad),
-        );
-        if let (Some(xh), Some(r), Some(gm), Some(yv), Some(gv)) = views {
-            let (rows, cols) = xh.dim();
-            if r.dim() == (rows, 1)
-                && gm.len() == cols
-                && yv.dim() == xh.dim()
-                && gv.dim() == xh.dim()
-            {
-                let (xh, r, gm) = (values(&xh), values(&r), values(&gm));
-                let (yv, gv) = (values(&yv), values(&gv));
-                let mut dx = zeros(rows * cols);
-                let mut dz = matrix(rows, cols, zeros(rows * cols));
-                let mut dzx = matrix(rows, cols, zeros(rows * cols));
-                if let (Some(dz_s), Some(dzx_s)) = (dz.as_slice_mut(), dzx.as_slice_mut()) {
-                    kernels::layer_norm_tanh_backward(
-                        &xh,
-                        &r,
-                        &gm,
-                        Some(&yv),
-                        &gv,
-                        cols,
-                        &mut dx,
-                        dz_s,
-                        dzx_s,
-                    );
-                }
-                let dgamma = column_sums(dzx.view()).into_dyn().into_shared().into();
-                let dbeta = column_sums(dz.view()).into_dyn().into_shared().into();
-                return [from_vec(&[rows, cols], dx), dgamma, dbeta];
-            }
-        }
-        count_fallback();
-        plain::layer_norm_tanh_backward::<Self>(x_hat, rstd, gamma, y, grad)
+        layer_norm_backward(&x_hat, &rstd, &gamma, Some(&y), &grad).unwrap_or_else(|| {
+            count_fallback();
+            plain::layer_norm_tanh_backward::<Self>(x_hat, rstd, gamma, y, grad)
+        })
     }
 }
 
