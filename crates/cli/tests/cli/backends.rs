@@ -217,8 +217,9 @@ fn wavenet_config() -> TrainingConfig {
     c
 }
 
-/// makemore.py's models (RNN, GRU, bag of words, Transformer with dropout), small.
-fn sequence_configs() -> Vec<TrainingConfig> {
+/// makemore.py's models (RNN, GRU, bag of words, Transformer).
+#[cfg(feature = "cuda")]
+const SEQUENCE_KINDS: [makemore_model::ModelKind; 4] = {
     use makemore_model::ModelKind;
     [
         ModelKind::Rnn,
@@ -226,25 +227,29 @@ fn sequence_configs() -> Vec<TrainingConfig> {
         ModelKind::Bow,
         ModelKind::Transformer,
     ]
-    .into_iter()
-    .map(|kind| {
-        let mut c = config();
-        c.steps = 15;
-        c.batch_size = 16;
-        c.model.kind = kind;
-        c.model.block_size = 0;
-        c.model.n_embd = 16;
-        c.model.n_hidden = 32;
-        c.model.n_layers = if kind == ModelKind::Transformer { 2 } else { 1 };
-        c.model.n_head = 2;
-        c.model.dropout = 0.1;
-        // The sizes above that the kind does not use go back to their defaults.
-        c.model.clear_unused();
-        c.optimizer = makemore_train::OptimizerKind::adamw(0.01);
-        c.schedule = LrSchedule::Constant { lr: 0.003 };
-        c
-    })
-    .collect()
+};
+
+/// One of makemore.py's models, small, with dropout.
+fn sequence_config(kind: makemore_model::ModelKind) -> TrainingConfig {
+    let mut c = config();
+    c.steps = 15;
+    c.batch_size = 16;
+    c.model.kind = kind;
+    c.model.block_size = 0;
+    c.model.n_embd = 16;
+    c.model.n_hidden = 32;
+    c.model.n_layers = if kind == makemore_model::ModelKind::Transformer {
+        2
+    } else {
+        1
+    };
+    c.model.n_head = 2;
+    c.model.dropout = 0.1;
+    // The sizes above that the kind does not use go back to their defaults.
+    c.model.clear_unused();
+    c.optimizer = makemore_train::OptimizerKind::adamw(0.01);
+    c.schedule = LrSchedule::Constant { lr: 0.003 };
+    c
 }
 
 #[test]
@@ -263,17 +268,39 @@ fn batchnorm_wavenet_trains_alike_on_wgpu_and_ndarray() {
     }
 }
 
-/// The sequence models on wgpu (the trait's default bodies: burn's operations for the
-/// attention, the causal softmax, GELU and LayerNorm) as on ndarray (the CPU kernels).
+/// A sequence model on wgpu (the trait's default bodies: burn's operations for the
+/// attention, the causal softmax, GELU and LayerNorm) as on ndarray (the CPU kernels). One
+/// test per kind, so that the test threads share them out: on lavapipe the four in one test
+/// were the suite's longest (libtest's "running for over 60 seconds" in CI).
+#[cfg(feature = "wgpu")]
+fn sequence_model_trains_alike_on_wgpu_and_ndarray(kind: makemore_model::ModelKind) {
+    if wgpu_here() {
+        assert_same_curves::<Autodiff<Wgpu>>(&sequence_config(kind));
+    }
+}
+
 #[test]
 #[cfg(feature = "wgpu")]
-fn sequence_models_train_alike_on_wgpu_and_ndarray() {
-    if wgpu_here() {
-        for c in sequence_configs() {
-            eprintln!("{:?}", c.model.kind);
-            assert_same_curves::<Autodiff<Wgpu>>(&c);
-        }
-    }
+fn rnn_trains_alike_on_wgpu_and_ndarray() {
+    sequence_model_trains_alike_on_wgpu_and_ndarray(makemore_model::ModelKind::Rnn);
+}
+
+#[test]
+#[cfg(feature = "wgpu")]
+fn gru_trains_alike_on_wgpu_and_ndarray() {
+    sequence_model_trains_alike_on_wgpu_and_ndarray(makemore_model::ModelKind::Gru);
+}
+
+#[test]
+#[cfg(feature = "wgpu")]
+fn bow_trains_alike_on_wgpu_and_ndarray() {
+    sequence_model_trains_alike_on_wgpu_and_ndarray(makemore_model::ModelKind::Bow);
+}
+
+#[test]
+#[cfg(feature = "wgpu")]
+fn transformer_trains_alike_on_wgpu_and_ndarray() {
+    sequence_model_trains_alike_on_wgpu_and_ndarray(makemore_model::ModelKind::Transformer);
 }
 
 /// True when a CUDA device is here; otherwise the test prints `SKIPPED` (and fails under
@@ -306,7 +333,7 @@ fn every_model_trains_alike_on_cuda_and_ndarray() {
         return;
     }
     let mut configs = vec![config(), wide_config(), wavenet_config()];
-    configs.extend(sequence_configs());
+    configs.extend(SEQUENCE_KINDS.map(sequence_config));
     for c in configs {
         eprintln!("{:?}", c.model);
         assert_same_curves::<Autodiff<Cuda>>(&c);
