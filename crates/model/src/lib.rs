@@ -33,6 +33,13 @@ mod dense;
 pub mod device;
 pub mod dropout;
 mod init;
+#[cfg(all(
+    debug_assertions,
+    not(test),
+    any(feature = "ndarray", feature = "wgpu", feature = "cuda")
+))]
+#[doc(hidden)]
+pub mod instances;
 mod loss;
 mod mlp;
 mod model;

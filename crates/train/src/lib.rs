@@ -38,6 +38,13 @@ mod ema;
 mod ensemble;
 mod error;
 mod evaluate;
+#[cfg(all(
+    debug_assertions,
+    not(test),
+    any(feature = "ndarray", feature = "wgpu", feature = "cuda")
+))]
+#[doc(hidden)]
+pub mod instances;
 mod lock;
 mod lr_find;
 mod memory;
