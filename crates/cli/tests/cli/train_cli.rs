@@ -573,12 +573,15 @@ fn sequence_models_train_resume_evaluate_sample_and_plot() {
 #[test]
 fn every_vector_width_trains_the_same_bits() {
     let dir = tempfile::tempdir().unwrap();
+    let words = common::few_words(dir.path());
     let mut weights = Vec::new();
     for simd in ["", "avx2", "none"] {
         let run = dir.path().join(format!("run-{simd}"));
         let mut cmd = makemore();
         cmd.env("MAKEMORE_SIMD", simd)
             .arg("train")
+            .arg("--data")
+            .arg(&words)
             .arg("--out")
             .arg(&run);
         cmd.args(["--model", "transformer", "--n-embd", "16", "--layers", "2"])

@@ -25,6 +25,17 @@ pub fn canonical_names() -> Option<PathBuf> {
     }
 }
 
+/// Every eighth word of the shipped corpus (about 4,000), written to `dir/few.txt`: for runs
+/// whose test needs words but not the whole list (a finished run evaluates its whole train
+/// and dev splits, most of a short run's time).
+pub fn few_words(dir: &Path) -> PathBuf {
+    let shipped = include_str!("../../../../../data/names.txt");
+    let words: Vec<&str> = shipped.lines().step_by(8).collect();
+    let path = dir.join("few.txt");
+    std::fs::write(&path, words.join("\n") + "\n").unwrap();
+    path
+}
+
 /// Asserts a failed run printed exactly one `error:` line mentioning `needle`, and no panic.
 pub fn assert_clean_error(out: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
