@@ -39,17 +39,6 @@ fn wgpu_here() -> bool {
     }
 }
 
-/// Every eighth word of the shipped list (about 4,000): every run here ends with an
-/// evaluation of its whole train and dev splits on both backends, most of a test's time on
-/// lavapipe with the full list, and the comparison needs only the same words on both.
-fn words() -> Vec<String> {
-    makemore_data::parse_words(include_bytes!("../../../../data/names.txt"), "names")
-        .unwrap()
-        .into_iter()
-        .step_by(8)
-        .collect()
-}
-
 fn config() -> TrainingConfig {
     let mut c = TrainingConfig::default();
     c.steps = 40;
@@ -70,7 +59,10 @@ fn losses_of<B: FusedAutodiff>(
     dir: &Path,
     device: B::Device,
 ) -> (Vec<f32>, f64) {
-    let words = words();
+    // Every run here ends by evaluating its whole train and dev splits on both backends (on
+    // lavapipe, most of a test's time with the full list); the comparison needs only the
+    // same words on both.
+    let words = common::few_words();
     let c = c.clone();
     let data = prepare(words, &c).unwrap();
     let mut steps = Vec::new();
@@ -128,7 +120,7 @@ fn wgpu_samples_and_evaluates_like_ndarray() {
     if !wgpu_here() {
         return;
     }
-    let words = words();
+    let words = common::few_words();
     let c = config();
     let data = prepare(words, &c).unwrap();
     let mut c = c;
@@ -372,7 +364,7 @@ fn wgpu_reports_the_first_non_finite_step_like_ndarray() {
         return;
     }
     fn diverge<B: FusedAutodiff>(dir: &Path) -> u64 {
-        let words = words();
+        let words = common::few_words();
         let mut c = config();
         c.steps = 200;
         // Ordinary steps, then a rate that overflows the weights from step 21 on: the

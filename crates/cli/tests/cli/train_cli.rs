@@ -573,7 +573,7 @@ fn sequence_models_train_resume_evaluate_sample_and_plot() {
 #[test]
 fn every_vector_width_trains_the_same_bits() {
     let dir = tempfile::tempdir().unwrap();
-    let words = common::few_words(dir.path());
+    let words = common::few_words_file(dir.path());
     let mut weights = Vec::new();
     for simd in ["", "avx2", "none"] {
         let run = dir.path().join(format!("run-{simd}"));

@@ -25,14 +25,21 @@ pub fn canonical_names() -> Option<PathBuf> {
     }
 }
 
-/// Every eighth word of the shipped corpus (about 4,000), written to `dir/few.txt`: for runs
-/// whose test needs words but not the whole list (a finished run evaluates its whole train
-/// and dev splits, most of a short run's time).
-pub fn few_words(dir: &Path) -> PathBuf {
-    let shipped = include_str!("../../../../../data/names.txt");
-    let words: Vec<&str> = shipped.lines().step_by(8).collect();
+/// Every eighth word of the shipped corpus (about 4,000): for runs whose test needs words but
+/// not the whole list (a finished run evaluates its whole train and dev splits, most of a
+/// short run's time).
+pub fn few_words() -> Vec<String> {
+    makemore_data::parse_words(include_bytes!("../../../../../data/names.txt"), "names")
+        .unwrap()
+        .into_iter()
+        .step_by(8)
+        .collect()
+}
+
+/// [`few_words`], written to `dir/few.txt` for the binary's `--data`.
+pub fn few_words_file(dir: &Path) -> PathBuf {
     let path = dir.join("few.txt");
-    std::fs::write(&path, words.join("\n") + "\n").unwrap();
+    std::fs::write(&path, few_words().join("\n") + "\n").unwrap();
     path
 }
 
