@@ -14,7 +14,8 @@ use crate::makemore::{bin as makemore_bin, run_json};
 /// `cargo xtask bench`: the benchmark suite, written into docs/performance.md.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Fewer steps, one try each (a smoke run; numbers are noisier).
+    /// A fiftieth of the steps (at least 5) and 2 warm-up steps, one try each: a smoke run of
+    /// the whole suite, whose numbers are noise.
     #[arg(long)]
     quick: bool,
     /// Run every CPU case N times, makemore's and PyTorch's alike, and keep the fastest (a
@@ -117,6 +118,24 @@ fn bench_flags(
     flags
 }
 
+/// `steps` of a case, or under `--quick` a fiftieth of them (at least 5).
+fn quick_steps(quick: bool, steps: u64) -> u64 {
+    if quick {
+        (steps / 50).max(5)
+    } else {
+        steps
+    }
+}
+
+/// `warmup` steps of a case, or under `--quick` at most 2.
+fn quick_warmup(quick: bool, warmup: u64) -> u64 {
+    if quick {
+        warmup.min(2)
+    } else {
+        warmup
+    }
+}
+
 /// The fastest of `tries` runs of `run` (by steps/s, else examples/s, else words/s).
 fn fastest(tries: usize, mut run: impl FnMut() -> Result<Value>) -> Result<Value> {
     let speed = |v: &Value| {
@@ -169,15 +188,16 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.gpu() {
         return run_gpu(&args, &bin);
     }
-    let scale = |n: u64| if args.quick { (n / 10).max(5) } else { n };
+    let scale = |n: u64| quick_steps(args.quick, n);
+    let warm = |n: u64| quick_warmup(args.quick, n);
     let tries = if args.quick { 1 } else { args.repeat as usize };
     let mut rows: Vec<(String, String, Value)> = Vec::new();
     let wide = crate::workspace_root().join("examples/configs/wide.json");
-    let mut wide_flags = bench_flags("train", Some(128), scale(1000), Some(20), false);
+    let mut wide_flags = bench_flags("train", Some(128), scale(1000), Some(warm(20)), false);
     wide_flags.extend(["--config".to_string(), wide.display().to_string()]);
     let counts = thread_counts();
     let all_cores = counts.last().copied().unwrap_or(1);
-    let batch_4096 = bench_flags("train", Some(4096), scale(300), Some(5), false);
+    let batch_4096 = bench_flags("train", Some(4096), scale(300), Some(warm(5)), false);
     let mut cases: Vec<(String, Vec<String>, Env)> = vec![
         (
             "train, batch 32".into(),
@@ -202,7 +222,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // words, and the record-sized Transformer, against xtask/bench/pytorch_seq.py below.
     let seq = seq_cases()?;
     for case in &seq {
-        let mut flags = bench_flags("train", Some(case.batch), scale(500), Some(20), false);
+        let mut flags = bench_flags("train", Some(case.batch), scale(500), Some(warm(20)), false);
         flags.extend(["--config".to_string(), case.config.display().to_string()]);
         cases.push((case.row(), flags, Vec::new()));
     }
@@ -224,7 +244,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ),
         (
             "train, batch 4096, plain kernels".into(),
-            bench_flags("train", Some(4096), scale(30), Some(5), true),
+            bench_flags("train", Some(4096), scale(30), Some(warm(5)), true),
             Vec::new(),
         ),
     ]);
@@ -253,9 +273,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let data = torch_data(&args);
         let script = root.join("xtask/bench/pytorch_mlp.py");
         let torch_cases = [
-            ("notebook", 32u64, scale(5000), "100"),
-            ("notebook", 4096, scale(300), "5"),
-            ("wide", 128, scale(1000), "20"),
+            ("notebook", 32u64, scale(5000), warm(100)),
+            ("notebook", 4096, scale(300), warm(5)),
+            ("wide", 128, scale(1000), warm(20)),
         ];
         for (model, batch, steps, warmup) in torch_cases {
             for &threads in &counts {
@@ -272,7 +292,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
                             .args(["--model", model])
                             .args(["--batch-size", &batch.to_string()])
                             .args(["--steps", &steps.to_string()])
-                            .args(["--threads", &threads.to_string(), "--warmup", warmup]),
+                            .args([
+                                "--threads",
+                                &threads.to_string(),
+                                "--warmup",
+                                &warmup.to_string(),
+                            ]),
                     )
                 })?;
                 torch_rows.push((name, v));
@@ -294,7 +319,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                             .args(["--model", &case.kind])
                             .args(["--batch-size", &case.batch.to_string()])
                             .args(["--n-embd", &case.n_embd.to_string()])
-                            .args(["--steps", &scale(500).to_string(), "--warmup", "20"])
+                            .args(["--steps", &scale(500).to_string()])
+                            .args(["--warmup", &warm(20).to_string()])
                             .args(["--threads", &threads.to_string()]),
                     )
                 })?;
@@ -564,7 +590,8 @@ fn torch_data(args: &BenchArgs) -> PathBuf {
 /// `--pytorch`, the notebook's code on CUDA, in one run on one card. A backend the binary
 /// lacks, or that finds no device, gets its one-line error in the table instead of numbers.
 fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
-    let scale = |n: u64| if args.quick { (n / 10).max(5) } else { n };
+    let scale = |n: u64| quick_steps(args.quick, n);
+    let warm = |n: u64| quick_warmup(args.quick, n);
     // (name, task, batch, steps, warm-up, config, PyTorch model)
     type Case<'a> = (
         &'a str,
@@ -583,7 +610,7 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
             "train",
             Some(32),
             scale(3000),
-            Some(100),
+            Some(warm(100)),
             None,
             "notebook",
         ),
@@ -592,7 +619,7 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
             "train",
             Some(4096),
             scale(300),
-            Some(20),
+            Some(warm(20)),
             None,
             "notebook",
         ),
@@ -601,7 +628,7 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
             "train",
             Some(65536),
             scale(100),
-            Some(10),
+            Some(warm(10)),
             None,
             "notebook",
         ),
@@ -610,7 +637,7 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
             "train",
             Some(128),
             scale(1000),
-            Some(20),
+            Some(warm(20)),
             wide,
             "wide",
         ),
@@ -619,7 +646,7 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
             "train",
             Some(4096),
             scale(200),
-            Some(10),
+            Some(warm(10)),
             wide,
             "wide",
         ),
@@ -628,7 +655,7 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
             "train",
             Some(32),
             scale(2000),
-            Some(50),
+            Some(warm(50)),
             wavenet,
             "wavenet",
         ),

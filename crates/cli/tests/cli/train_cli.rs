@@ -205,10 +205,11 @@ fn sigkill_and_resume_give_the_same_weights() {
     let flags = [
         "--n-hidden",
         "32",
-        // Long enough that every kill below lands before the run ends (each waits for one
-        // new checkpoint and then a few milliseconds; a run that finishes first fails).
+        // Long enough that every kill below lands before the run ends: each waits for one
+        // new checkpoint and then at most 33 ms, a few hundred steps of this debug build,
+        // so the eight kills use a few thousand (a run that finishes first fails).
         "--steps",
-        "20000",
+        "8000",
         "--checkpoint-every",
         "40",
         "--eval-every",
@@ -509,9 +510,10 @@ fn sequence_models_train_resume_evaluate_sample_and_plot() {
         // makemore.py's optimiser; the positions from the shipped corpus's longest name + 1.
         assert_eq!(config["optimizer"]["beta_2"], 0.99);
         assert!(config["model"]["block_size"].as_u64().unwrap() > 10);
+        // The dev split only: `train_eval_sample_round_trip` evaluates both splits.
         let eval = common::run_ok(
             makemore()
-                .args(["eval", "--json", "--checkpoint"])
+                .args(["eval", "--json", "--split", "dev", "--checkpoint"])
                 .arg(&run),
         );
         let eval: serde_json::Value = serde_json::from_str(&eval).unwrap();
@@ -527,7 +529,7 @@ fn sequence_models_train_resume_evaluate_sample_and_plot() {
         );
         common::run_ok(
             makemore()
-                .args(["eval", "--checkpoint"])
+                .args(["eval", "--split", "dev", "--checkpoint"])
                 .arg(run.join("best")),
         );
         let sampled = common::run_ok(
