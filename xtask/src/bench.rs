@@ -60,6 +60,24 @@ impl BenchArgs {
         }
     }
 
+    /// A case's `steps`, or under `--quick` a fiftieth of them (at least 5).
+    fn steps(&self, steps: u64) -> u64 {
+        if self.quick {
+            (steps / 50).max(5)
+        } else {
+            steps
+        }
+    }
+
+    /// A case's `warmup` steps, or under `--quick` at most 2.
+    fn warmup(&self, warmup: u64) -> u64 {
+        if self.quick {
+            warmup.min(2)
+        } else {
+            warmup
+        }
+    }
+
     fn gpu(&self) -> bool {
         self.device == "cuda"
     }
@@ -118,24 +136,6 @@ fn bench_flags(
     flags
 }
 
-/// `steps` of a case, or under `--quick` a fiftieth of them (at least 5).
-fn quick_steps(quick: bool, steps: u64) -> u64 {
-    if quick {
-        (steps / 50).max(5)
-    } else {
-        steps
-    }
-}
-
-/// `warmup` steps of a case, or under `--quick` at most 2.
-fn quick_warmup(quick: bool, warmup: u64) -> u64 {
-    if quick {
-        warmup.min(2)
-    } else {
-        warmup
-    }
-}
-
 /// The fastest of `tries` runs of `run` (by steps/s, else examples/s, else words/s).
 fn fastest(tries: usize, mut run: impl FnMut() -> Result<Value>) -> Result<Value> {
     let speed = |v: &Value| {
@@ -188,20 +188,30 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.gpu() {
         return run_gpu(&args, &bin);
     }
-    let scale = |n: u64| quick_steps(args.quick, n);
-    let warm = |n: u64| quick_warmup(args.quick, n);
     let tries = if args.quick { 1 } else { args.repeat as usize };
     let mut rows: Vec<(String, String, Value)> = Vec::new();
     let wide = crate::workspace_root().join("examples/configs/wide.json");
-    let mut wide_flags = bench_flags("train", Some(128), scale(1000), Some(warm(20)), false);
+    let mut wide_flags = bench_flags(
+        "train",
+        Some(128),
+        args.steps(1000),
+        Some(args.warmup(20)),
+        false,
+    );
     wide_flags.extend(["--config".to_string(), wide.display().to_string()]);
     let counts = thread_counts();
     let all_cores = counts.last().copied().unwrap_or(1);
-    let batch_4096 = bench_flags("train", Some(4096), scale(300), Some(warm(5)), false);
+    let batch_4096 = bench_flags(
+        "train",
+        Some(4096),
+        args.steps(300),
+        Some(args.warmup(5)),
+        false,
+    );
     let mut cases: Vec<(String, Vec<String>, Env)> = vec![
         (
             "train, batch 32".into(),
-            bench_flags("train", Some(32), scale(5000), None, false),
+            bench_flags("train", Some(32), args.steps(5000), None, false),
             Vec::new(),
         ),
         (BATCH_4096.into(), batch_4096.clone(), Vec::new()),
@@ -222,29 +232,41 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // words, and the record-sized Transformer, against xtask/bench/pytorch_seq.py below.
     let seq = seq_cases()?;
     for case in &seq {
-        let mut flags = bench_flags("train", Some(case.batch), scale(500), Some(warm(20)), false);
+        let mut flags = bench_flags(
+            "train",
+            Some(case.batch),
+            args.steps(500),
+            Some(args.warmup(20)),
+            false,
+        );
         flags.extend(["--config".to_string(), case.config.display().to_string()]);
         cases.push((case.row(), flags, Vec::new()));
     }
     cases.extend([
         (
             "evaluate the train split".into(),
-            bench_flags("eval", None, scale(5), None, false),
+            bench_flags("eval", None, args.steps(5), None, false),
             Vec::new(),
         ),
         (
             "sample words".into(),
-            bench_flags("sample", None, scale(5000), None, false),
+            bench_flags("sample", None, args.steps(5000), None, false),
             Vec::new(),
         ),
         (
             "train, batch 32, plain kernels".into(),
-            bench_flags("train", Some(32), scale(2000), None, true),
+            bench_flags("train", Some(32), args.steps(2000), None, true),
             Vec::new(),
         ),
         (
             "train, batch 4096, plain kernels".into(),
-            bench_flags("train", Some(4096), scale(30), Some(warm(5)), true),
+            bench_flags(
+                "train",
+                Some(4096),
+                args.steps(30),
+                Some(args.warmup(5)),
+                true,
+            ),
             Vec::new(),
         ),
     ]);
@@ -273,9 +295,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let data = torch_data(&args);
         let script = root.join("xtask/bench/pytorch_mlp.py");
         let torch_cases = [
-            ("notebook", 32u64, scale(5000), warm(100)),
-            ("notebook", 4096, scale(300), warm(5)),
-            ("wide", 128, scale(1000), warm(20)),
+            ("notebook", 32u64, args.steps(5000), args.warmup(100)),
+            ("notebook", 4096, args.steps(300), args.warmup(5)),
+            ("wide", 128, args.steps(1000), args.warmup(20)),
         ];
         for (model, batch, steps, warmup) in torch_cases {
             for &threads in &counts {
@@ -319,8 +341,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
                             .args(["--model", &case.kind])
                             .args(["--batch-size", &case.batch.to_string()])
                             .args(["--n-embd", &case.n_embd.to_string()])
-                            .args(["--steps", &scale(500).to_string()])
-                            .args(["--warmup", &warm(20).to_string()])
+                            .args(["--steps", &args.steps(500).to_string()])
+                            .args(["--warmup", &args.warmup(20).to_string()])
                             .args(["--threads", &threads.to_string()]),
                     )
                 })?;
@@ -590,8 +612,6 @@ fn torch_data(args: &BenchArgs) -> PathBuf {
 /// `--pytorch`, the notebook's code on CUDA, in one run on one card. A backend the binary
 /// lacks, or that finds no device, gets its one-line error in the table instead of numbers.
 fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
-    let scale = |n: u64| quick_steps(args.quick, n);
-    let warm = |n: u64| quick_warmup(args.quick, n);
     // (name, task, batch, steps, warm-up, config, PyTorch model)
     type Case<'a> = (
         &'a str,
@@ -609,8 +629,8 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
             "train, batch 32",
             "train",
             Some(32),
-            scale(3000),
-            Some(warm(100)),
+            args.steps(3000),
+            Some(args.warmup(100)),
             None,
             "notebook",
         ),
@@ -618,8 +638,8 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
             "train, batch 4096",
             "train",
             Some(4096),
-            scale(300),
-            Some(warm(20)),
+            args.steps(300),
+            Some(args.warmup(20)),
             None,
             "notebook",
         ),
@@ -627,8 +647,8 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
             "train, batch 65536",
             "train",
             Some(65536),
-            scale(100),
-            Some(warm(10)),
+            args.steps(100),
+            Some(args.warmup(10)),
             None,
             "notebook",
         ),
@@ -636,8 +656,8 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
             "train, wide model, batch 128",
             "train",
             Some(128),
-            scale(1000),
-            Some(warm(20)),
+            args.steps(1000),
+            Some(args.warmup(20)),
             wide,
             "wide",
         ),
@@ -645,8 +665,8 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
             "train, wide model, batch 4096",
             "train",
             Some(4096),
-            scale(200),
-            Some(warm(10)),
+            args.steps(200),
+            Some(args.warmup(10)),
             wide,
             "wide",
         ),
@@ -654,8 +674,8 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
             "train, WaveNet, batch 32",
             "train",
             Some(32),
-            scale(2000),
-            Some(warm(50)),
+            args.steps(2000),
+            Some(args.warmup(50)),
             wavenet,
             "wavenet",
         ),
@@ -663,7 +683,7 @@ fn run_gpu(args: &BenchArgs, bin: &std::path::Path) -> Result<()> {
             "evaluate the train split",
             "eval",
             None,
-            scale(10),
+            args.steps(10),
             None,
             None,
             "notebook",
