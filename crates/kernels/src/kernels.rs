@@ -266,34 +266,23 @@ pub struct AttentionShape {
     pub heads: usize,
 }
 
-/// One head of one word, gathered into contiguous rows: `q` and `v` `[t, hs]`, and `kt`
-/// (`k` transposed, `[hs, t]`), so that a row of scores is `hs` multiply-adds of whole rows
-/// of `kt`, vectorised along the key positions, instead of `t` dot products of `hs` each
-/// (a sum in order, which the compiler cannot vectorise).
-struct Head {
-    q: Vec<f32>,
-    kt: Vec<f32>,
-    v: Vec<f32>,
-}
+/// One head's keys (or values) of one word, transposed into `[hs, t]`, so that a row of
+/// scores is `hs` multiply-adds of whole rows of it, vectorised along the key positions,
+/// instead of `t` dot products of `hs` each (a sum in order, which the compiler cannot
+/// vectorise). Queries, keys and values are otherwise read where they are, rows of `qkv`.
+struct Transposed(Vec<f32>);
 
-impl Head {
+impl Transposed {
     fn new(t: usize, hs: usize) -> Self {
-        Head {
-            q: vec![0.0; t * hs],
-            kt: vec![0.0; hs * t],
-            v: vec![0.0; t * hs],
-        }
+        Transposed(vec![0.0; hs * t])
     }
 
-    /// Head `h` of the rows `[t, 3c]` of one word.
+    /// The `hs` columns from `col` on of the `t` rows of `rows`, `stride` apart.
     #[inline(always)]
-    fn gather(&mut self, rows: &[f32], t: usize, c: usize, h: usize, hs: usize) {
+    fn gather(&mut self, rows: &[f32], stride: usize, col: usize, t: usize, hs: usize) {
         for i in 0..t {
-            let row = &rows[i * 3 * c..][..3 * c];
-            self.q[i * hs..][..hs].copy_from_slice(&row[h * hs..][..hs]);
-            self.v[i * hs..][..hs].copy_from_slice(&row[2 * c + h * hs..][..hs]);
-            for (d, &k) in row[c + h * hs..][..hs].iter().enumerate() {
-                self.kt[d * t + i] = k;
+            for (d, &x) in rows[i * stride + col..][..hs].iter().enumerate() {
+                self.0[d * t + i] = x;
             }
         }
     }
@@ -303,12 +292,33 @@ impl Head {
 /// row vector times a matrix, multiply-adds of whole rows of `m`.
 #[inline(always)]
 fn row_times(a: &[f32], m: &[f32], stride: usize, out: &mut [f32]) {
-    let width = out.len();
-    out.fill(0.0);
-    for (d, &ad) in a.iter().enumerate() {
-        for (o, &md) in out.iter_mut().zip(&m[d * stride..][..width]) {
-            *o += ad * md;
+    combine(out, a.len(), |d| a[d], m, stride);
+}
+
+/// `out[l] = Σ_j w(j) · rows[j · stride + l]` over `j < n`, summed in order from 0: a
+/// weighted sum of `n` rows of `out.len()` values.
+///
+/// Sixteen columns at a time, each sum kept in registers through all the rows: attention's
+/// rows are short (16 positions, 32 channels a head), and a loop that added a row at a time
+/// into `out` would wait on its own stores, or fall to its scalar remainder. Each value is
+/// the same sum, in the same order, as the plain loop.
+#[inline(always)]
+fn combine(out: &mut [f32], n: usize, w: impl Fn(usize) -> f32, rows: &[f32], stride: usize) {
+    let (chunks, rest) = out.as_chunks_mut::<16>();
+    let done = 16 * chunks.len();
+    for (c, out) in chunks.iter_mut().enumerate() {
+        let mut acc = [0f32; 16];
+        for j in 0..n {
+            let wj = w(j);
+            let row = &rows[j * stride + 16 * c..][..16];
+            for (a, &r) in acc.iter_mut().zip(row) {
+                *a += wj * r;
+            }
         }
+        *out = acc;
+    }
+    for (l, out) in rest.iter_mut().enumerate() {
+        *out = (0..n).fold(0.0, |acc, j| acc + w(j) * rows[j * stride + done + l]);
     }
 }
 
@@ -333,7 +343,7 @@ pub fn attention(
             simd::vectorized(
                 #[inline(always)]
                 || {
-                    let mut head = Head::new(t, hs);
+                    let mut kt = Transposed::new(t, hs);
                     for (w, (y, probs)) in y
                         .chunks_exact_mut(t * c)
                         .zip(probs.chunks_exact_mut(heads * t * t))
@@ -342,10 +352,10 @@ pub fn attention(
                         let b = p * piece + w;
                         let rows = &qkv[b * t * 3 * c..(b + 1) * t * 3 * c];
                         for h in 0..heads {
-                            head.gather(rows, t, c, h, hs);
+                            kt.gather(rows, 3 * c, c + h * hs, t, hs);
                             let probs = &mut probs[h * t * t..][..t * t];
                             let mask = mask.map(|m| &m[(b * heads + h) * t * t..][..t * t]);
-                            head_forward(&head, t, hs, mask, probs, y, c, h);
+                            head_forward(rows, &kt, t, hs, mask, probs, y, c, h);
                         }
                     }
                 },
@@ -353,12 +363,14 @@ pub fn attention(
         });
 }
 
-/// One head of one word's attention: its weights into `probs` `[t, t]` and its output into
-/// columns `h·hs..(h+1)·hs` of `y` `[t, c]`.
+/// One head of one word's attention (`rows` its `[t, 3c]` of `qkv`, `kt` its keys
+/// transposed): its weights into `probs` `[t, t]` and its output into columns
+/// `h·hs..(h+1)·hs` of `y` `[t, c]`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn head_forward(
-    head: &Head,
+    rows: &[f32],
+    kt: &Transposed,
     t: usize,
     hs: usize,
     mask: Option<&[f32]>,
@@ -370,7 +382,7 @@ fn head_forward(
     let scale = 1.0 / (hs as f32).sqrt();
     for i in 0..t {
         let pr = &mut probs[i * t..][..t];
-        row_times(&head.q[i * hs..][..hs], &head.kt[..hs * t], t, pr);
+        row_times(&rows[i * 3 * c + h * hs..][..hs], &kt.0[..hs * t], t, pr);
         let (live, dead) = pr.split_at_mut(i + 1);
         let mut max = f32::NEG_INFINITY;
         for p in live.iter_mut() {
@@ -386,21 +398,16 @@ fn head_forward(
         live.iter_mut().for_each(|p| *p *= inv);
         dead.fill(0.0);
         let out = &mut y[i * c + h * hs..][..hs];
-        out.fill(0.0);
         let m = mask.map(|m| &m[i * t..][..t]);
-        for j in 0..=i {
-            let wgt = pr[j] * m.map_or(1.0, |m| m[j]);
-            for (o, &v) in out.iter_mut().zip(&head.v[j * hs..][..hs]) {
-                *o += wgt * v;
-            }
-        }
+        let weight = |j: usize| pr[j] * m.map_or(1.0, |m| m[j]);
+        combine(out, i + 1, weight, &rows[2 * c + h * hs..], 3 * c);
     }
 }
 
 /// The gradient at `qkv` of [`attention`], from the gradient `dy` at its output and the
-/// weights it saved, into `dqkv` `[batch · t, 3c]`. Each head's q, k, v and their
-/// gradients are gathered into contiguous rows first (v transposed, so that a row of the
-/// weights' gradient is vectorised along the key positions).
+/// weights it saved, into `dqkv` `[batch · t, 3c]`. Each head's values are transposed
+/// first (so that a row of the weights' gradient is vectorised along the key positions);
+/// everything else is read and written in place.
 pub fn attention_backward(
     qkv: &[f32],
     probs: &[f32],
@@ -418,18 +425,29 @@ pub fn attention_backward(
             simd::vectorized(
                 #[inline(always)]
                 || {
-                    let mut work = HeadGrads::new(t, hs);
+                    let mut vt = Transposed::new(t, hs);
+                    let mut scratch = vec![0.0; 2 * t];
                     for (w, dqkv) in dqkv.chunks_exact_mut(t * 3 * c).enumerate() {
                         let b = p * piece + w;
                         let rows = &qkv[b * t * 3 * c..(b + 1) * t * 3 * c];
                         let dys = &dy[b * t * c..(b + 1) * t * c];
+                        // The heads add their keys' and values' gradients into it.
+                        dqkv.fill(0.0);
                         for h in 0..heads {
                             let at = (b * heads + h) * t * t;
                             let probs = &probs[at..][..t * t];
                             let mask = mask.map(|m| &m[at..][..t * t]);
-                            work.gather(rows, dys, t, c, h, hs);
-                            work.backward(t, hs, probs, mask);
-                            work.scatter(dqkv, t, c, h, hs);
+                            vt.gather(rows, 3 * c, 2 * c + h * hs, t, hs);
+                            let head = HeadBackward {
+                                rows,
+                                dys,
+                                vt: &vt,
+                                t,
+                                c,
+                                h,
+                                hs,
+                            };
+                            head.backward(probs, mask, &mut scratch, dqkv);
                         }
                     }
                 },
@@ -437,66 +455,47 @@ pub fn attention_backward(
         });
 }
 
-/// One head of one word for [`attention_backward`]: its q, k, v^T and dy gathered into
-/// contiguous rows, and the gradients dq, dk, dv (`t` rows of `hs` each, side by side).
-struct HeadGrads {
-    q: Vec<f32>,
-    k: Vec<f32>,
-    vt: Vec<f32>,
-    dy: Vec<f32>,
-    grads: Vec<f32>,
-    dw: Vec<f32>,
-    ds: Vec<f32>,
+/// One head of one word for [`attention_backward`]: its rows `[t, 3c]` of `qkv` and `[t, c]`
+/// of the output's gradient, read in place, and its values transposed.
+struct HeadBackward<'a> {
+    rows: &'a [f32],
+    dys: &'a [f32],
+    vt: &'a Transposed,
+    t: usize,
+    c: usize,
+    h: usize,
+    hs: usize,
 }
 
-impl HeadGrads {
-    fn new(t: usize, hs: usize) -> Self {
-        HeadGrads {
-            q: vec![0.0; t * hs],
-            k: vec![0.0; t * hs],
-            vt: vec![0.0; hs * t],
-            dy: vec![0.0; t * hs],
-            grads: vec![0.0; 3 * t * hs],
-            dw: vec![0.0; t],
-            ds: vec![0.0; t],
-        }
-    }
-
-    /// Head `h` of one word's rows `[t, 3c]` and of its output gradient `[t, c]`.
+impl HeadBackward<'_> {
+    /// Adds the head's dq, dk and dv, from its weights `probs` `[t, t]`, into its columns of
+    /// the word's `dqkv` `[t, 3c]`. `scratch` holds `2t` values.
     #[inline(always)]
-    fn gather(&mut self, rows: &[f32], dys: &[f32], t: usize, c: usize, h: usize, hs: usize) {
-        for i in 0..t {
-            let row = &rows[i * 3 * c..][..3 * c];
-            self.q[i * hs..][..hs].copy_from_slice(&row[h * hs..][..hs]);
-            self.k[i * hs..][..hs].copy_from_slice(&row[c + h * hs..][..hs]);
-            for (d, &v) in row[2 * c + h * hs..][..hs].iter().enumerate() {
-                self.vt[d * t + i] = v;
-            }
-            self.dy[i * hs..][..hs].copy_from_slice(&dys[i * c + h * hs..][..hs]);
-        }
-    }
-
-    /// dq, dk and dv of the gathered head from its weights `probs` `[t, t]`.
-    #[inline(always)]
-    fn backward(&mut self, t: usize, hs: usize, probs: &[f32], mask: Option<&[f32]>) {
+    fn backward(&self, probs: &[f32], mask: Option<&[f32]>, scratch: &mut [f32], dqkv: &mut [f32]) {
+        let HeadBackward {
+            rows,
+            dys,
+            vt,
+            t,
+            c,
+            h,
+            hs,
+        } = *self;
         let scale = 1.0 / (hs as f32).sqrt();
-        let grads = &mut self.grads[..3 * t * hs];
-        grads.fill(0.0);
-        let (dq, rest) = grads.split_at_mut(t * hs);
-        let (dk, dv) = rest.split_at_mut(t * hs);
-        let (dw, ds) = (&mut self.dw[..t], &mut self.ds[..t]);
+        let (dw, ds) = scratch[..2 * t].split_at_mut(t);
+        let (q, k, v) = (h * hs, c + h * hs, 2 * c + h * hs);
         for i in 0..t {
             let pr = &probs[i * t..][..t];
             let m = mask.map(|m| &m[i * t..][..t]);
-            let dyi = &self.dy[i * hs..][..hs];
+            let dyi = &dys[i * c + h * hs..][..hs];
             // The gradient at the (masked) weights: dy_i · v_j for every j.
-            row_times(dyi, &self.vt[..hs * t], t, dw);
+            row_times(dyi, &vt.0[..hs * t], t, dw);
             if let Some(m) = m {
                 dw.iter_mut().zip(m).for_each(|(d, &m)| *d *= m);
             }
             for j in 0..=i {
                 let wgt = pr[j] * m.map_or(1.0, |m| m[j]);
-                for (d, &g) in dv[j * hs..][..hs].iter_mut().zip(dyi) {
+                for (d, &g) in dqkv[j * 3 * c + v..][..hs].iter_mut().zip(dyi) {
                     *d += wgt * g;
                 }
             }
@@ -504,30 +503,20 @@ impl HeadGrads {
             for ((d, &p), &w) in ds.iter_mut().zip(pr).zip(&*dw) {
                 *d = scale * p * (w - total);
             }
-            let qi = &self.q[i * hs..][..hs];
-            let dqi = &mut dq[i * hs..][..hs];
-            for j in 0..=i {
-                let dsj = ds[j];
-                for ((d, &kv), (dk, &qv)) in dqi
-                    .iter_mut()
-                    .zip(&self.k[j * hs..][..hs])
-                    .zip(dk[j * hs..][..hs].iter_mut().zip(qi))
-                {
-                    *d += dsj * kv;
-                    *dk += dsj * qv;
+            // dq_i (zero until now) is a weighted sum of the keys; each dk_j takes a share
+            // of q_i.
+            combine(
+                &mut dqkv[i * 3 * c + q..][..hs],
+                i + 1,
+                |j| ds[j],
+                &rows[k..],
+                3 * c,
+            );
+            let qi = &rows[i * 3 * c + q..][..hs];
+            for (j, &dsj) in ds[..=i].iter().enumerate() {
+                for (d, &qv) in dqkv[j * 3 * c + k..][..hs].iter_mut().zip(qi) {
+                    *d += dsj * qv;
                 }
-            }
-        }
-    }
-
-    /// The gradients into head `h`'s columns of one word's `dqkv` `[t, 3c]`.
-    #[inline(always)]
-    fn scatter(&self, dqkv: &mut [f32], t: usize, c: usize, h: usize, hs: usize) {
-        let (dq, rest) = self.grads.split_at(t * hs);
-        let (dk, dv) = rest.split_at(t * hs);
-        for i in 0..t {
-            for (part, g) in [dq, dk, dv].into_iter().enumerate() {
-                dqkv[i * 3 * c + part * c + h * hs..][..hs].copy_from_slice(&g[i * hs..][..hs]);
             }
         }
     }

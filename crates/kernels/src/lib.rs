@@ -54,7 +54,6 @@ mod ndarray;
 pub mod recurrence;
 #[cfg(feature = "ndarray")]
 mod recurrence_cpu;
-#[cfg(feature = "ndarray")]
 mod simd;
 
 /// A rayon pool of `threads` threads, for the CPU kernels' tests that a result does not

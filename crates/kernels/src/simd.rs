@@ -45,7 +45,14 @@ fn tier() -> Tier {
     })
 }
 
+/// Whether this CPU has AVX-512F (and [`vectorized`] compiles for it): for kernels written
+/// with its intrinsics.
+pub fn has_avx512() -> bool {
+    tier() == Tier::Avx512
+}
+
 /// Runs `f` compiled for the widest vector instructions this CPU has (see the module docs).
+#[cfg_attr(not(feature = "ndarray"), allow(dead_code))] // the CPU kernels' loops
 #[inline(always)]
 pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     match tier() {
