@@ -19,11 +19,12 @@ class Gelu(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, n_embd, n_head, block_size):
+    def __init__(self, n_embd, n_head, block_size, dropout=0.0):
         super().__init__()
         self.c_attn = nn.Linear(n_embd, 3 * n_embd)
         self.c_proj = nn.Linear(n_embd, n_embd)
         self.n_head = n_head
+        self.attn_drop = nn.Dropout(dropout)
         # makemore.py keeps its causal mask as a buffer named "bias"; makemore's checkpoints
         # hold it too (docs/checkpoint-format.md), so they load strictly.
         self.register_buffer("bias", torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size))
@@ -34,35 +35,42 @@ class SelfAttention(nn.Module):
         heads = lambda t: t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
         q, k, v = heads(q), heads(k), heads(v)
         att = (q @ k.transpose(-2, -1)) / math.sqrt(k.size(-1))
-        att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf")).softmax(-1)
+        att = self.attn_drop(att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf")).softmax(-1))
         return self.c_proj((att @ v).transpose(1, 2).contiguous().view(B, T, C))
 
 
 class Block(nn.Module):
-    def __init__(self, n_embd, n_head, block_size):
+    def __init__(self, n_embd, n_head, block_size, dropout=0.0):
         super().__init__()
         self.ln_1 = nn.LayerNorm(n_embd)
-        self.attn = SelfAttention(n_embd, n_head, block_size)
+        self.attn = SelfAttention(n_embd, n_head, block_size, dropout)
+        self.resid_drop = nn.Dropout(dropout)
         self.ln_2 = nn.LayerNorm(n_embd)
         self.mlp = nn.ModuleDict(dict(c_fc=nn.Linear(n_embd, 4 * n_embd), c_proj=nn.Linear(4 * n_embd, n_embd)))
         self.gelu = Gelu()
 
     def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp.c_proj(self.gelu(self.mlp.c_fc(self.ln_2(x))))
+        x = x + self.resid_drop(self.attn(self.ln_1(x)))
+        return x + self.resid_drop(self.mlp.c_proj(self.gelu(self.mlp.c_fc(self.ln_2(x)))))
 
 
 class Transformer(nn.Module):
-    def __init__(self, V, T, E, layers, heads):
+    """makemore.py's Transformer; with `dropout`, also minGPT's dropout (which makemore's
+    Transformer applies at the same places): on the embeddings, the attention weights and
+    each residual branch. Dropout has no parameters: the state dict is the same."""
+
+    def __init__(self, V, T, E, layers, heads, dropout=0.0):
         super().__init__()
         self.transformer = nn.ModuleDict(dict(
             wte=nn.Embedding(V, E), wpe=nn.Embedding(T, E),
-            h=nn.ModuleList(Block(E, heads, T) for _ in range(layers)), ln_f=nn.LayerNorm(E)))
+            h=nn.ModuleList(Block(E, heads, T, dropout) for _ in range(layers)), ln_f=nn.LayerNorm(E)))
         self.lm_head = nn.Linear(E, V, bias=False)
+        self.embd_drop = nn.Dropout(dropout)
 
     def forward(self, idx):
         t = idx.size(1)
         x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(t, device=idx.device))
+        x = self.embd_drop(x)
         for block in self.transformer.h:
             x = block(x)
         return self.lm_head(self.transformer.ln_f(x))
@@ -133,15 +141,17 @@ class Bow(nn.Module):
         return self.lm_head(x + m.c_proj(torch.tanh(m.c_fc(x))))
 
 
-def build(m):
-    """The model of a makemore config's "model" object."""
+def build(m, dropout=0.0):
+    """The model of a makemore config's "model" object. Its dropout applies only when passed
+    (the Transformer's; for timing training as makemore trains it): a loaded checkpoint is
+    evaluated without."""
     kind = m.get("kind", "mlp")
     # A config leaves out the fields its kind does not use (n_hidden of the Transformer,
     # n_layers of the others).
     V, T, E = (m[k] for k in ("vocab_size", "block_size", "n_embd"))
     H, L = m.get("n_hidden", 200), m.get("n_layers", 1)
     if kind == "transformer":
-        return Transformer(V, T, E, L, m.get("n_head", 4))
+        return Transformer(V, T, E, L, m.get("n_head", 4), dropout)
     if kind in ("rnn", "gru"):
         return Rnn(V, E, H, kind == "gru")
     if kind == "bow":

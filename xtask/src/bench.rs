@@ -341,6 +341,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                             .args(["--model", &case.kind])
                             .args(["--batch-size", &case.batch.to_string()])
                             .args(["--n-embd", &case.n_embd.to_string()])
+                            .args(["--dropout", &case.dropout.to_string()])
                             .args(["--steps", &args.steps(500).to_string()])
                             .args(["--warmup", &args.warmup(20).to_string()])
                             .args(["--threads", &threads.to_string()]),
@@ -379,8 +380,9 @@ The wide model (`examples/configs/wide.json`) is the kind the quality sweeps tra
 parameters. makemore.py's Transformer (4 layers, 4 heads, 64-d; 204,544 parameters), GRU \
 (28,315), RNN (11,803) and BoW (12,827) are its defaults, `examples/configs/makemore-py/`; the \
 record-sized Transformer is `examples/configs/transformer-best.json` (128-d, 4 layers, 4 \
-heads; 802,304 parameters) at batch 64, with its dropout of 0.32 in makemore's row (PyTorch's \
-model, makemore.py's, has no dropout).\n\n",
+heads; 802,304 parameters) at batch 64, with its dropout of 0.32 on both sides (makemore.py's \
+model with minGPT's dropout at the same places as makemore's: the embeddings, the attention \
+weights and each residual branch).\n\n",
     );
     let shown_bin = bin
         .strip_prefix(crate::workspace_root())
@@ -468,6 +470,9 @@ struct SeqCase {
     batch: u64,
     /// The config's `n_embd`: pytorch_seq.py's `--n-embd`.
     n_embd: u64,
+    /// The config's `model.dropout`: pytorch_seq.py's `--dropout` (its Transformer applies
+    /// it where makemore's does).
+    dropout: f64,
 }
 
 impl SeqCase {
@@ -488,12 +493,20 @@ impl SeqCase {
             .to_string();
         let batch = field(&json["batch_size"], "batch_size")?;
         let n_embd = field(&json["model"]["n_embd"], "model.n_embd")?;
+        let dropout = json["model"]["dropout"].as_f64().unwrap_or(0.0);
+        if dropout > 0.0 && kind != "transformer" {
+            anyhow::bail!(
+                "{}: pytorch_seq.py's {kind} has no dropout to match the config's",
+                config.display()
+            );
+        }
         Ok(SeqCase {
             name,
             config,
             kind,
             batch,
             n_embd,
+            dropout,
         })
     }
 
@@ -510,7 +523,7 @@ impl SeqCase {
 
 /// makemore.py's four sequence models with its defaults, and the record-sized Transformer
 /// (`examples/configs/transformer-best.json`: 128-d, 4 layers, 4 heads, batch 64; its
-/// dropout of 0.32 runs in makemore's row only, since makemore.py's model has none).
+/// dropout of 0.32 runs on both sides, `--dropout` of pytorch_seq.py).
 fn seq_cases() -> Result<Vec<SeqCase>> {
     [
         (
