@@ -31,6 +31,7 @@ mod allocator {
     #[allow(unsafe_code)]
     unsafe extern "C" {
         fn mi_option_set(option: c_int, value: c_long);
+        #[cfg(test)]
         fn mi_option_get(option: c_int) -> c_long;
     }
 
