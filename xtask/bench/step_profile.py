@@ -77,6 +77,9 @@ def main():
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--threads", type=int, default=1, help="RAYON_NUM_THREADS (default 1)")
     p.add_argument("--frequency", type=int, default=1000, help="samples per second")
+    p.add_argument("--include", action="append", default=[], metavar="REGEX",
+                   help="also print the share of the step's samples with any frame matching "
+                        "REGEX (inclusive: whatever it calls, memory work too); repeatable")
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,6 +98,7 @@ def main():
             sys.exit(f"perf script failed: {script.stderr.strip()[-500:]}")
 
     counts = collections.Counter()
+    inclusive = collections.Counter()
     frames = []
     for line in script.stdout.splitlines() + [""]:
         line = line.strip()
@@ -106,6 +110,9 @@ def main():
             bucket = classify(frames)
             if bucket:
                 counts[bucket] += 1
+                for pattern in args.include:
+                    if any(re.search(pattern, f) for f in frames):
+                        inclusive[pattern] += 1
             frames = []
     total = sum(counts.values())
     if total == 0:
@@ -116,6 +123,10 @@ def main():
     print("| where | share of a step |\n|---|---:|")
     for bucket, n in counts.most_common():
         print(f"| {bucket} | {100 * n / total:.1f}% |")
+    if args.include:
+        print("\n| samples with a frame matching | share of a step |\n|---|---:|")
+        for pattern in args.include:
+            print(f"| `{pattern}` | {100 * inclusive[pattern] / total:.1f}% |")
 
 
 if __name__ == "__main__":
