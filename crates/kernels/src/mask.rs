@@ -219,16 +219,7 @@ mod wide {
                     _ => splat(input[w]),
                 });
                 let mut x = init;
-                for _ in 0..4 {
-                    quarter(&mut x, 0, 4, 8, 12);
-                    quarter(&mut x, 1, 5, 9, 13);
-                    quarter(&mut x, 2, 6, 10, 14);
-                    quarter(&mut x, 3, 7, 11, 15);
-                    quarter(&mut x, 0, 5, 10, 15);
-                    quarter(&mut x, 1, 6, 11, 12);
-                    quarter(&mut x, 2, 7, 8, 13);
-                    quarter(&mut x, 3, 4, 9, 14);
-                }
+                super::super::rounds(&mut x, quarter);
                 for (x, init) in x.iter_mut().zip(&init) {
                     *x = _mm512_add_epi32(*x, *init);
                 }
@@ -349,7 +340,7 @@ fn block_input(key: &[u32; 8], nonce: u64, block: u64) -> [u32; 16] {
 fn chacha8_block_of(key: &[u32; 8], nonce: u64, block: u64) -> [u32; 16] {
     let init = block_input(key, nonce, block);
     let mut x = init;
-    fn quarter(x: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
+    rounds(&mut x, |x, a, b, c, d| {
         x[a] = x[a].wrapping_add(x[b]);
         x[d] = (x[d] ^ x[a]).rotate_left(16);
         x[c] = x[c].wrapping_add(x[d]);
@@ -358,18 +349,27 @@ fn chacha8_block_of(key: &[u32; 8], nonce: u64, block: u64) -> [u32; 16] {
         x[d] = (x[d] ^ x[a]).rotate_left(8);
         x[c] = x[c].wrapping_add(x[d]);
         x[b] = (x[b] ^ x[c]).rotate_left(7);
-    }
-    for _ in 0..4 {
-        quarter(&mut x, 0, 4, 8, 12);
-        quarter(&mut x, 1, 5, 9, 13);
-        quarter(&mut x, 2, 6, 10, 14);
-        quarter(&mut x, 3, 7, 11, 15);
-        quarter(&mut x, 0, 5, 10, 15);
-        quarter(&mut x, 1, 6, 11, 12);
-        quarter(&mut x, 2, 7, 8, 13);
-        quarter(&mut x, 3, 4, 9, 14);
-    }
+    });
     std::array::from_fn(|i| x[i].wrapping_add(init[i]))
+}
+
+/// ChaCha8's eight rounds, as four double rounds (the columns, then the diagonals) of
+/// `quarter` (a quarter round on words `a`, `b`, `c`, `d` of the state `x`): one schedule
+/// for the scalar block and for sixteen blocks in vectors ([`wide`]).
+#[inline(always)]
+fn rounds<T>(x: &mut [T; 16], quarter: impl Fn(&mut [T; 16], usize, usize, usize, usize)) {
+    // Written out, not looped over a table: with constant indices the sixteen vectors of
+    // the wide form stay in registers.
+    for _ in 0..4 {
+        quarter(x, 0, 4, 8, 12);
+        quarter(x, 1, 5, 9, 13);
+        quarter(x, 2, 6, 10, 14);
+        quarter(x, 3, 7, 11, 15);
+        quarter(x, 0, 5, 10, 15);
+        quarter(x, 1, 6, 11, 12);
+        quarter(x, 2, 7, 8, 13);
+        quarter(x, 3, 4, 9, 14);
+    }
 }
 
 /// `⌈keep · 2⁵³⌉`: a draw `x` keeps its unit when `x >> 11` is below it (the CPU's test).
