@@ -13,9 +13,9 @@ use rayon::prelude::*;
 /// stream, low word first. The mask takes the words in bulk and compares each `x` as an
 /// integer, so it is exactly the mask drawn a value at a time (tested), at a fraction of the
 /// cost. On a CPU with AVX-512 it computes the words itself, sixteen ChaCha8 blocks side by
-/// side from the generator's key, stream and position ([`Draws::Wide`]); elsewhere it takes
-/// them from the generator (`fill_bytes`). The generator then moves on past the `2n` words,
-/// as if it had drawn them.
+/// side from the generator's key, stream and position; elsewhere it takes them from the
+/// generator (`fill_bytes`). The generator then moves on past the `2n` words, as if it had
+/// drawn them.
 pub fn dropout_mask(rng: &mut ChaCha8Rng, n: usize, keep: f64) -> Vec<f32> {
     dropout_mask_by(Draws::for_cpu(), rng, n, keep)
 }
