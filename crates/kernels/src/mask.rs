@@ -132,18 +132,9 @@ impl Stream {
         self.fill_words(word, keep, head_out);
         let word = word + 2 * head_out.len() as u128;
         let (body, tail) = rest.split_at_mut(rest.len() / wide::DRAWS * wide::DRAWS);
-        #[cfg(target_arch = "x86_64")]
-        if crate::simd::has_avx512() {
-            // SAFETY: the CPU has AVX-512F (checked just above), and `body` is whole groups.
-            #[allow(unsafe_code)]
-            unsafe {
-                wide::fill(self, (word / 16) as u64, keep, body)
-            };
-        } else {
+        if !wide::fill(self, (word / 16) as u64, keep, body) {
             self.fill_words(word, keep, body);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        self.fill_words(word, keep, body);
         self.fill_words(word + 2 * body.len() as u128, keep, tail);
     }
 
@@ -173,11 +164,26 @@ impl Stream {
 /// ChaCha8 with AVX-512: sixteen consecutive blocks at once, one per 32-bit lane, then
 /// transposed so that each block's sixteen words (its eight draws) are one vector.
 mod wide {
+    use super::{Keep, Stream};
+
     /// Draws per group of sixteen blocks.
     pub(super) const DRAWS: usize = 16 * 8;
 
-    #[cfg(target_arch = "x86_64")]
-    pub(super) use x86::fill;
+    /// The units of the draws of blocks `first ..` into `out` (a whole number of groups of
+    /// sixteen blocks) when the CPU has AVX-512; `false`, and nothing written, when not.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    pub(super) fn fill(stream: &Stream, first: u64, keep: Keep, out: &mut [f32]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if crate::simd::has_avx512() {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            #[allow(unsafe_code)]
+            unsafe {
+                x86::fill(stream, first, keep, out)
+            };
+            return true;
+        }
+        false
+    }
 
     #[cfg(target_arch = "x86_64")]
     #[allow(unsafe_code)] // AVX-512 intrinsics; unaligned stores within `out`
@@ -193,12 +199,7 @@ mod wide {
         /// # Safety
         /// The CPU must have AVX-512F.
         #[target_feature(enable = "avx512f")]
-        pub(in super::super) unsafe fn fill(
-            stream: &Stream,
-            first: u64,
-            keep: Keep,
-            out: &mut [f32],
-        ) {
+        pub(super) unsafe fn fill(stream: &Stream, first: u64, keep: Keep, out: &mut [f32]) {
             debug_assert_eq!(out.len() % DRAWS, 0);
             let input = block_input(&stream.key, stream.nonce, 0);
             let splat = |w: u32| _mm512_set1_epi32(w as i32);
