@@ -39,9 +39,9 @@ mod allocator {
     /// frees its large tensors and allocates them again in the next, and with the default
     /// delay part of that memory still went back to the system and came back as fresh
     /// pages, faulted in and zeroed by the kernel again: 10,693 page faults in 105 steps of
-    /// the record-sized Transformer on one thread, against 310 with this setting, and a
-    /// tenth of its profile in `do_huge_pmd_anonymous_page`. The process's peak memory is
-    /// unchanged.
+    /// the record-sized Transformer on one thread, against 314 with this setting (another
+    /// pair of runs: 7,370 and 317; docs/performance.md), and a tenth of its profile in
+    /// `do_huge_pmd_anonymous_page`. The process's peak memory is unchanged.
     ///
     /// Called first thing in `main` (mimalloc's options are not thread safe).
     pub(crate) fn keep_freed_memory() {
