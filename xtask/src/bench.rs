@@ -382,7 +382,9 @@ parameters. makemore.py's Transformer (4 layers, 4 heads, 64-d; 204,544 paramete
 record-sized Transformer is `examples/configs/transformer-best.json` (128-d, 4 layers, 4 \
 heads; 802,304 parameters) at batch 64, with its dropout of 0.32 on both sides (makemore.py's \
 model with minGPT's dropout at the same places as makemore's: the embeddings, the attention \
-weights and each residual branch).\n\n",
+weights and each residual branch); makemore.py's Transformer at 128-d is the same model \
+without dropout (`examples/configs/makemore-py/transformer-128.json`: makemore.py's own \
+`--n-embd 128 --batch-size 64`).\n\n",
     );
     let shown_bin = bin
         .strip_prefix(crate::workspace_root())
@@ -521,9 +523,10 @@ impl SeqCase {
     }
 }
 
-/// makemore.py's four sequence models with its defaults, and the record-sized Transformer
+/// makemore.py's four sequence models with its defaults, the record-sized Transformer
 /// (`examples/configs/transformer-best.json`: 128-d, 4 layers, 4 heads, batch 64; its
-/// dropout of 0.32 runs on both sides, `--dropout` of pytorch_seq.py).
+/// dropout of 0.32 runs on both sides, `--dropout` of pytorch_seq.py), and makemore.py's
+/// Transformer at that size without dropout.
 fn seq_cases() -> Result<Vec<SeqCase>> {
     [
         (
@@ -536,6 +539,10 @@ fn seq_cases() -> Result<Vec<SeqCase>> {
         (
             "the record-sized transformer",
             "examples/configs/transformer-best.json",
+        ),
+        (
+            "makemore.py's transformer at 128-d",
+            "examples/configs/makemore-py/transformer-128.json",
         ),
     ]
     .into_iter()

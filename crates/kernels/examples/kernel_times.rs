@@ -1,17 +1,21 @@
-//! Times two CPU kernels on one thread at the record-sized Transformer's shapes
+//! Times CPU kernels on one thread at the record-sized Transformer's shapes
 //! (`examples/configs/transformer-best.json`: batch 64, 16 positions, 128 channels, 4 heads):
-//! one training step's dropout masks (1.44 M units) and one layer's attention, forward and
-//! backward. For docs/performance.md:
+//! one training step's dropout masks (1.44 M units), one layer's attention, forward and
+//! backward, and one layer's four linear layers, forward and backward (through burn's
+//! `Autodiff`, so their matrix products). For docs/performance.md:
 //!
 //! ```console
 //! $ cargo run --release -p makemore-kernels --features ndarray --example kernel_times
 //! $ MAKEMORE_SIMD=avx2 cargo run --release -p makemore-kernels --features ndarray --example kernel_times
 //! ```
 //!
-//! (the second takes the masks' words from the generator, as a CPU without AVX-512 does).
+//! (the second is what a CPU without AVX-512 runs: the masks' words come from the
+//! generator, and the matrix products are matrixmultiply's, which packs its operands).
 
 use std::time::Instant;
 
+use burn::backend::{Autodiff, NdArray};
+use burn::prelude::*;
 use makemore_kernels::kernels::{attention, attention_backward, AttentionShape};
 use makemore_kernels::mask::dropout_mask;
 use rand::SeedableRng;
@@ -64,5 +68,34 @@ fn main() {
             attention_backward(&qkv, &probs, Some(&mask), &dy, s, &mut dqkv)
         });
         println!("attention of one layer: forward {forward:.3} ms, backward {backward:.3} ms");
+
+        // The block's linear layers: q, k and v (128 → 384), the attention's projection
+        // (128 → 128), the MLP's two layers (128 → 512 → 128).
+        type B = Autodiff<NdArray>;
+        let device = Default::default();
+        let tensor = |rows: usize, cols: usize, m: usize| {
+            let values: Vec<f32> = (0..rows * cols).map(|i| value(i, m) * 0.2).collect();
+            Tensor::<B, 2>::from_data(TensorData::new(values, [rows, cols]), &device)
+        };
+        let layers: Vec<_> = [(c, 3 * c), (c, c), (c, 4 * c), (4 * c, c)]
+            .into_iter()
+            .map(|(fan_in, fan_out)| {
+                let w = tensor(fan_in, fan_out, 991).require_grad();
+                let b = Tensor::<B, 1>::zeros([fan_out], &device).require_grad();
+                (tensor(rows, fan_in, 983).require_grad(), w, b)
+            })
+            .collect();
+        let forward = time(20, || {
+            for (x, w, b) in &layers {
+                std::hint::black_box(makemore_kernels::linear(x.clone(), w.clone(), b.clone(), false));
+            }
+        });
+        let both = time(20, || {
+            for (x, w, b) in &layers {
+                let y = makemore_kernels::linear(x.clone(), w.clone(), b.clone(), false);
+                std::hint::black_box(y.sum().backward());
+            }
+        });
+        println!("linear layers of one layer: forward {forward:.3} ms, forward and backward {both:.3} ms");
     });
 }

@@ -1,34 +1,55 @@
-//! The CPU kernels' matrix products: matrixmultiply's single-threaded `sgemm`, cut into one
-//! piece of the output per rayon thread when a product is large.
+//! The CPU kernels' matrix products, cut into one piece of the output per rayon thread when
+//! a product is large.
 //!
-//! Every output element is computed by one thread in matrixmultiply's own order (its blocking
-//! along the inner dimension does not depend on the output's size), so a product is the same
-//! bit for bit for any thread count. [`product`] writes a new matrix without zero-filling it
-//! first: with `beta = 0` matrixmultiply never reads the output.
+//! Each piece is summed by [`direct`] on a CPU with AVX-512 (from the operands where they
+//! lie, no packing) and by matrixmultiply's single-threaded `sgemm` elsewhere. Both add the
+//! same products in the same order (matrixmultiply's: blocks of 256 along the inner
+//! dimension, see [`direct`]), so a product is the same bit for bit on either path and for
+//! any thread count: every output element is computed by one thread, in an order that does
+//! not depend on the output's size. [`product`] writes a new matrix without zero-filling it
+//! first (neither path reads the output when it is not added to).
 //!
 //! matrixmultiply was measured against the `gemm` crate on the models' shapes
-//! (`xtask/bench/gemm`, docs/performance.md) and kept.
+//! (`xtask/bench/matmul`, docs/performance.md) and kept; [`direct`] against matrixmultiply by
+//! `cargo run --release -p makemore-kernels --features ndarray --example kernel_times`.
 
-#![allow(unsafe_code)] // `sgemm` on a new matrix's uninitialised values (see `sgemm_uninit`)
+#![allow(unsafe_code)] // products on raw parts of views, into uninitialised values (see `sgemm`)
 
 use std::mem::MaybeUninit;
 
 use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, CowArray};
+
+#[cfg(target_arch = "x86_64")]
+mod direct;
 
 /// Matrix products with fewer multiply-adds than this run on the calling thread.
 const PARALLEL_MIN: usize = 1 << 20;
 
 /// `c = a·b + beta·c`, split over rayon's threads when large (see the module docs).
 pub(super) fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: ArrayViewMut2<f32>) {
-    let leaf = |a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, _: usize| {
-        general_mat_mul(1.0, &a, &b, beta, &mut c)
-    };
-    pieces(a, b, c, 0, threads(&a, &b), &leaf);
+    let b = rows_of(b, a.nrows());
+    let b = b.view();
+    if beta == 0.0 || beta == 1.0 {
+        let leaf = |a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, _: usize| {
+            let (rsc, csc) = (c.strides()[0], c.strides()[1]);
+            // SAFETY: `c` is a view of `a.nrows() × b.ncols()` initialised values that
+            // aliases neither operand.
+            unsafe { sgemm(a, b, c.as_mut_ptr(), rsc, csc, beta) }
+        };
+        pieces(a, b, c, 0, threads(&a, &b), &leaf);
+    } else {
+        let leaf = |a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, _: usize| {
+            general_mat_mul(1.0, &a, &b, beta, &mut c)
+        };
+        pieces(a, b, c, 0, threads(&a, &b), &leaf);
+    }
 }
 
 /// `a·b` as a new `[a.nrows(), b.ncols()]` matrix, written once (no zero fill).
 pub(super) fn product(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
+    let b = rows_of(b, a.nrows());
+    let b = b.view();
     let mut c = Array2::<f32>::uninit((a.nrows(), b.ncols()));
     let leaf = |a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<MaybeUninit<f32>>, _| {
         sgemm_uninit(a, b, c, 0.0)
@@ -44,6 +65,8 @@ pub(super) fn product(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
 /// is written once, in parallel, just before the product reads it. The same bits as
 /// [`matmul`] into rows that start as the bias.
 pub(super) fn affine(a: ArrayView2<f32>, b: ArrayView2<f32>, bias: &[f32]) -> Array2<f32> {
+    let b = rows_of(b, a.nrows());
+    let b = b.view();
     let mut c = Array2::<f32>::uninit((a.nrows(), b.ncols()));
     debug_assert_eq!(bias.len(), b.ncols());
     let leaf = |a: ArrayView2<f32>,
@@ -64,22 +87,64 @@ pub(super) fn affine(a: ArrayView2<f32>, b: ArrayView2<f32>, bias: &[f32]) -> Ar
     unsafe { c.assume_init() }
 }
 
-/// `c = a·b + beta·c` through matrixmultiply on values that are uninitialised when `beta`
-/// is 0 (and written by the caller otherwise).
+/// `c = a·b + beta·c` on values that are uninitialised when `beta` is 0 (and written by the
+/// caller otherwise).
 fn sgemm_uninit(
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
     mut c: ArrayViewMut2<MaybeUninit<f32>>,
     beta: f32,
 ) {
+    debug_assert_eq!(c.dim(), (a.nrows(), b.ncols()));
+    let (rsc, csc) = (c.strides()[0], c.strides()[1]);
+    // SAFETY: `c` is a view of `a.nrows() × b.ncols()` values that aliases neither operand,
+    // `MaybeUninit<f32>` has the layout of `f32`, and the caller has written them when
+    // `beta` is not 0.
+    unsafe { sgemm(a, b, c.as_mut_ptr().cast::<f32>(), rsc, csc, beta) }
+}
+
+/// `c = a·b + beta·c` for `beta` 0 or 1: [`direct`] where it applies (AVX-512, rows of `b`
+/// and of `c` contiguous), matrixmultiply's `sgemm` otherwise; the same bits either way
+/// (see the module docs). With beta = 0 neither reads `c` ("If β is zero, then C does not
+/// need to be initialized").
+///
+/// # Safety
+/// `c` addresses `a.nrows() × b.ncols()` values with strides `rsc` and `csc`, aliases
+/// neither operand, and its values are initialised when `beta` is 1.
+unsafe fn sgemm(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+    beta: f32,
+) {
     let ((m, k), n) = (a.dim(), b.ncols());
     debug_assert_eq!(b.nrows(), k);
-    debug_assert_eq!(c.dim(), (m, n));
-    let (rsc, csc) = (c.strides()[0], c.strides()[1]);
-    // SAFETY: the pointers and strides are those of views of these shapes, so every element
-    // sgemm touches lies in them; with beta = 0 sgemm writes each element of `c` without
-    // reading it ("If β is zero, then C does not need to be initialized"), with beta ≠ 0 the
-    // caller has written them, and `MaybeUninit<f32>` has the layout of `f32`.
+    debug_assert!(beta == 0.0 || beta == 1.0);
+    #[cfg(target_arch = "x86_64")]
+    if csc == 1 && (b.strides()[1] == 1 || n < 2) && crate::simd::has_avx512() {
+        // SAFETY: the CPU has AVX-512F, the views address these shapes, `c` is as the
+        // caller promised, and rows of `b` and `c` are contiguous.
+        unsafe {
+            direct::product(direct::Operands {
+                m,
+                k,
+                n,
+                a: a.as_ptr(),
+                rsa: a.strides()[0],
+                csa: a.strides()[1],
+                b: b.as_ptr(),
+                rsb: b.strides()[0],
+                c,
+                rsc,
+                accumulate: beta != 0.0,
+            });
+        }
+        return;
+    }
+    // SAFETY: the pointers and strides are those of views of these shapes (and `c` as the
+    // caller promised), so every element sgemm touches lies in them.
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -93,12 +158,28 @@ fn sgemm_uninit(
             b.strides()[0],
             b.strides()[1],
             beta,
-            c.as_mut_ptr().cast::<f32>(),
+            c,
             rsc,
             csc,
         );
     }
 }
+
+/// `b` with contiguous rows, for [`direct`]: a transposed `b` (a layer's weight in the
+/// backward pass) is copied once, before the product is cut into pieces, when there are
+/// enough rows of `a` (`m`) to repay the copy; otherwise `b` as it is.
+fn rows_of(b: ArrayView2<'_, f32>, m: usize) -> CowArray<'_, f32, ndarray::Ix2> {
+    let contiguous = b.strides()[1] == 1 || b.ncols() < 2;
+    if contiguous || m < COPY_B_MIN_ROWS || !crate::simd::has_avx512() {
+        CowArray::from(b)
+    } else {
+        CowArray::from(b.as_standard_layout().into_owned())
+    }
+}
+
+/// Products with fewer rows than this read a transposed `b` through matrixmultiply (which
+/// packs it anyway) rather than copy it for [`direct`].
+const COPY_B_MIN_ROWS: usize = 16;
 
 /// One piece per rayon thread for a large product, else 1.
 fn threads(a: &ArrayView2<f32>, b: &ArrayView2<f32>) -> usize {
@@ -149,6 +230,8 @@ fn pieces<T: Send>(
 
 #[cfg(test)]
 mod tests {
+    use ndarray::s;
+
     use super::*;
 
     /// `product` (uninitialised output) equals `matmul` into zeros, bit for bit, for
@@ -175,6 +258,83 @@ mod tests {
             }
             if k == 0 {
                 assert!(new.iter().all(|&x| x == 0.0));
+            }
+        }
+    }
+
+    /// Products summed from the operands in place (`direct`, on a CPU with AVX-512) are
+    /// matrixmultiply's bit for bit: inner dimensions across its blocks of 256, rows and
+    /// columns that leave partial blocks of the output, transposed `a` and `b`, outputs
+    /// that are written or added to, and pieces of an output (rows longer than the piece).
+    #[test]
+    fn products_are_matrixmultiplys_bit_for_bit() {
+        if !crate::simd::has_avx512() {
+            eprintln!("no AVX-512 on this CPU: the products summed in place are not tested here");
+            return;
+        }
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut value = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        };
+        let shapes = [
+            (1, 1, 1),
+            (3, 5, 7),
+            (13, 257, 33),
+            (12, 256, 32),
+            (25, 600, 100),
+            (7, 513, 17),
+            (1024, 128, 27),
+            (70, 1030, 48),
+            (64, 0, 20),
+        ];
+        for (m, k, n) in shapes {
+            for (a_t, b_t) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = Array2::from_shape_fn(if a_t { (k, m) } else { (m, k) }, |_| value());
+                let b = Array2::from_shape_fn(if b_t { (n, k) } else { (k, n) }, |_| value());
+                let a = if a_t { a.t() } else { a.view() };
+                let b = if b_t { b.t() } else { b.view() };
+                for beta in [0.0, 1.0] {
+                    // An output with 5 more columns than the product: its rows are longer.
+                    let start = Array2::from_shape_fn((m, n + 5), |_| value());
+                    let mut expected = start.clone();
+                    let mut got = start.clone();
+                    let (mut e, mut g) = (
+                        expected.slice_mut(s![.., 2..n + 2]),
+                        got.slice_mut(s![.., 2..n + 2]),
+                    );
+                    let (rsc, csc) = (e.strides()[0], e.strides()[1]);
+                    // SAFETY: views of `m × n` values, aliasing neither operand.
+                    unsafe {
+                        matrixmultiply::sgemm(
+                            m,
+                            k,
+                            n,
+                            1.0,
+                            a.as_ptr(),
+                            a.strides()[0],
+                            a.strides()[1],
+                            b.as_ptr(),
+                            b.strides()[0],
+                            b.strides()[1],
+                            beta,
+                            e.as_mut_ptr(),
+                            rsc,
+                            csc,
+                        );
+                    }
+                    matmul(a, b, beta, g.view_mut());
+                    let same = expected
+                        .iter()
+                        .zip(&got)
+                        .all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(
+                        same,
+                        "{m}×{k}×{n}, a transposed {a_t}, b transposed {b_t}, beta {beta}"
+                    );
+                }
             }
         }
     }
