@@ -37,7 +37,8 @@ KERNELS = [
     ("linear layers (bias fill, column sums)", r"linear|column_sums"),
 ]
 LEAF = [
-    ("matrix products (matrixmultiply)", r"matrixmultiply::"),
+    # matrixmultiply's, and makemore's own (gemm/direct.rs: `tile` inlined wherever).
+    ("matrix products", r"matrixmultiply::|gemm::direct::|^tile<\d+> \(inlined\)$"),
     ("memory (allocation, zeroing, copies, page faults)",
      r"memset|memmove|memcpy|\bmi_|_mi_|malloc|\bfree\b|clear_page|page_fault|folio|alloc::alloc"),
 ]
@@ -51,11 +52,11 @@ def classify(frames):
         return None
     # Matrix products and memory work, at the innermost frames (before any makemore frame).
     for f in frames:
-        if "makemore" in f:
-            break
         for bucket, pat in LEAF:
             if re.search(pat, f):
                 return bucket
+        if "makemore" in f:
+            break
     for f in frames:
         # The scalar tanh is inlined into GELU, the gates and the layers: its caller decides.
         if "makemore" not in f or re.search(r"kernels::tanh( \(inlined\))?$", f):

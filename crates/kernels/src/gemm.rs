@@ -171,9 +171,29 @@ unsafe fn sgemm(
 fn rows_of(b: ArrayView2<'_, f32>, m: usize) -> CowArray<'_, f32, ndarray::Ix2> {
     let contiguous = b.strides()[1] == 1 || b.ncols() < 2;
     if contiguous || m < COPY_B_MIN_ROWS || !crate::simd::has_avx512() {
-        CowArray::from(b)
-    } else {
-        CowArray::from(b.as_standard_layout().into_owned())
+        return CowArray::from(b);
+    }
+    let (k, n) = b.dim();
+    #[cfg(target_arch = "x86_64")]
+    if let Some(bt) = b.t().as_slice() {
+        let mut copy = Vec::with_capacity(k * n);
+        // SAFETY: the CPU has AVX-512F (checked above), `bt` holds the `n × k` values of
+        // `b`'s transpose, and `copy` has room for `k × n`, all of which `transpose` writes.
+        unsafe {
+            direct::transpose(bt.as_ptr(), n, k, copy.as_mut_ptr());
+            copy.set_len(k * n);
+        }
+        return CowArray::from(matrix_of(k, n, copy));
+    }
+    CowArray::from(b.as_standard_layout().into_owned())
+}
+
+/// `values` (row-major, `rows · cols` of them) as a matrix.
+fn matrix_of(rows: usize, cols: usize, values: Vec<f32>) -> Array2<f32> {
+    match Array2::from_shape_vec((rows, cols), values) {
+        Ok(m) => m,
+        // Every caller passes exactly `rows · cols` values.
+        Err(e) => unreachable!("{e}"),
     }
 }
 

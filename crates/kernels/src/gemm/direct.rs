@@ -170,3 +170,77 @@ unsafe fn tile<const R: usize>(t: Tile) {
         _mm512_mask_storeu_ps(c.wrapping_add(16), hi, v1);
     }
 }
+
+/// The `cols × rows` transpose of the `rows × cols` row-major values at `src`, written
+/// row-major to `out`: blocks of 16 × 16 values transposed in registers ([`block16`]), the
+/// values at the edges one at a time.
+///
+/// # Safety
+/// The CPU has AVX-512F; `src` holds `rows × cols` values and `out` room for as many.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn transpose(src: *const f32, rows: usize, cols: usize, out: *mut f32) {
+    let (full_rows, full_cols) = (rows / 16 * 16, cols / 16 * 16);
+    for r0 in (0..full_rows).step_by(16) {
+        for c0 in (0..full_cols).step_by(16) {
+            block16(src.add(r0 * cols + c0), cols, out.add(c0 * rows + r0), rows);
+        }
+    }
+    for r in 0..rows {
+        let first = if r < full_rows { full_cols } else { 0 };
+        for c in first..cols {
+            *out.add(c * rows + r) = *src.add(r * cols + c);
+        }
+    }
+}
+
+/// `_mm512_permutex2var_ps` indices of one step of [`block16`]: registers `i` and `i + h`
+/// swap their off-diagonal `h`-wide halves (`hi` false: the new register `i`; true: the
+/// new register `i + h`). Indices from 16 on take from the second register.
+const fn swap_indices(h: usize, hi: bool) -> [i32; 16] {
+    let mut idx = [0; 16];
+    let mut j = 0;
+    while j < 16 {
+        let from_first = j & h == 0;
+        idx[j] = match (hi, from_first) {
+            (false, true) => j,
+            (false, false) => j - h + 16,
+            (true, true) => j + h,
+            (true, false) => j + 16,
+        } as i32;
+        j += 1;
+    }
+    idx
+}
+
+const SWAPS: [(usize, [i32; 16], [i32; 16]); 4] = [
+    (8, swap_indices(8, false), swap_indices(8, true)),
+    (4, swap_indices(4, false), swap_indices(4, true)),
+    (2, swap_indices(2, false), swap_indices(2, true)),
+    (1, swap_indices(1, false), swap_indices(1, true)),
+];
+
+/// Transposes the 16 × 16 values at `src` (rows `lds` apart) into `dst` (rows `ldd` apart):
+/// four steps that swap the off-diagonal blocks of 8, 4, 2 and 1 values between rows.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn block16(src: *const f32, lds: usize, dst: *mut f32, ldd: usize) {
+    let mut r = [_mm512_setzero_ps(); 16];
+    for (i, r) in r.iter_mut().enumerate() {
+        *r = _mm512_loadu_ps(src.add(i * lds));
+    }
+    for (h, lo, hi) in SWAPS {
+        let lo = _mm512_loadu_si512(lo.as_ptr().cast());
+        let hi = _mm512_loadu_si512(hi.as_ptr().cast());
+        for i in 0..16 {
+            if i & h == 0 {
+                let (a, b) = (r[i], r[i + h]);
+                r[i] = _mm512_permutex2var_ps(a, lo, b);
+                r[i + h] = _mm512_permutex2var_ps(a, hi, b);
+            }
+        }
+    }
+    for (i, r) in r.iter().enumerate() {
+        _mm512_storeu_ps(dst.add(i * ldd), *r);
+    }
+}
