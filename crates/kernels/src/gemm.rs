@@ -143,13 +143,29 @@ unsafe fn sgemm(
         }
         return;
     }
+    // SAFETY: as the caller promised.
+    unsafe { packed(a, b, c, rsc, csc, beta) }
+}
+
+/// `c = a·b + beta·c` by matrixmultiply's `sgemm` (which packs both operands first).
+///
+/// # Safety
+/// As for [`sgemm`].
+unsafe fn packed(
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    c: *mut f32,
+    rsc: isize,
+    csc: isize,
+    beta: f32,
+) {
     // SAFETY: the pointers and strides are those of views of these shapes (and `c` as the
     // caller promised), so every element sgemm touches lies in them.
     unsafe {
         matrixmultiply::sgemm(
-            m,
-            k,
-            n,
+            a.nrows(),
+            a.ncols(),
+            b.ncols(),
             1.0,
             a.as_ptr(),
             a.strides()[0],
@@ -326,25 +342,8 @@ mod tests {
                         got.slice_mut(s![.., 2..n + 2]),
                     );
                     let (rsc, csc) = (e.strides()[0], e.strides()[1]);
-                    // SAFETY: views of `m × n` values, aliasing neither operand.
-                    unsafe {
-                        matrixmultiply::sgemm(
-                            m,
-                            k,
-                            n,
-                            1.0,
-                            a.as_ptr(),
-                            a.strides()[0],
-                            a.strides()[1],
-                            b.as_ptr(),
-                            b.strides()[0],
-                            b.strides()[1],
-                            beta,
-                            e.as_mut_ptr(),
-                            rsc,
-                            csc,
-                        );
-                    }
+                    // SAFETY: a view of `m × n` values, aliasing neither operand.
+                    unsafe { packed(a, b, e.as_mut_ptr(), rsc, csc, beta) };
                     matmul(a, b, beta, g.view_mut());
                     let same = expected
                         .iter()
