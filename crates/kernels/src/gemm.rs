@@ -183,8 +183,10 @@ unsafe fn packed(
 
 /// `b` with contiguous rows, for [`direct`]: a transposed `b` (a layer's weight in the
 /// backward pass) is copied once, before the product is cut into pieces, when there are
-/// enough rows of `a` (`m`) to repay the copy; otherwise `b` as it is.
-fn rows_of(b: ArrayView2<'_, f32>, m: usize) -> CowArray<'_, f32, ndarray::Ix2> {
+/// enough rows of `a` (`m`) to repay the copy; otherwise `b` as it is. A caller that uses
+/// the same transposed `b` in many products (the recurrence, at every position) calls it
+/// once and passes the rows to each.
+pub(super) fn rows_of(b: ArrayView2<'_, f32>, m: usize) -> CowArray<'_, f32, ndarray::Ix2> {
     let contiguous = b.strides()[1] == 1 || b.ncols() < 2;
     if contiguous || m < COPY_B_MIN_ROWS || !crate::simd::has_avx512() {
         return CowArray::from(b);

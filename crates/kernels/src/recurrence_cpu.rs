@@ -9,7 +9,7 @@
 
 use ndarray::{s, Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis, Zip};
 
-use super::gemm::{affine, matmul, product};
+use super::gemm::{affine, matmul, product, rows_of};
 use super::kernels::tanh;
 use super::ndarray::column_sums;
 use super::recurrence::{CellKind, RecurrenceShape};
@@ -131,6 +131,8 @@ pub fn backward(
     let mut da = Array2::<f32>::zeros((rows, gh));
     let mut dh = Array2::<f32>::zeros((batch, h));
     let mut d_rh = Array2::<f32>::zeros((batch, h));
+    // `whᵀ`, copied into rows once for every position's products (see `rows_of`).
+    let wh_t = rows_of(wh.t(), batch);
     for i in (0..t).rev() {
         dh += &grad.slice(s![i..;t, ..]);
         let prev = position(&previous, i, t);
@@ -141,7 +143,7 @@ pub fn backward(
                     .and(&dh)
                     .and(hidden.slice(s![i..;t, ..]))
                     .for_each(|d, &g, &y| *d = g * (1.0 - y * y));
-                matmul(da_i.view(), wh.t(), 0.0, dh.view_mut());
+                matmul(da_i.view(), wh_t.view(), 0.0, dh.view_mut());
             }
             CellKind::Gru => {
                 let g = gates.slice(s![i..;t, ..]);
@@ -164,7 +166,7 @@ pub fn backward(
                     .for_each(|d, &g, &z, &hb, &hp| *d = g * (hb - hp) * z * (1.0 - z));
                 matmul(
                     da_i.slice(s![.., 2 * h..]),
-                    wh.slice(s![.., 2 * h..]).t(),
+                    wh_t.slice(s![2 * h.., ..]),
                     0.0,
                     d_rh.view_mut(),
                 );
@@ -182,7 +184,7 @@ pub fn backward(
                     .for_each(|d, &g, &z, &r| *d = *d * (1.0 - z) + g * r);
                 matmul(
                     da_i.slice(s![.., ..2 * h]),
-                    wh.slice(s![.., ..2 * h]).t(),
+                    wh_t.slice(s![..2 * h, ..]),
                     1.0,
                     dh.view_mut(),
                 );
