@@ -1,4 +1,4 @@
-//! Fresh output buffers for the CPU kernels.
+//! Fresh output buffers for the CPU kernels, and matrices made of them.
 //!
 //! A kernel's output starts as zeros that the kernel then overwrites. `vec![0.0; n]` is one
 //! `memset` on the calling thread: in a profile of makemore.py's Transformer (batch 32) the
@@ -10,6 +10,7 @@
 
 use std::mem::MaybeUninit;
 
+use ndarray::Array2;
 use rayon::prelude::*;
 
 use crate::kernels::units_per_piece;
@@ -24,6 +25,15 @@ pub(crate) fn zeros(n: usize) -> Vec<f32> {
     // SAFETY: the first `n` values (within the capacity) were all written just above.
     unsafe { v.set_len(n) };
     v
+}
+
+/// `values` (row-major, `rows · cols` of them) as a matrix.
+pub(crate) fn matrix(rows: usize, cols: usize, values: Vec<f32>) -> Array2<f32> {
+    match Array2::from_shape_vec((rows, cols), values) {
+        Ok(m) => m,
+        // Every caller passes exactly `rows · cols` values.
+        Err(e) => unreachable!("{e}"),
+    }
 }
 
 #[cfg(test)]

@@ -17,7 +17,6 @@
 
 use std::mem::MaybeUninit;
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, CowArray};
 
 #[cfg(target_arch = "x86_64")]
@@ -26,24 +25,19 @@ mod direct;
 /// Matrix products with fewer multiply-adds than this run on the calling thread.
 const PARALLEL_MIN: usize = 1 << 20;
 
-/// `c = a·b + beta·c`, split over rayon's threads when large (see the module docs).
+/// `c = a·b + beta·c` for `beta` 0 or 1, split over rayon's threads when large (see the
+/// module docs).
 pub(super) fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>, beta: f32, c: ArrayViewMut2<f32>) {
+    assert!(beta == 0.0 || beta == 1.0, "beta {beta}: only 0 or 1");
     let b = rows_of(b, a.nrows());
     let b = b.view();
-    if beta == 0.0 || beta == 1.0 {
-        let leaf = |a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, _: usize| {
-            let (rsc, csc) = (c.strides()[0], c.strides()[1]);
-            // SAFETY: `c` is a view of `a.nrows() × b.ncols()` initialised values that
-            // aliases neither operand.
-            unsafe { sgemm(a, b, c.as_mut_ptr(), rsc, csc, beta) }
-        };
-        pieces(a, b, c, 0, threads(&a, &b), &leaf);
-    } else {
-        let leaf = |a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, _: usize| {
-            general_mat_mul(1.0, &a, &b, beta, &mut c)
-        };
-        pieces(a, b, c, 0, threads(&a, &b), &leaf);
-    }
+    let leaf = |a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, _: usize| {
+        let (rsc, csc) = (c.strides()[0], c.strides()[1]);
+        // SAFETY: `c` is a view of `a.nrows() × b.ncols()` initialised values that aliases
+        // neither operand.
+        unsafe { sgemm(a, b, c.as_mut_ptr(), rsc, csc, beta) }
+    };
+    pieces(a, b, c, 0, threads(&a, &b), &leaf);
 }
 
 /// `a·b` as a new `[a.nrows(), b.ncols()]` matrix, written once (no zero fill).
@@ -123,7 +117,7 @@ unsafe fn sgemm(
     debug_assert_eq!(b.nrows(), k);
     debug_assert!(beta == 0.0 || beta == 1.0);
     #[cfg(target_arch = "x86_64")]
-    if csc == 1 && (b.strides()[1] == 1 || n < 2) && crate::simd::has_avx512() {
+    if csc == 1 && rows_contiguous(&b) && crate::simd::has_avx512() {
         // SAFETY: the CPU has AVX-512F, the views address these shapes, `c` is as the
         // caller promised, and rows of `b` and `c` are contiguous.
         unsafe {
@@ -187,8 +181,7 @@ unsafe fn packed(
 /// the same transposed `b` in many products (the recurrence, at every position) calls it
 /// once and passes the rows to each.
 pub(super) fn rows_of(b: ArrayView2<'_, f32>, m: usize) -> CowArray<'_, f32, ndarray::Ix2> {
-    let contiguous = b.strides()[1] == 1 || b.ncols() < 2;
-    if contiguous || m < COPY_B_MIN_ROWS || !crate::simd::has_avx512() {
+    if rows_contiguous(&b) || m < COPY_B_MIN_ROWS || !crate::simd::has_avx512() {
         return CowArray::from(b);
     }
     let (k, n) = b.dim();
@@ -201,18 +194,14 @@ pub(super) fn rows_of(b: ArrayView2<'_, f32>, m: usize) -> CowArray<'_, f32, nda
             direct::transpose(bt.as_ptr(), n, k, copy.as_mut_ptr());
             copy.set_len(k * n);
         }
-        return CowArray::from(matrix_of(k, n, copy));
+        return CowArray::from(crate::buffer::matrix(k, n, copy));
     }
     CowArray::from(b.as_standard_layout().into_owned())
 }
 
-/// `values` (row-major, `rows · cols` of them) as a matrix.
-fn matrix_of(rows: usize, cols: usize, values: Vec<f32>) -> Array2<f32> {
-    match Array2::from_shape_vec((rows, cols), values) {
-        Ok(m) => m,
-        // Every caller passes exactly `rows · cols` values.
-        Err(e) => unreachable!("{e}"),
-    }
+/// Whether the values along each row of `b` are contiguous, as [`direct`] reads them.
+fn rows_contiguous(b: &ArrayView2<f32>) -> bool {
+    b.strides()[1] == 1 || b.ncols() < 2
 }
 
 /// Products with fewer rows than this read a transposed `b` through matrixmultiply (which

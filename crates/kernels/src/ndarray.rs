@@ -10,7 +10,7 @@ use ndarray::{
 };
 use rayon::prelude::*;
 
-use super::buffer::zeros;
+use super::buffer::{matrix, zeros};
 use super::gemm::{affine, product};
 use super::recurrence::RecurrenceShape;
 use super::{
@@ -70,15 +70,6 @@ fn view1(t: &NdArrayTensor) -> Option<ArrayView1<'_, f32>> {
     match t {
         NdArrayTensor::F32(s) => s.view().into_dimensionality::<Ix1>().ok(),
         _ => None,
-    }
-}
-
-/// `values` (row-major, `rows · cols` of them) as a matrix.
-fn matrix(rows: usize, cols: usize, values: Vec<f32>) -> Array2<f32> {
-    match Array2::from_shape_vec((rows, cols), values) {
-        Ok(m) => m,
-        // Every caller passes exactly `rows · cols` values.
-        Err(e) => unreachable!("{e}"),
     }
 }
 
