@@ -8,6 +8,7 @@ use makemore_data::{MinibatchSampler, SplitName};
 use makemore_model::threads::Polling;
 use makemore_model::FusedAutodiff;
 
+use crate::distill::TeacherTargets;
 use crate::optimizer::TrainOptimizer;
 use crate::step::{train_step, StepBuffers, StepExamples, StepSettings};
 use crate::trainer::sized_config;
@@ -40,12 +41,18 @@ pub fn time_training<B: FusedAutodiff>(
 ) -> Result<Timing, TrainError> {
     let config = sized_config(config, data)?;
     crate::check_data_fits(&config, data)?;
+    // A distilled config's steps read its teacher's targets, as in a run.
+    let teacher = config
+        .distill
+        .as_ref()
+        .map(|d| TeacherTargets::compute::<B::InnerBackend>(d, data, &config, device))
+        .transpose()?;
     let sampler = MinibatchSampler::new(config.batch_seed);
     let mut model = config.model.init::<B>(device);
     let mut optim = TrainOptimizer::new(config.optimizer);
     let mut bufs = StepBuffers::default();
     let mut polling = Polling::default();
-    let train = StepExamples::<B>::new(&data.train, device);
+    let train = StepExamples::<B>::new(&data.train, device).taught(teacher.as_ref());
     let mut last_loss = None;
     let mut start = Instant::now();
     for step in 0..warmup + steps {

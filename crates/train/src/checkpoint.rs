@@ -80,6 +80,10 @@ pub struct TrainingState {
     /// With `keep_best`: the step and dev loss of the weights in `best/`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best: Option<BestSoFar>,
+    /// With `distill`: the sha256 of the teacher's table (its distributions on the training
+    /// characters, and the weight), so that a resume notices a teacher that changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_sha256: Option<String>,
 }
 
 /// Where the weights with the lowest dev loss so far were saved (`best/`).

@@ -2,7 +2,7 @@ use makemore_data::SplitRatios;
 use makemore_model::{InitScheme, Kernels, ModelConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::{LrSchedule, TrainError};
+use crate::{DistillConfig, LrSchedule, TrainError};
 
 /// Which optimiser updates the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -76,6 +76,10 @@ pub struct TrainingConfig {
     /// (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema: Option<EmaConfig>,
+    /// Train toward a teacher's next-character distributions (absent: on the characters
+    /// alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill: Option<DistillConfig>,
 }
 
 /// An exponential moving average of the weights (Polyak averaging): after every step,
@@ -110,6 +114,7 @@ impl Default for TrainingConfig {
             checkpoint_every: 10_000,
             keep_best: false,
             ema: None,
+            distill: None,
         }
     }
 }
@@ -167,6 +172,9 @@ impl TrainingConfig {
                     "ema best needs keep_best: it chooses which weights best/ keeps".into(),
                 );
             }
+        }
+        if let Some(d) = &self.distill {
+            d.validate()?;
         }
         self.split.validate()?;
         Ok(())

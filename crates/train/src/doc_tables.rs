@@ -207,6 +207,18 @@ fn render() -> String {
         "With a moving average of the weights (`--ema`), also `ema`: {}.\n\n",
         json_keys(&with_ema["ema"])
     ));
+    let with_distill = config(ModelKind::Mlp, |c| {
+        c.distill = Some(crate::DistillConfig {
+            teacher: "teacher.json".into(),
+            weight: 0.5,
+        })
+    });
+    let with_distill: serde_json::Value =
+        serde_json::from_str(&with_distill.to_json()).unwrap_or(serde_json::Value::Null);
+    md.push_str(&format!(
+        "With distillation (`--distill`), also `distill`: {}.\n\n",
+        json_keys(&with_distill["distill"])
+    ));
     md.push_str("`model` fields, by kind (the fields a kind does not use are left out):\n\n");
     md.push_str("| kind | fields |\n|---|---|\n");
     for kind in kinds {
@@ -233,10 +245,11 @@ fn render() -> String {
             step: 1,
             dev_loss: 0.0,
         }),
+        teacher_sha256: Some(String::new()),
     };
     let v = serde_json::to_value(&state).unwrap_or(serde_json::Value::Null);
     md.push_str(&format!(
-        "Fields: {} (`corpus_path`, `config` and `best` only where they apply; `best`: {}).\n",
+        "Fields: {} (`corpus_path`, `config`, `best` and `teacher_sha256` only where they apply; `best`: {}).\n",
         json_keys(&v),
         json_keys(&v["best"])
     ));

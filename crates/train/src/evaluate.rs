@@ -55,6 +55,30 @@ pub fn target_log_probs<B: FusedOps>(
     (chars, log_probs)
 }
 
+/// Runs `f(targets, probabilities)` on the chunks of `tokens`: the characters to predict, in
+/// [`target_log_probs`]'s order, and `model`'s next-character distribution for each (row-major,
+/// a row of the vocabulary's size per character). What a distillation teacher is read by.
+pub(crate) fn for_each_distribution<B: FusedOps>(
+    model: &Model<B>,
+    tokens: &Tokens,
+    device: &B::Device,
+    mut f: impl FnMut(&[u32], &[f32]),
+) {
+    for_each_chunk(model, tokens, device, |logits, targets, _| {
+        let probs = burn::tensor::activation::softmax(logits, 1)
+            .into_data()
+            .convert::<f32>();
+        let targets: Vec<u32> = targets
+            .into_data()
+            .convert::<i64>()
+            .iter::<i64>()
+            .map(|c| c as u32)
+            .collect();
+        let probs: Vec<f32> = probs.iter::<f32>().collect();
+        f(&targets, &probs);
+    });
+}
+
 /// Runs `f(logits, targets, rows)` on the chunks of `tokens`: each character to predict once,
 /// in order, as `evaluate` counts them.
 fn for_each_chunk<B: FusedOps>(

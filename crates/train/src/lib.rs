@@ -32,6 +32,7 @@
 pub mod bench;
 mod checkpoint;
 mod config;
+mod distill;
 #[cfg(test)]
 mod doc_tables;
 mod ema;
@@ -63,6 +64,7 @@ pub use checkpoint::{
     JOURNAL_FILE, METRICS_FILE, MODEL_FILE, OPTIMIZER_FILE, STATE_FILE, VOCAB_FILE,
 };
 pub use config::{EmaConfig, OptimizerKind, TrainingConfig};
+pub use distill::{absolute_teacher, DistillConfig};
 pub use ensemble::{score_ensemble, EnsembleLoss, EnsembleSpec, MemberSpec};
 pub use error::TrainError;
 pub use evaluate::{evaluate, evaluate_split, target_log_probs};

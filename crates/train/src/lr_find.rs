@@ -5,6 +5,7 @@ use makemore_data::MinibatchSampler;
 use makemore_model::FusedAutodiff;
 use serde::Serialize;
 
+use crate::distill::TeacherTargets;
 use crate::optimizer::TrainOptimizer;
 use crate::step::{train_step, StepBuffers, StepExamples, StepSettings};
 use crate::trainer::sized_config;
@@ -45,7 +46,13 @@ pub fn lr_find<B: FusedAutodiff>(
         ));
     }
     let sampler = MinibatchSampler::new(config.batch_seed);
-    let train = StepExamples::<B>::new(&data.train, device);
+    // A distilled config's steps read its teacher's targets, as in a run.
+    let teacher = config
+        .distill
+        .as_ref()
+        .map(|d| TeacherTargets::compute::<B::InnerBackend>(d, data, &config, device))
+        .transpose()?;
+    let train = StepExamples::<B>::new(&data.train, device).taught(teacher.as_ref());
     let mut model = config.model.init::<B>(device);
     let mut optim = TrainOptimizer::new(config.optimizer);
     let mut bufs = StepBuffers::default();

@@ -4,7 +4,7 @@
 use makemore_data::SplitRatios;
 use makemore_model::{InitScheme, Kernels, ModelKind, NormKind};
 
-use crate::{EmaConfig, LrSchedule, OptimizerKind, TrainError, TrainingConfig};
+use crate::{DistillConfig, EmaConfig, LrSchedule, OptimizerKind, TrainError, TrainingConfig};
 
 /// A learning-rate schedule's kind, without its rates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +114,10 @@ pub struct TrainingOverrides {
     pub ema: Option<f64>,
     /// With `keep_best`, keep the averaged weights in `best/` when theirs is the best dev loss.
     pub ema_best: Option<bool>,
+    /// The distillation teacher: a checkpoint directory or an ensemble file.
+    pub distill: Option<std::path::PathBuf>,
+    /// The teacher's share of each target (default 0.5 for a new teacher).
+    pub distill_weight: Option<f64>,
     /// Seed of the minibatch sampler.
     pub batch_seed: Option<u64>,
     /// Train, dev and test fractions.
@@ -256,6 +260,23 @@ impl TrainingOverrides {
                     ))
                 }
                 None => {}
+            }
+        }
+        if let Some(teacher) = &self.distill {
+            let weight = config.distill.as_ref().map_or(0.5, |d| d.weight);
+            config.distill = Some(DistillConfig {
+                teacher: teacher.clone(),
+                weight,
+            });
+        }
+        if let Some(weight) = self.distill_weight {
+            match &mut config.distill {
+                Some(d) => d.weight = weight,
+                None => {
+                    return Err(TrainError::Config(
+                        "distill_weight needs a teacher (--distill PATH)".into(),
+                    ))
+                }
             }
         }
         Ok(())

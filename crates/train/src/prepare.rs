@@ -78,13 +78,7 @@ pub fn prepare_with_vocab(
         &format!("the context windows of block size {block}"),
     )?;
     let split = Split::new(words, config.split_seed, config.split)?;
-    let tokens = |words: &[String]| -> Result<Tokens, TrainError> {
-        Ok(if sequence {
-            Tokens::Sequences(Sequences::from_words(words, &vocab, block)?)
-        } else {
-            Tokens::Windows(Examples::from_words(words, &vocab, block)?)
-        })
-    };
+    let tokens = |words: &[String]| tokens_for(words, sequence, block, &vocab);
     Ok(PreparedData {
         train: tokens(&split.train)?,
         dev: tokens(&split.dev)?,
@@ -93,6 +87,31 @@ pub fn prepare_with_vocab(
         split,
         corpus_sha256,
     })
+}
+
+/// `words` as a model reads them: sequences of `block` positions, or windows of `block`
+/// characters of context.
+fn tokens_for(
+    words: &[String],
+    sequence: bool,
+    block: usize,
+    vocab: &Vocab,
+) -> Result<Tokens, TrainError> {
+    Ok(if sequence {
+        Tokens::Sequences(Sequences::from_words(words, vocab, block)?)
+    } else {
+        Tokens::Windows(Examples::from_words(words, vocab, block)?)
+    })
+}
+
+/// `words` as the trained model of `model` (its sized config: a sequence model's
+/// positions filled in) reads them.
+pub(crate) fn tokens_of(
+    words: &[String],
+    model: &makemore_model::ModelConfig,
+    vocab: &Vocab,
+) -> Result<Tokens, TrainError> {
+    tokens_for(words, model.kind.is_sequence(), model.block_size, vocab)
 }
 
 /// The SHA-256 of a corpus's words, each followed by a newline, in hex: what a checkpoint's

@@ -3,9 +3,11 @@
 
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
 use makemore_data::{ContextBatch, ContextBatcher, MinibatchSampler, Tokens, MASKED};
 use makemore_model::{DropoutStep, FusedAutodiff, FusedOps, Model};
 
+use crate::distill::TeacherTargets;
 use crate::optimizer::TrainOptimizer;
 use crate::{TrainError, TrainingConfig};
 
@@ -92,6 +94,8 @@ impl<B: Backend> PendingLosses<B> {
 pub(crate) struct StepExamples<'a, B: Backend> {
     host: &'a Tokens,
     device: Option<(Tensor<B, 2, Int>, Tensor<B, 1, Int>)>,
+    /// With distillation: the teacher's distributions, which each step's targets mix in.
+    teacher: Option<&'a TeacherTargets>,
 }
 
 /// One step's rows: inputs `[rows, row_len]`, the targets that count, and for sequences
@@ -127,7 +131,14 @@ impl<'a, B: FusedOps> StepExamples<'a, B> {
         Self {
             host: tokens,
             device,
+            teacher: None,
         }
+    }
+
+    /// The same split, whose targets mix in `teacher`'s distributions.
+    pub(crate) fn taught(mut self, teacher: Option<&'a TeacherTargets>) -> Self {
+        self.teacher = teacher;
+        self
     }
 
     fn len(&self) -> usize {
@@ -226,6 +237,7 @@ pub(crate) fn train_step<B: FusedAutodiff>(
     let step = settings.step;
     sampler.fill(step, settings.batch_size, train.len(), &mut bufs.idx);
     let batch = train.gather(bufs, device);
+    let soft = train.teacher.map(|t| t.targets::<B>(&bufs.idx, device));
     // Dropout masks depend only on the batch seed and the step: a resume redraws them exactly.
     let dropout = (settings.dropout > 0.0).then(|| DropoutStep {
         p: settings.dropout,
@@ -237,8 +249,26 @@ pub(crate) fn train_step<B: FusedAutodiff>(
         Some(p) => makemore_model::fused::gather_rows(logits, p),
         None => logits,
     };
-    let loss = model.loss(logits, batch.targets);
-    let value = loss.clone().inner();
+    let (loss, value) = match soft {
+        // Cross-entropy against the mixed targets; the value reported is the plain one.
+        Some(soft) => {
+            let [n, _] = soft.dims();
+            let log_probs = log_softmax(logits, 1);
+            let value = log_probs
+                .clone()
+                .inner()
+                .gather(1, batch.targets.inner().reshape([n, 1]))
+                .mean()
+                .neg();
+            let loss = (log_probs * soft).sum().div_scalar(n as f64).neg();
+            (loss, value)
+        }
+        None => {
+            let loss = model.loss(logits, batch.targets);
+            let value = loss.clone().inner();
+            (loss, value)
+        }
+    };
     let grads = GradientsParams::from_grads(loss.backward(), &model);
     (optim.step(settings.lr, model, grads), value)
 }

@@ -10,6 +10,7 @@ use makemore_model::{FusedAutodiff, Model};
 use serde::Serialize;
 
 use crate::checkpoint::{self, Checkpoint, TrainingState, EMA_DIR, METRICS_FILE};
+use crate::distill::TeacherTargets;
 use crate::ema::Ema;
 use crate::optimizer::TrainOptimizer;
 use crate::resume::check_resume;
@@ -31,6 +32,13 @@ pub enum TrainEvent {
         start_step: u64,
         /// Steps in the whole run.
         total_steps: u64,
+    },
+    /// With distillation, after `Start`: the teacher's loss on the training characters.
+    Teacher {
+        /// Mean nats per training character under the teacher.
+        train_loss: f64,
+        /// The teacher's share of each target.
+        weight: f64,
     },
     /// One optimisation step finished.
     Step {
@@ -259,6 +267,20 @@ impl<'a> Trainer<'a> {
                 "training this model",
             )?;
         }
+        let teacher = match &config.distill {
+            Some(d) => Some(TeacherTargets::compute::<B::InnerBackend>(
+                d, self.data, &config, device,
+            )?),
+            None => None,
+        };
+        if let (Some(t), Some(ckpt)) = (&teacher, &resume) {
+            if ckpt.state.teacher_sha256.as_deref() != Some(t.sha256.as_str()) {
+                return Err(TrainError::Resume {
+                    path: ckpt.dir.clone(),
+                    reason: "the teacher predicts differently from when the run began (retrained or reweighted): resuming would not continue the same run".into(),
+                });
+            }
+        }
         lock.claim()?;
         let mut run: Run<'_, B> = match resume {
             Some(ckpt) => {
@@ -268,7 +290,14 @@ impl<'a> Trainer<'a> {
                 }
                 run
             }
-            None => Run::fresh(self.data, &config, self.dir, self.corpus_path, device)?,
+            None => Run::fresh(
+                self.data,
+                &config,
+                self.dir,
+                self.corpus_path,
+                device,
+                teacher.as_ref().map(|t| t.sha256.clone()),
+            )?,
         };
         let never = AtomicBool::new(false);
         let mut ignore = |_: &TrainEvent| {};
@@ -277,7 +306,12 @@ impl<'a> Trainer<'a> {
             None => &mut ignore,
         };
         let until = self.until.unwrap_or(u64::MAX).min(config.steps);
-        let summary = run.go(self.stop.unwrap_or(&never), until, on_event)?;
+        let summary = run.go(
+            self.stop.unwrap_or(&never),
+            until,
+            teacher.as_ref(),
+            on_event,
+        )?;
         Ok(Trained {
             model: run.model.valid(),
             summary,
@@ -332,6 +366,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         dir: &'a Path,
         corpus_path: Option<PathBuf>,
         device: &'a B::Device,
+        teacher_sha256: Option<String>,
     ) -> Result<Self, TrainError> {
         checkpoint::write_run_files(dir, config, &data.vocab)?;
         if config.ema.is_some() {
@@ -365,6 +400,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
                 corpus_path,
                 config: Some(started_config),
                 best: None,
+                teacher_sha256,
             },
         };
         run.save()?;
@@ -520,6 +556,7 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
         &mut self,
         stop: &AtomicBool,
         until: u64,
+        teacher: Option<&TeacherTargets>,
         on_event: &mut dyn FnMut(&TrainEvent),
     ) -> Result<TrainSummary, TrainError> {
         let config = self.config;
@@ -529,8 +566,14 @@ impl<'a, B: FusedAutodiff> Run<'a, B> {
             start_step: self.state.step,
             total_steps: config.steps,
         });
+        if let (Some(t), Some(d)) = (teacher, &config.distill) {
+            on_event(&TrainEvent::Teacher {
+                train_loss: t.train_loss(),
+                weight: d.weight,
+            });
+        }
         let sampler = MinibatchSampler::new(config.batch_seed);
-        let train = StepExamples::<B>::new(&self.data.train, self.device);
+        let train = StepExamples::<B>::new(&self.data.train, self.device).taught(teacher);
         let mut bufs = StepBuffers::default();
         let mut polling = Polling::default();
         let mut pending = PendingLosses::default();

@@ -27,6 +27,16 @@ pub struct RunFlags {
     /// lowest so far (instead of the live weights).
     #[arg(long, help_heading = "Training")]
     pub ema_best: Option<bool>,
+    /// Distillation: train toward the next-character distributions of this teacher, a
+    /// checkpoint directory or an ensemble file (as `eval --ensemble` reads), trained on the
+    /// same corpus and split. Each target becomes W · the teacher's distribution + (1 − W) ·
+    /// the true character (W: --distill-weight, 0.5 unless set); progress and metrics.csv
+    /// still report the plain loss.
+    #[arg(long, value_name = "PATH", help_heading = "Training")]
+    pub distill: Option<std::path::PathBuf>,
+    /// The teacher's share W of each distillation target, in (0, 1].
+    #[arg(long, value_name = "W", help_heading = "Training")]
+    pub distill_weight: Option<f64>,
     /// Seed of the minibatch sampler.
     #[arg(long, help_heading = "Training")]
     pub batch_seed: Option<u64>,
@@ -66,6 +76,8 @@ impl RunFlags {
         o.keep_best = self.keep_best;
         o.ema = self.ema;
         o.ema_best = self.ema_best;
+        o.distill = self.distill.clone();
+        o.distill_weight = self.distill_weight;
         o.batch_seed = self.batch_seed;
         o.split_seed = self.split_seed;
         o.eval_every = self.eval_every;

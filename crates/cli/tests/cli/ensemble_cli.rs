@@ -132,3 +132,83 @@ fn train_with_ema_keeps_an_average_that_eval_reads() {
         .unwrap();
     assert_clean_error(&out, "ema_best needs");
 }
+
+#[test]
+fn train_distils_from_an_ensemble_file_and_resumes_from_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    trained(&dir.path().join("mlp"), &[]);
+    trained(
+        &dir.path().join("gru"),
+        &["--model", "gru", "--n-embd", "16"],
+    );
+    std::fs::write(
+        dir.path().join("teachers.json"),
+        r#"{"members": [{"checkpoint": "mlp"}, {"checkpoint": "gru", "weight": 2}]}"#,
+    )
+    .unwrap();
+    let teacher = eval_json(&["--ensemble", path(&dir.path().join("teachers.json"))]);
+    assert!(teacher["dev"]["loss"].as_f64().unwrap().is_finite());
+    // A relative teacher path, from the run's working directory.
+    let student = |extra: &[&str]| {
+        makemore()
+            .current_dir(dir.path())
+            .args([
+                "train", "--out", "student", "--model", "gru", "--n-embd", "16",
+            ])
+            .args(["--steps", "40", "--batch-size", "16", "--samples", "0"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = student(&[
+        "--distill",
+        "teachers.json",
+        "--distill-weight",
+        "0.7",
+        "--until",
+        "20",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("distilling from"), "{stderr}");
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("student/config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["distill"]["weight"], 0.7);
+    let recorded = Path::new(config["distill"]["teacher"].as_str().unwrap());
+    assert!(recorded.is_absolute(), "{recorded:?}");
+    // Resumed from another directory, the run finds its teacher by the recorded path.
+    let out = makemore()
+        .current_dir("/")
+        .args(["train", "--samples", "0", "--resume"])
+        .arg(dir.path().join("student"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A missing teacher, a weight without a teacher, and a weight outside (0, 1] are refused
+    // before --out is made.
+    let refused = |extra: &[&str], needle: &str| {
+        let _ = std::fs::remove_dir_all(dir.path().join("student"));
+        let out = student(extra);
+        assert_clean_error(&out, needle);
+        assert!(!dir.path().join("student").exists(), "{needle}");
+    };
+    refused(
+        &["--distill", "nowhere.json"],
+        "cannot use the distillation teacher",
+    );
+    refused(
+        &["--distill-weight", "0.5"],
+        "distill_weight needs a teacher",
+    );
+    refused(
+        &["--distill", "teachers.json", "--distill-weight", "1.5"],
+        "distill weight must be in (0, 1]",
+    );
+}

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
 mod commit_protocol;
+mod distill;
 mod ema;
 mod fuzz_loaders;
 mod resume;

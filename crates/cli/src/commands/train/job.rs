@@ -59,7 +59,8 @@ impl WithBackend for TrainJob {
         let signals = makemore_io::StopSignal::install()?;
         let start = resume.as_ref().map_or(0, |c| c.state.step);
         let bar = progress::steps_bar(config.steps, start, args.quiet || args.json);
-        let mut on_event = |e: &TrainEvent| match e {
+        let mut on_event = |e: &TrainEvent| {
+            match e {
             // After the trainer's checks of the data, config and checkpoint: a refused run
             // prints only its error.
             TrainEvent::Start { params, .. } if !args.json => bar.suspend(|| {
@@ -82,6 +83,15 @@ impl WithBackend for TrainJob {
                     dir.display()
                 )
             }),
+            TrainEvent::Teacher { train_loss, weight } if !args.json => bar.suspend(|| {
+                eprintln!(
+                    "distilling from {} (its loss on the training words {train_loss:.4}; weight {weight})",
+                    config
+                        .distill
+                        .as_ref()
+                        .map_or(String::new(), |d| d.teacher.display().to_string())
+                )
+            }),
             TrainEvent::Step { step, loss, .. } if step.is_multiple_of(100) => {
                 bar.set_position(*step);
                 bar.set_message(format!("loss {loss:.4}"));
@@ -95,6 +105,7 @@ impl WithBackend for TrainJob {
                 None => format!("step {step:>7}  dev loss {dev_loss:.4}"),
             }),
             _ => {}
+        }
         };
         let mut trainer = Trainer::new(&data, &config, &dir)
             .lock(lock)

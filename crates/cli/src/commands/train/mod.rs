@@ -81,6 +81,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 probe.model.block_size = 2;
             }
             probe.validate()?;
+            // The teacher is read again at every resume, perhaps from another directory.
+            if let Some(d) = &mut config.distill {
+                d.teacher = makemore_train::absolute_teacher(&d.teacher);
+                d.teacher_spec()
+                    .and_then(|spec| spec.open())
+                    .context("cannot use the distillation teacher")?;
+            }
             if args.print_config {
                 // vocab_size is a placeholder here: a run fills it in from its corpus.
                 println!("{}", config.to_json());
