@@ -88,17 +88,8 @@ impl TeacherTargets {
     ) -> Result<Self, TrainError> {
         let members = distill.teacher_spec()?.open()?;
         let (first, _) = &members[0];
-        let differs = if first.vocab != data.vocab {
-            Some("vocabulary")
-        } else if first.config.split != student.split
-            || first.config.split_seed != student.split_seed
-        {
-            Some("split")
-        } else if first.state.corpus_sha256 != data.corpus_sha256 {
-            Some("corpus")
-        } else {
-            None
-        };
+        let differs =
+            crate::ensemble::first_difference(first, &data.vocab, student, &data.corpus_sha256);
         if let Some(what) = differs {
             return Err(TrainError::Config(format!(
                 "the teacher {} was trained with a different {what} from this run's: it may have seen this run's dev words",

@@ -103,17 +103,8 @@ impl EnsembleSpec {
             .collect::<Result<Vec<_>, TrainError>>()?;
         let (first, _) = &members[0];
         for (c, _) in &members[1..] {
-            let differs = if c.vocab != first.vocab {
-                Some("vocabulary")
-            } else if c.config.split != first.config.split
-                || c.config.split_seed != first.config.split_seed
-            {
-                Some("split")
-            } else if c.state.corpus_sha256 != first.state.corpus_sha256 {
-                Some("corpus")
-            } else {
-                None
-            };
+            let differs =
+                first_difference(c, &first.vocab, &first.config, &first.state.corpus_sha256);
             if let Some(what) = differs {
                 return Err(TrainError::Ensemble(format!(
                     "{} and {} were trained with a different {what}: their losses are not over the same characters",
@@ -123,6 +114,26 @@ impl EnsembleSpec {
             }
         }
         Ok(members)
+    }
+}
+
+/// What keeps checkpoint `c` from predicting the characters of a run with `vocab`, `config`'s
+/// split and the corpus `corpus_sha256`: the first of the vocabulary, the split and the corpus
+/// that differs, or `None`.
+pub(crate) fn first_difference(
+    c: &Checkpoint,
+    vocab: &makemore_vocab::Vocab,
+    config: &crate::TrainingConfig,
+    corpus_sha256: &str,
+) -> Option<&'static str> {
+    if c.vocab != *vocab {
+        Some("vocabulary")
+    } else if c.config.split != config.split || c.config.split_seed != config.split_seed {
+        Some("split")
+    } else if c.state.corpus_sha256 != corpus_sha256 {
+        Some("corpus")
+    } else {
+        None
     }
 }
 

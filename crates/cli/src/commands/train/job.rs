@@ -120,6 +120,17 @@ impl WithBackend for TrainJob {
         if let Some(path) = &data_path {
             trainer = trainer.corpus_path(path);
         }
+        if let Some(d) = config
+            .distill
+            .as_ref()
+            .filter(|_| !(args.quiet || args.json))
+        {
+            // Scored before the first step: seconds per member on the CPU.
+            eprintln!(
+                "scoring the teacher {} on the training words",
+                d.teacher.display()
+            );
+        }
         let trained = trainer.fit::<B>(&device);
         bar.finish_and_clear();
         let Trained { model, summary } = trained?;
