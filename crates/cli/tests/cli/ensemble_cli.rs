@@ -191,6 +191,30 @@ fn train_distils_from_an_ensemble_file_and_resumes_from_elsewhere() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A resume whose teacher is gone says so.
+    let out = student(&["--distill", "teachers.json", "--until", "10", "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::rename(
+        dir.path().join("teachers.json"),
+        dir.path().join("moved.json"),
+    )
+    .unwrap();
+    let out = makemore()
+        .args(["train", "--samples", "0", "--resume"])
+        .arg(dir.path().join("student"))
+        .output()
+        .unwrap();
+    assert_clean_error(&out, "a teacher that cannot be read");
+    std::fs::rename(
+        dir.path().join("moved.json"),
+        dir.path().join("teachers.json"),
+    )
+    .unwrap();
+
     // A missing teacher, a weight without a teacher, and a weight outside (0, 1] are refused
     // before --out is made.
     let refused = |extra: &[&str], needle: &str| {

@@ -68,6 +68,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 bail!("--resume continues a run with its own config.json; leave out the training flags (or start a new run with --config {}/config.json)", dir.display());
             }
             let (ckpt, lock) = Checkpoint::open_to_resume(dir).context("cannot resume")?;
+            if let Some(d) = &ckpt.config.distill {
+                d.teacher_spec()
+                    .and_then(|spec| spec.open())
+                    .context("cannot resume: the run distils from a teacher that cannot be read")?;
+            }
             (ckpt.config.clone(), dir.clone(), Some(ckpt), lock)
         }
         None => {
