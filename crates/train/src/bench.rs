@@ -42,11 +42,7 @@ pub fn time_training<B: FusedAutodiff>(
     let config = sized_config(config, data)?;
     crate::check_data_fits(&config, data)?;
     // A distilled config's steps read its teacher's targets, as in a run.
-    let teacher = config
-        .distill
-        .as_ref()
-        .map(|d| TeacherTargets::compute::<B::InnerBackend>(d, data, &config, device))
-        .transpose()?;
+    let teacher = TeacherTargets::of_config::<B::InnerBackend>(&config, data, device)?;
     let sampler = MinibatchSampler::new(config.batch_seed);
     let mut model = config.model.init::<B>(device);
     let mut optim = TrainOptimizer::new(config.optimizer);

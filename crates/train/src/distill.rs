@@ -78,9 +78,23 @@ pub(crate) struct TeacherTargets {
 }
 
 impl TeacherTargets {
+    /// The teacher of `config` (the run's sized config) scored on `data`'s training split, if
+    /// the config distils: what a run, `lr_find` and the step timing read.
+    pub(crate) fn of_config<B: FusedOps>(
+        config: &TrainingConfig,
+        data: &PreparedData,
+        device: &B::Device,
+    ) -> Result<Option<Self>, TrainError> {
+        config
+            .distill
+            .as_ref()
+            .map(|d| Self::compute::<B>(d, data, config, device))
+            .transpose()
+    }
+
     /// Scores the teacher of `distill` on `data`'s training split, which `student` (the
     /// run's sized config) trains on.
-    pub(crate) fn compute<B: FusedOps>(
+    fn compute<B: FusedOps>(
         distill: &DistillConfig,
         data: &PreparedData,
         student: &TrainingConfig,

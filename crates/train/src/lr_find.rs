@@ -47,11 +47,7 @@ pub fn lr_find<B: FusedAutodiff>(
     }
     let sampler = MinibatchSampler::new(config.batch_seed);
     // A distilled config's steps read its teacher's targets, as in a run.
-    let teacher = config
-        .distill
-        .as_ref()
-        .map(|d| TeacherTargets::compute::<B::InnerBackend>(d, data, &config, device))
-        .transpose()?;
+    let teacher = TeacherTargets::of_config::<B::InnerBackend>(&config, data, device)?;
     let train = StepExamples::<B>::new(&data.train, device).taught(teacher.as_ref());
     let mut model = config.model.init::<B>(device);
     let mut optim = TrainOptimizer::new(config.optimizer);

@@ -267,12 +267,7 @@ impl<'a> Trainer<'a> {
                 "training this model",
             )?;
         }
-        let teacher = match &config.distill {
-            Some(d) => Some(TeacherTargets::compute::<B::InnerBackend>(
-                d, self.data, &config, device,
-            )?),
-            None => None,
-        };
+        let teacher = TeacherTargets::of_config::<B::InnerBackend>(&config, self.data, device)?;
         if let (Some(t), Some(ckpt)) = (&teacher, &resume) {
             if ckpt.state.teacher_sha256.as_deref() != Some(t.sha256.as_str()) {
                 return Err(TrainError::Resume {

@@ -150,15 +150,14 @@ fn train_distils_from_an_ensemble_file_and_resumes_from_elsewhere() {
     assert!(teacher["dev"]["loss"].as_f64().unwrap().is_finite());
     // A relative teacher path, from the run's working directory.
     let student = |extra: &[&str]| {
-        makemore()
-            .current_dir(dir.path())
+        let mut cmd = makemore();
+        cmd.current_dir(dir.path())
             .args([
                 "train", "--out", "student", "--model", "gru", "--n-embd", "16",
             ])
             .args(["--steps", "40", "--batch-size", "16", "--samples", "0"])
-            .args(extra)
-            .output()
-            .unwrap()
+            .args(extra);
+        cmd
     };
     let out = student(&[
         "--distill",
@@ -167,7 +166,9 @@ fn train_distils_from_an_ensemble_file_and_resumes_from_elsewhere() {
         "0.7",
         "--until",
         "20",
-    ]);
+    ])
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("distilling from"), "{stderr}");
@@ -179,25 +180,21 @@ fn train_distils_from_an_ensemble_file_and_resumes_from_elsewhere() {
     let recorded = Path::new(config["distill"]["teacher"].as_str().unwrap());
     assert!(recorded.is_absolute(), "{recorded:?}");
     // Resumed from another directory, the run finds its teacher by the recorded path.
-    let out = makemore()
-        .current_dir("/")
-        .args(["train", "--samples", "0", "--resume"])
-        .arg(dir.path().join("student"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        makemore()
+            .current_dir("/")
+            .args(["train", "--samples", "0", "--resume"])
+            .arg(dir.path().join("student")),
     );
 
     // A resume whose teacher is gone says so.
-    let out = student(&["--distill", "teachers.json", "--until", "10", "--force"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&mut student(&[
+        "--distill",
+        "teachers.json",
+        "--until",
+        "10",
+        "--force",
+    ]));
     std::fs::rename(
         dir.path().join("teachers.json"),
         dir.path().join("moved.json"),
@@ -219,7 +216,7 @@ fn train_distils_from_an_ensemble_file_and_resumes_from_elsewhere() {
     // before --out is made.
     let refused = |extra: &[&str], needle: &str| {
         let _ = std::fs::remove_dir_all(dir.path().join("student"));
-        let out = student(extra);
+        let out = student(extra).output().unwrap();
         assert_clean_error(&out, needle);
         assert!(!dir.path().join("student").exists(), "{needle}");
     };
